@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make run` (the app on the example workspace) and `make test`.
+# Each one creates or updates the virtual environment itself.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q
+WORKSPACE := examples/workspace
+TINY := $(WORKSPACE)/models/tiny
+# The CPU build of torch; set TORCH=torch for the default (CUDA) build on a GPU box.
+TORCH ?= torch==2.13.0
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: run test lint bench venv sysdeps
+
+run: venv $(TINY)/config.json
+	$(VENV)/bin/tunedeck tui $(WORKSPACE)/data
+
+test: venv sysdeps
+	$(VENV)/bin/pytest
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench themes
+	$(VENV)/bin/ruff format --check src tests bench themes
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "$(TORCH)"
+	$(PIP) install -e '.[train,dev]'
+	touch $@
+
+# openssh-server and tmux: the SSH-backend and terminal end-to-end tests use real ones.
+sysdeps:
+	@if ! test -x /usr/sbin/sshd || ! command -v tmux >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client tmux; \
+	fi
+
+$(TINY)/config.json: venv
+	$(VENV)/bin/tunedeck demo model $(TINY)

@@ -1,0 +1,5 @@
+import sys
+
+from tunedeck.tui.cli import main
+
+sys.exit(main())
