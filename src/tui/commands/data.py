@@ -1,7 +1,364 @@
-"""`tunedeck data ...` commands."""
+"""`tunedeck data validate|show|stats`: check a dataset_info.json and look at its rows."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated, Any
 
-app = typer.Typer(help="data commands", no_args_is_help=True)
+import typer
+from tunedeck.core.errors import DatasetError, UsageError
+
+app = typer.Typer(
+    help="Validate, inspect and summarise LLaMA-Factory datasets.", no_args_is_help=True
+)
+
+# Progress bars appear only for files at least this big, and only on a terminal.
+PROGRESS_MIN_BYTES = 32 << 20
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "remote": "cyan"}
+ROLE_STYLE = {
+    "system": "magenta",
+    "user": "bold blue",
+    "assistant": "bold green",
+    "observation": "yellow",
+    "function": "cyan",
+}
+
+
+@app.command("validate")
+def validate_command(
+    path: Annotated[Path, typer.Argument(help="A data directory or its dataset_info.json.")] = Path(
+        "data"
+    ),
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "-d", help="Only this entry (repeatable).", show_default=False),
+    ] = None,
+    max_issues: Annotated[
+        int, typer.Option("--max-issues", min=0, help="Issues kept per dataset.")
+    ] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Check every entry and every row; exit 0 when clean, 1 on errors, 2 on usage problems."""
+    from tunedeck.core.datasets import validate
+
+    _require_path(path)
+    with _ProgressReporter(enabled=not as_json) as reporter:
+        try:
+            report = validate(path, dataset or None, max_issues, reporter.update)
+        except DatasetError as error:
+            raise UsageError(error.message, location=error.location, hint=error.hint) from None
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json(report.to_dict())
+    else:
+        _print_report(report, show_remote=bool(dataset))
+    raise typer.Exit(1 if report.has_errors else 0)
+
+
+@app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="The dataset entry's name.")],
+    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    index: Annotated[int, typer.Option("--index", "-i", help="0-based row index.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Print one row as the model will see it: system, tools, turns, answer, media."""
+    from tunedeck.core.datasets import get_row
+
+    spec, directory = _spec(name, data_dir)
+    view = get_row(spec, directory, index)
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json(
+            {
+                "name": name,
+                "index": view.index,
+                "file": view.file,
+                "row": view.row,
+                "line": view.line,
+                "raw": view.raw,
+                "conversation": _conversation_dict(view.conversation),
+                "issues": [issue.to_dict() for issue in view.issues],
+            }
+        )
+        raise typer.Exit(0 if view.conversation is not None else 1)
+    _print_row(name, view)
+    raise typer.Exit(0 if view.conversation is not None else 1)
+
+
+@app.command("stats")
+def stats_command(
+    name: Annotated[str, typer.Argument(help="The dataset entry's name.")],
+    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Rows, rows with issues, roles, prompt/response lengths and media counts."""
+    from tunedeck.core.datasets import dataset_stats
+
+    spec, directory = _spec(name, data_dir)
+    stats = dataset_stats(spec, directory)
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json(stats.to_dict())
+        return
+    _print_stats(stats)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _require_path(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(
+            f"{path} does not exist",
+            hint="pass a data directory holding dataset_info.json (default: ./data)",
+        )
+    if path.is_dir() and not (path / "dataset_info.json").is_file():
+        raise UsageError(
+            f"{path} holds no dataset_info.json",
+            hint="pass a data directory holding dataset_info.json, or the file itself",
+        )
+
+
+def _spec(name: str, data_dir: Path) -> tuple[Any, Path]:
+    from tunedeck.core.datasets import load_dataset_info
+
+    _require_path(data_dir)
+    info = load_dataset_info(data_dir)
+    spec = info.get(name)
+    if not spec.is_local:
+        raise DatasetError(
+            f"'{name}' is a remote dataset ({spec.load_from}: {spec.source}); "
+            "only local files can be read offline"
+        )
+    return spec, info.data_dir
+
+
+def _print_report(report: Any, show_remote: bool) -> None:
+    from rich.table import Table
+    from rich.text import Text
+    from tunedeck.tui.console import out
+
+    table = Table(title=f"datasets in {report.path}", title_justify="left", expand=False)
+    for column, justify in (
+        ("dataset", "left"),
+        ("status", "left"),
+        ("kind", "left"),
+        ("format", "left"),
+        ("rows", "right"),
+        ("issues", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    remote = []
+    for entry in report.datasets:
+        if entry.status == "remote" and not show_remote:
+            remote.append(entry.name)
+            continue
+        table.add_row(
+            entry.name,
+            Text(entry.status, style=STATUS_STYLE[entry.status]),
+            entry.kind,
+            entry.formatting,
+            "-" if entry.rows is None else f"{entry.rows:,}",
+            str(entry.issue_count) if entry.issue_count else "",
+        )
+    for issue in report.issues:
+        out.print(Text.assemble(("error ", "bold red"), f"{issue.where}: {issue.message}"))
+    if table.row_count:
+        out.print(table)
+    for entry in report.datasets:
+        if not entry.issues:
+            continue
+        out.print(Text(f"{entry.name}:", style="bold"))
+        for issue in entry.issues:
+            style = "bold red" if issue.severity == "error" else "yellow"
+            out.print(
+                Text.assemble(
+                    ("  " + issue.severity.ljust(8), style),
+                    (issue.code.ljust(22), "dim"),
+                    f"{issue.where}: " if issue.where else "",
+                    issue.message,
+                ),
+                soft_wrap=True,
+            )
+        hidden = entry.issue_count - len(entry.issues)
+        if hidden > 0:
+            out.print(Text(f"  ... and {hidden:,} more (raise --max-issues)", style="dim"))
+    if remote:
+        shown = ", ".join(remote[:6]) + (", ..." if len(remote) > 6 else "")
+        out.print(
+            Text(
+                f"{len(remote)} remote entries (hub/script/cloud) not checked offline: {shown}",
+                style="cyan",
+            ),
+            soft_wrap=True,
+        )
+    summary = report.summary
+    verdict = ("errors found", "bold red") if report.has_errors else ("no errors", "bold green")
+    out.print(
+        Text.assemble(
+            verdict,
+            f" - {summary['ok']} ok, {summary['warning']} with warnings, "
+            f"{summary['error']} with errors, {summary['remote']} remote; "
+            f"{summary['rows']:,} rows read",
+        )
+    )
+
+
+def _conversation_dict(conversation: Any) -> dict[str, Any] | None:
+    if conversation is None:
+        return None
+    return {
+        "system": conversation.system,
+        "tools": conversation.tools,
+        "prompt": [{"role": m.role.value, "content": m.content} for m in conversation.prompt],
+        "response": [{"role": m.role.value, "content": m.content} for m in conversation.response],
+        "images": list(conversation.images),
+        "videos": list(conversation.videos),
+        "audios": list(conversation.audios),
+        "kto_tag": conversation.kto_tag,
+    }
+
+
+def _print_row(name: str, view: Any) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+    from tunedeck.tui.console import out
+
+    where = f"{view.file}, row {view.row}" + (f", line {view.line}" if view.line else "")
+    out.print(Text.assemble((f"{name} #{view.index}", "bold"), ("  " + where, "dim")))
+    conversation = view.conversation
+    if conversation is not None:
+        if conversation.system:
+            out.print(
+                Panel(
+                    Text(conversation.system),
+                    title="system",
+                    title_align="left",
+                    border_style=ROLE_STYLE["system"],
+                )
+            )
+        if conversation.tools:
+            out.print(
+                Panel(
+                    Text(conversation.tools), title="tools", title_align="left", border_style="cyan"
+                )
+            )
+        for message in conversation.prompt:
+            role = message.role.value
+            out.print(
+                Panel(
+                    Text(message.content),
+                    title=role,
+                    title_align="left",
+                    border_style=ROLE_STYLE.get(role, "white"),
+                )
+            )
+        labels = _response_labels(conversation)
+        for label, message in zip(labels, conversation.response, strict=False):
+            if label == "-":
+                continue
+            out.print(
+                Panel(
+                    Text(message.content or "(empty)"),
+                    title=label,
+                    title_align="left",
+                    border_style=ROLE_STYLE.get(message.role.value, "green"),
+                )
+            )
+        for kind in ("images", "videos", "audios"):
+            for path in getattr(conversation, kind):
+                out.print(Text(f"{kind[:-1]}: {path}", style="dim"))
+    for issue in view.issues:
+        style = "bold red" if issue.severity == "error" else "yellow"
+        out.print(
+            Text.assemble((f"{issue.severity} ", style), (f"{issue.code}: ", "dim"), issue.message)
+        )
+
+
+def _response_labels(conversation: Any) -> list[str]:
+    count = len(conversation.response)
+    if conversation.kto_tag is not None:
+        return (
+            ["answer (desirable)", "-"] if conversation.kto_tag else ["-", "answer (undesirable)"]
+        )
+    if count == 2:
+        return ["chosen", "rejected"]
+    return ["answer"] * count
+
+
+def _print_stats(stats: Any) -> None:
+    from rich.table import Table
+    from tunedeck.tui.console import out
+
+    table = Table(
+        title=f"{stats.name} ({stats.kind}, {stats.formatting})",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("rows", f"{stats.rows:,}")
+    table.add_row("rows with issues", f"{stats.rows_with_issues:,}")
+    table.add_row("roles", ", ".join(f"{role} {count:,}" for role, count in stats.roles.items()))
+    for label, summary in (
+        ("prompt chars", stats.prompt_chars),
+        ("response chars", stats.response_chars),
+        ("turns", stats.turns),
+    ):
+        table.add_row(
+            label,
+            f"min {summary.min:,}  median {summary.median:,}  p95 {summary.p95:,}  "
+            f"max {summary.max:,}",
+        )
+    table.add_row("with system / tools", f"{stats.with_system:,} / {stats.with_tools:,}")
+    if stats.images or stats.videos or stats.audios:
+        table.add_row(
+            "media",
+            f"{stats.images} images, {stats.videos} videos, {stats.audios} audios "
+            f"in {stats.rows_with_media} rows",
+        )
+    out.print(table)
+
+
+class _ProgressReporter:
+    """A transient progress bar on stderr for big files, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        from tunedeck.tui.console import err
+
+        self.enabled = enabled and err.is_terminal
+        self.progress: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _ProgressReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, dataset: str, file: str, done: int, total: int) -> None:
+        if not self.enabled or total < PROGRESS_MIN_BYTES:
+            return
+        if self.progress is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+            from tunedeck.tui.console import err
+
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                console=err,
+                transient=True,
+            )
+            self.progress.start()
+        task = self.tasks.get(file)
+        if task is None:
+            task = self.tasks[file] = self.progress.add_task(
+                f"{dataset}: {Path(file).name}", total=total
+            )
+        self.progress.update(task, completed=min(done, total))
