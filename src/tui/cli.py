@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
-
 from tunedeck.core import __version__
 from tunedeck.core.errors import TunedeckError
 from tunedeck.tui.commands import config, data, demo, hosts, jobs, preview, train, tui
 from tunedeck.tui.console import print_error
+
+try:  # typer vendors its own click; its exceptions are the ones raised
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer uses the click package
+    from click import ClickException
 
 app = typer.Typer(
     name="tunedeck",
@@ -55,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     except TunedeckError as err:
         print_error(err)
         return err.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print_error(TunedeckError("aborted"))
         return 130
-    except click.ClickException as err:
+    except ClickException as err:
         err.show()
         return 2
     except KeyboardInterrupt:

@@ -1,7 +1,108 @@
-"""`tunedeck hosts ...` commands."""
+"""`tunedeck hosts ...`: the remote boxes jobs can run on (hosts.toml)."""
 
 from __future__ import annotations
 
-import typer
+import shlex
+from typing import Annotated
 
-app = typer.Typer(help="hosts commands", no_args_is_help=True)
+import typer
+from tunedeck.core.errors import UsageError
+
+app = typer.Typer(help="Remote hosts for jobs: add, list, check, rm.", invoke_without_command=True)
+
+
+@app.callback()
+def hosts_default(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the hosts as JSON."),
+) -> None:
+    """With no sub-command: the host list."""
+    if ctx.invoked_subcommand is None:
+        list_hosts(as_json=as_json)
+
+
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="A short name to use with --host."),
+    target: str = typer.Argument(..., help="The ssh destination: user@host or an ssh config Host."),
+    workdir: str = typer.Option(None, "--workdir", help="Remote directory jobs run in."),
+    command: str = typer.Option(
+        "tunedeck", "--command", help="How to start tunedeck there, e.g. '/opt/venv/bin/tunedeck'."
+    ),
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE for the remote agent.")
+    ] = None,
+    ssh_option: Annotated[
+        list[str] | None,
+        typer.Option("--ssh-option", help="Extra ssh arguments, e.g. '-p 2222' (repeatable)."),
+    ] = None,
+) -> None:
+    """Add or replace a host in hosts.toml."""
+    from tunedeck.core.jobs.hosts import Host, add_host, hosts_file
+
+    pairs = {}
+    for pair in env or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env takes KEY=VALUE, got '{pair}'")
+        pairs[key] = value
+    options = tuple(part for option in ssh_option or [] for part in shlex.split(option))
+    add_host(Host(name, target, workdir, command, pairs, options))
+    typer.echo(f"added {name} -> {target} in {hosts_file()}")
+
+
+@app.command("list")
+def list_hosts(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Hosts from hosts.toml."""
+    from tunedeck.core.jobs.hosts import hosts_file, load_hosts
+
+    hosts = load_hosts()
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json([h.to_dict() for h in hosts.values()])
+        return
+    if not hosts:
+        typer.echo(f"no hosts in {hosts_file()}: add one with `tunedeck hosts add NAME TARGET`")
+        return
+    for host in hosts.values():
+        typer.echo(f"{host.name:<16} {host.target:<28} {host.workdir or '~'}  ({host.command})")
+
+
+@app.command("check")
+def check(
+    name: str = typer.Argument(..., help="A host name (or an ssh config Host)."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Connect, and report the remote tunedeck version and GPUs."""
+    from tunedeck.core.jobs.ssh import SshBackend
+
+    backend = SshBackend.for_host(name)
+    try:
+        hello = backend.check()
+        gpus = backend.gpus()
+    finally:
+        backend.close()
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json({"host": name, "agent": hello, "gpus": [g.to_dict() for g in gpus]})
+        return
+    typer.echo(f"{name}: reachable, tunedeck {hello['version']} (protocol {hello['protocol']})")
+    typer.echo(f"  host {hello['hostname']}, workdir {hello['workdir']}")
+    if not gpus:
+        typer.echo("  no GPU (nvidia-smi not found or no device)")
+    for gpu in gpus:
+        typer.echo(
+            f"  GPU {gpu.index}: {gpu.name}, {gpu.memory_used_mib}/{gpu.memory_total_mib} MiB,"
+            f" {gpu.utilization_pct}% busy, {len(gpu.processes)} process(es)"
+        )
+
+
+@app.command("rm")
+def rm(name: str = typer.Argument(..., help="The host to forget.")) -> None:
+    """Remove a host from hosts.toml."""
+    from tunedeck.core.jobs.hosts import remove_host
+
+    remove_host(name)
+    typer.echo(f"removed {name}")

@@ -1,0 +1,172 @@
+"""`tunedeck agent`: the LocalBackend of a remote box, spoken as versioned JSON lines.
+
+One request per line in, one response per line out, in order:
+  {"v": 1, "seq": 7, "op": "status", "ids": ["k3f9qa"]}
+  {"v": 1, "seq": 7, "ok": true, "result": {...}}   or   {"v": 1, "seq": 7, "ok": false,
+  "error": {"type": "JobError", "message": "...", "hint": "..."}}
+Log bytes travel base64-encoded. Nothing else is ever written to the protocol stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import platform
+import sys
+import time
+from typing import Any, BinaryIO
+
+import orjson
+from tunedeck.core import __version__
+from tunedeck.core.errors import TunedeckError
+from tunedeck.core.jobs.backend import DEFAULT_GRACE, JobSpec
+from tunedeck.core.jobs.local import LocalBackend
+from tunedeck.core.jobs.model import Job
+from tunedeck.core.locations import state_dir
+
+PROTOCOL = 1
+MAX_LOG_CHUNK = 16 << 20
+WAIT_POLL = 0.01
+
+
+def serve_stdio(workdir: str | None = None) -> int:
+    """Serve requests from stdin to stdout until stdin closes (the ssh channel went away)."""
+    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)  # anything printed by accident goes to stderr, never into the protocol
+    sys.stdout = sys.stderr
+    if workdir:
+        path = os.path.expanduser(workdir)
+        os.makedirs(path, exist_ok=True)
+        os.chdir(path)
+    serve(sys.stdin.buffer, protocol_out)
+    return 0
+
+
+def serve(requests: BinaryIO, responses: BinaryIO, backend: LocalBackend | None = None) -> None:
+    handler = _Handler(backend)
+    for line in iter(requests.readline, b""):
+        if not line.strip():
+            continue
+        responses.write(orjson.dumps(handler.answer(line)) + b"\n")
+        responses.flush()
+
+
+class _Handler:
+    def __init__(self, backend: LocalBackend | None):
+        self._backend = backend
+
+    @property
+    def backend(self) -> LocalBackend:
+        """Opened on first use, so that a broken state dir is reported through the protocol."""
+        if self._backend is None:
+            self._backend = LocalBackend()
+        return self._backend
+
+    def answer(self, line: bytes) -> dict[str, Any]:
+        seq = None
+        try:
+            request = orjson.loads(line)
+            seq = request.get("seq")
+            if request.get("v") != PROTOCOL:
+                return _error(seq, "ProtocolError", f"protocol {request.get('v')} not spoken here")
+            op = getattr(self, "op_" + str(request.get("op")), None)
+            if op is None:
+                return _error(seq, "ProtocolError", f"unknown op {request.get('op')!r}")
+            return {"v": PROTOCOL, "seq": seq, "ok": True, "result": op(request)}
+        except TunedeckError as error:
+            return _error(seq, type(error).__name__, error.message, error.hint)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                return _error(seq, "DiskFull", f"disk full: {error.filename or state_dir()}")
+            return _error(seq, "OSError", str(error))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            return _error(seq, "ProtocolError", f"bad request: {error!r}")
+
+    def op_hello(self, request: dict) -> dict:
+        return {
+            "protocol": PROTOCOL,
+            "version": __version__,
+            "hostname": platform.node(),
+            "python": sys.executable,
+            "workdir": os.getcwd(),
+            "state_dir": str(state_dir()),
+        }
+
+    def op_submit(self, request: dict) -> dict:
+        spec = request["spec"]
+        job = self.backend.submit(
+            JobSpec(
+                argv=tuple(spec["argv"]),
+                name=spec["name"],
+                kind=spec.get("kind", "command"),
+                cwd=spec.get("cwd"),
+                env=dict(spec.get("env") or {}),
+                output_dir=spec.get("output_dir"),
+                config=spec.get("config"),
+                id=spec.get("id"),
+            )
+        )
+        return job.to_dict()
+
+    def op_status(self, request: dict) -> dict:
+        jobs = self.backend.status(list(request["ids"]))
+        found = {j.id for j in jobs}
+        return {
+            "jobs": [j.to_dict() for j in jobs],
+            "missing": [i for i in request["ids"] if i not in found],
+        }
+
+    def op_list(self, request: dict) -> list:
+        return [j.to_dict() for j in self.backend.list()]
+
+    def op_read_log(self, request: dict) -> dict:
+        """Bytes from `offset`; with `wait`, hold the answer up to that long for new bytes."""
+        job = self._job(request)
+        offset = int(request.get("offset", 0))
+        limit = min(int(request.get("limit", MAX_LOG_CHUNK)), MAX_LOG_CHUNK)
+        deadline = time.monotonic() + float(request.get("wait", 0))
+        while True:
+            job = self.backend.refresh(job)
+            final = job.state.is_final  # read before the bytes: no byte after it is missed
+            chunk = self.backend.read_log(job, offset, limit)
+            if chunk.data or chunk.truncated or final or time.monotonic() >= deadline:
+                break
+            time.sleep(WAIT_POLL)
+        return {
+            "data": base64.b64encode(chunk.data).decode("ascii"),
+            "offset": chunk.offset,
+            "next_offset": chunk.next_offset,
+            "size": chunk.size,
+            "truncated": chunk.truncated,
+            "final": final and chunk.next_offset >= chunk.size,
+            "state": job.state.value,
+        }
+
+    def op_tail_offset(self, request: dict) -> int:
+        return self.backend.tail_offset(self._job(request), int(request["lines"]))
+
+    def op_cancel(self, request: dict) -> dict:
+        grace = float(request.get("grace", DEFAULT_GRACE))
+        return self.backend.cancel(self._job(request), grace).to_dict()
+
+    def op_rm(self, request: dict) -> None:
+        self.backend.remove(self._job(request))
+
+    def op_metrics(self, request: dict) -> list:
+        return [p.to_dict() for p in self.backend.metrics(self._job(request))]
+
+    def op_gpus(self, request: dict) -> list:
+        return [g.to_dict() for g in self.backend.gpus()]
+
+    def _job(self, request: dict) -> Job:
+        return self.backend.registry.find(str(request["id"]))
+
+
+def _error(seq, kind: str, message: str, hint: str | None = None) -> dict[str, Any]:
+    return {
+        "v": PROTOCOL,
+        "seq": seq,
+        "ok": False,
+        "error": {"type": kind, "message": message, "hint": hint},
+    }

@@ -1,0 +1,72 @@
+"""What every place that runs jobs offers (this box, an SSH host, later a Slurm cluster)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tunedeck.core.jobs.gpus import Gpu
+from tunedeck.core.jobs.logs import LogChunk
+from tunedeck.core.jobs.metrics import MetricPoint
+from tunedeck.core.jobs.model import Job
+
+DEFAULT_GRACE = 60.0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run: the part of a Job the submitter chooses."""
+
+    argv: tuple[str, ...]
+    name: str
+    kind: str = "command"
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    output_dir: str | None = None
+    config: str | None = None
+    id: str | None = None  # chosen by the caller when a remote side must reuse it
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """How a cancel ended: `signal` is the last one needed (SIGTERM or SIGKILL), None if the
+    job had already finished; `survivors` lists pids still alive afterwards (should be empty)."""
+
+    job: Job
+    signal: str | None
+    survivors: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"job": self.job.to_dict(), "signal": self.signal, "survivors": list(self.survivors)}
+
+
+class Backend(Protocol):
+    """A place that runs jobs. A Slurm backend maps these onto sbatch/squeue/scancel."""
+
+    host: str
+
+    def submit(self, spec: JobSpec) -> Job: ...
+
+    def status(self, ids: list[str]) -> list[Job]: ...
+
+    def list(self) -> list[Job]: ...
+
+    def read_log(self, job: Job, offset: int = 0, limit: int = ...) -> LogChunk: ...
+
+    def tail_offset(self, job: Job, lines: int) -> int: ...
+
+    def follow_log(
+        self, job: Job, offset: int = 0, stop_event: threading.Event | None = None
+    ) -> Iterator[LogChunk]: ...
+
+    def cancel(self, job: Job, grace: float = DEFAULT_GRACE) -> CancelResult: ...
+
+    def remove(self, job: Job) -> None: ...
+
+    def metrics(self, job: Job) -> list[MetricPoint]: ...
+
+    def gpus(self) -> list[Gpu]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,133 @@
+"""Remote hosts from hosts.toml in the config dir; any ssh config host name works as well."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunedeck.core.errors import HostError, Location, UsageError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from tunedeck.core.locations import config_dir, ensure
+
+DEFAULT_COMMAND = "tunedeck"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Host:
+    """An ssh destination and how to run tunedeck there."""
+
+    name: str
+    target: str  # what `ssh` takes: user@host, or a Host from ~/.ssh/config
+    workdir: str | None = None
+    command: str = DEFAULT_COMMAND  # e.g. "/opt/venv/bin/tunedeck" or "python3 -m tunedeck.tui"
+    env: dict[str, str] = field(default_factory=dict)
+    ssh_options: tuple[str, ...] = ()  # extra ssh arguments, e.g. ("-p", "2222")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "target": self.target,
+            "workdir": self.workdir,
+            "command": self.command,
+            "env": dict(self.env),
+            "ssh_options": list(self.ssh_options),
+        }
+
+
+def hosts_file() -> Path:
+    return config_dir() / "hosts.toml"
+
+
+def load_hosts() -> dict[str, Host]:
+    """Hosts declared in hosts.toml, by name (empty when the file does not exist)."""
+    path = hosts_file()
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise HostError(
+            f"hosts.toml is not valid TOML: {error}", location=Location(str(path))
+        ) from None
+    hosts = {}
+    for name, entry in (doc.get("hosts") or {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("target"), str):
+            raise HostError(
+                f"host '{name}' needs a target", location=Location(str(path), column=name)
+            )
+        hosts[name] = Host(
+            name=name,
+            target=entry["target"],
+            workdir=entry.get("workdir"),
+            command=entry.get("command") or DEFAULT_COMMAND,
+            env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
+            ssh_options=tuple(str(o) for o in entry.get("ssh_options") or ()),
+        )
+    return hosts
+
+
+def get_host(name: str) -> Host:
+    """The host called `name` in hosts.toml, else `name` used as an ssh destination as is."""
+    host = load_hosts().get(name)
+    if host is not None:
+        return host
+    if not name or name.startswith("-") or any(c.isspace() for c in name):
+        raise UsageError(f"'{name}' is not a host name", hint="see `tunedeck hosts`")
+    return Host(name=name, target=name)
+
+
+def add_host(host: Host) -> Host:
+    """Add or replace a host in hosts.toml."""
+    if not _NAME.match(host.name) or host.name == "local":
+        raise UsageError(
+            f"'{host.name}' cannot be a host name",
+            hint="use letters, digits, '.', '_' or '-' (and not 'local')",
+        )
+    if not host.target or host.target.startswith("-"):
+        raise UsageError(f"'{host.target}' is not an ssh destination")
+    hosts = load_hosts()
+    hosts[host.name] = host
+    _save(hosts)
+    return host
+
+
+def remove_host(name: str) -> None:
+    hosts = load_hosts()
+    if name not in hosts:
+        raise HostError(f"no host '{name}' in {hosts_file()}")
+    del hosts[name]
+    _save(hosts)
+
+
+def _save(hosts: dict[str, Host]) -> None:
+    lines = ["# tunedeck hosts: `tunedeck hosts add NAME TARGET` writes this file.", ""]
+    for host in hosts.values():
+        lines.append(f"[hosts.{_string(host.name)}]")
+        lines.append(f"target = {_string(host.target)}")
+        if host.workdir:
+            lines.append(f"workdir = {_string(host.workdir)}")
+        lines.append(f"command = {_string(host.command)}")
+        if host.ssh_options:
+            lines.append(f"ssh_options = [{', '.join(_string(o) for o in host.ssh_options)}]")
+        if host.env:
+            pairs = ", ".join(f"{_string(k)} = {_string(v)}" for k, v in host.env.items())
+            lines.append(f"env = {{ {pairs} }}")
+        lines.append("")
+    path = hosts_file()
+    ensure(path.parent)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _string(text: str) -> str:
+    # A JSON string is a valid TOML basic string (same escapes).
+    return json.dumps(text, ensure_ascii=False)

@@ -1,0 +1,161 @@
+"""Training metrics of a job as one series: from trainer_log.jsonl, or HF Trainer stdout lines."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+TAIL_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    step: int
+    loss: float | None = None
+    eval_loss: float | None = None
+    lr: float | None = None
+    epoch: float | None = None
+    throughput: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a job list shows: fraction done (None when unknown) and the last training loss."""
+
+    fraction: float | None
+    last_loss: float | None
+
+
+def read_metrics_files(output_dir: str | None, log_path: str | None) -> list[MetricPoint]:
+    """trainer_log.jsonl in output_dir when it exists, else Trainer dict lines in the log."""
+    if output_dir:
+        trainer_log = Path(output_dir) / "trainer_log.jsonl"
+        if trainer_log.is_file():
+            return parse_trainer_log(trainer_log.read_text(encoding="utf-8", errors="replace"))
+    if log_path and Path(log_path).is_file():
+        return parse_trainer_stdout(Path(log_path).read_text(encoding="utf-8", errors="replace"))
+    return []
+
+
+def read_progress(output_dir: str | None, log_path: str | None) -> Progress:
+    """Progress from the last entries only (the tails of the files), for cheap job lists."""
+    if output_dir:
+        trainer_log = Path(output_dir) / "trainer_log.jsonl"
+        if trainer_log.is_file():
+            entries = [_json(line) for line in _tail_text(trainer_log).splitlines()]
+            entries = [e for e in entries if e]
+            fraction = loss = None
+            for entry in entries:
+                total, current = entry.get("total_steps"), entry.get("current_steps")
+                if entry.get("percentage") is not None:
+                    fraction = float(entry["percentage"]) / 100
+                elif total and current is not None:
+                    fraction = float(current) / float(total)
+                if entry.get("loss") is not None:
+                    loss = float(entry["loss"])
+            return Progress(fraction, loss)
+    if log_path and Path(log_path).is_file():
+        points = parse_trainer_stdout(_tail_text(Path(log_path)))
+        losses = [p.loss for p in points if p.loss is not None]
+        return Progress(None, losses[-1] if losses else None)
+    return Progress(None, None)
+
+
+def parse_trainer_log(text: str) -> list[MetricPoint]:
+    """LLaMA-Factory's trainer_log.jsonl lines (current_steps, loss, eval_loss, lr, ...)."""
+    points = []
+    for line in text.splitlines():
+        entry = _json(line)
+        if not entry:
+            continue
+        step = entry.get("current_steps", len(points) + 1)
+        points.append(
+            MetricPoint(
+                step=int(step),
+                loss=_number(entry.get("loss")),
+                eval_loss=_number(entry.get("eval_loss")),
+                lr=_number(entry.get("lr", entry.get("learning_rate"))),
+                epoch=_number(entry.get("epoch")),
+                throughput=_number(entry.get("throughput")),
+            )
+        )
+    return points
+
+
+_TRAINER_DICT = re.compile(r"\{'(?:loss|eval_loss)'[^{}\n]*\}")
+
+
+def parse_trainer_stdout(text: str) -> list[MetricPoint]:
+    """HF Trainer log lines such as `{'loss': 2.31, 'learning_rate': 5e-05, 'epoch': 0.1}`.
+
+    They carry no step: training lines are numbered in order; an eval line joins the last step.
+    """
+    points: list[MetricPoint] = []
+    for match in _TRAINER_DICT.finditer(text):
+        try:
+            entry = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            continue
+        if not isinstance(entry, dict):
+            continue
+        if "loss" in entry:
+            step = int(_number(entry.get("step")) or len(points) + 1)
+            points.append(
+                MetricPoint(
+                    step=step,
+                    loss=_number(entry.get("loss")),
+                    lr=_number(entry.get("learning_rate")),
+                    epoch=_number(entry.get("epoch")),
+                    throughput=_number(entry.get("train_tokens_per_second")),
+                )
+            )
+        elif "eval_loss" in entry:
+            last = points.pop() if points else MetricPoint(step=0)
+            points.append(
+                MetricPoint(
+                    step=last.step,
+                    loss=last.loss,
+                    eval_loss=_number(entry["eval_loss"]),
+                    lr=last.lr,
+                    epoch=_number(entry.get("epoch")) or last.epoch,
+                    throughput=last.throughput,
+                )
+            )
+    return points
+
+
+def _number(value) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _json(line: str) -> dict | None:
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _tail_text(path: Path) -> str:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - TAIL_BYTES))
+        data = f.read()
+    if size > TAIL_BYTES:
+        data = data[data.find(b"\n") + 1 :]
+    return data.decode("utf-8", "replace")

@@ -1,0 +1,91 @@
+"""The job record: what was started, where, and what became of it."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
+from typing import Any
+
+
+class JobState(str, Enum):
+    """Where a job is in its life; the last four are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
+KINDS = ("train", "quantize", "command")
+LOCAL_HOST = "local"
+
+# Crockford-like alphabet without look-alikes (no i, l, o, u): easy to read aloud and type.
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_job_id(length: int = 6) -> str:
+    """A short, human-typeable id (6 base32 characters: about a billion values)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One detached run of a command, on this box or on a remote host."""
+
+    id: str
+    name: str
+    argv: tuple[str, ...]
+    kind: str = "command"
+    host: str = LOCAL_HOST
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    config: str | None = None
+    output_dir: str | None = None
+    log_path: str | None = None
+    state: JobState = JobState.QUEUED
+    pid: int | None = None
+    pgid: int | None = None
+    pid_start: int | None = None
+    supervisor_pid: int | None = None
+    supervisor_start: int | None = None
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    cancel_requested_at: float | None = None
+    cancel_signal: str | None = None
+    progress: float | None = None
+    last_loss: float | None = None
+    message: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.host == LOCAL_HOST
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["argv"] = list(self.argv)
+        doc["state"] = self.state.value
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Job:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in doc.items() if k in known}
+        values["argv"] = tuple(values.get("argv") or ())
+        values["state"] = JobState(values.get("state", "queued"))
+        values["env"] = dict(values.get("env") or {})
+        return cls(**values)

@@ -1,0 +1,381 @@
+"""Jobs on a remote box: the system `ssh` (multiplexed) running `tunedeck agent` there.
+
+One agent session per host stays open while this backend lives, so a warm request costs
+one round trip over the shared connection, not an ssh handshake and a Python start-up.
+Every remote command is built from argument lists with shlex.join; job data travels as
+JSON over the channel, never through a remote shell.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+from tunedeck.core.errors import HostError, JobError, TunedeckError
+from tunedeck.core.jobs.backend import DEFAULT_GRACE, CancelResult, JobSpec
+from tunedeck.core.jobs.gpus import Gpu
+from tunedeck.core.jobs.hosts import Host, get_host
+from tunedeck.core.jobs.logs import LogChunk
+from tunedeck.core.jobs.metrics import MetricPoint
+from tunedeck.core.jobs.model import Job
+from tunedeck.core.jobs.registry import JobRegistry
+from tunedeck.core.locations import ensure, state_dir
+
+PROTOCOL = 1
+FOLLOW_CHUNK = 8 << 20
+FOLLOW_WAIT = 1.0
+RECONNECT_FOR = 60.0  # how long a follow keeps retrying a dropped connection
+INSTALL_HINT = (
+    "install tunedeck on the host (pip install tunedeck) and/or set its command: "
+    "tunedeck hosts add {name} {target} --command '/path/to/venv/bin/tunedeck'"
+)
+
+
+class ConnectionLost(HostError):
+    """The ssh channel closed under a request; a retry on a fresh channel may succeed."""
+
+
+def control_dir() -> Path:
+    """Where ControlMaster sockets live: <state>/ssh, or a short /tmp path if that is too long
+    for a unix socket name (%C adds 40 characters, ssh a temporary 17)."""
+    preferred = state_dir() / "ssh"
+    if len(str(preferred)) <= 40:
+        return ensure(preferred)
+    digest = hashlib.sha1(str(preferred).encode()).hexdigest()[:10]
+    return ensure(Path("/tmp") / f"tunedeck-ssh-{os.getuid()}-{digest}")
+
+
+def ssh_argv(host: Host, *remote: str) -> list[str]:
+    """`ssh` with multiplexing and batch mode; the host's own options come first and win."""
+    return [
+        "ssh",
+        *host.ssh_options,
+        "-T",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        f"ControlPath={control_dir()}/%C",
+        "-o",
+        "ControlPersist=300",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "LogLevel=ERROR",
+        host.target,
+        *remote,
+    ]
+
+
+def agent_command(host: Host) -> str:
+    """The remote command line for `tunedeck agent`, quoted for the remote shell."""
+    argv = shlex.split(host.command) + ["agent"]
+    if host.workdir:
+        argv += ["--workdir", host.workdir]
+    if host.env:
+        argv = ["env", *[f"{k}={v}" for k, v in host.env.items()], *argv]
+    return shlex.join(argv)
+
+
+class SshBackend:
+    """The backend of one remote host; local registry rows mirror the remote jobs."""
+
+    def __init__(self, host: Host, registry: JobRegistry | None = None):
+        self.host_config = host
+        self.host = host.name
+        self.registry = registry or JobRegistry()
+        self._session: AgentSession | None = None
+        self._lock = threading.Lock()
+        self.hello: dict | None = None
+
+    @classmethod
+    def for_host(cls, name: str) -> SshBackend:
+        return cls(get_host(name))
+
+    # -- the Backend interface -------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Job:
+        job_id = spec.id or self.registry.new_id()
+        doc = {
+            "id": job_id,
+            "argv": list(spec.argv),
+            "name": spec.name,
+            "kind": spec.kind,
+            "cwd": spec.cwd,
+            "env": dict(spec.env),
+            "output_dir": spec.output_dir,
+            "config": spec.config,
+        }
+        return self._mirror(self.request("submit", spec=doc))
+
+    def status(self, ids: list[str]) -> list[Job]:
+        """Fresh records of these jobs, all in one round trip."""
+        result = self.request("status", ids=list(ids))
+        return [self._mirror(doc) for doc in result["jobs"]]
+
+    def list(self) -> list[Job]:
+        return [self._mirror(doc) for doc in self.request("list")]
+
+    def read_log(self, job: Job, offset: int = 0, limit: int = FOLLOW_CHUNK) -> LogChunk:
+        return _chunk(self.request("read_log", id=job.id, offset=offset, limit=limit))
+
+    def tail_offset(self, job: Job, lines: int) -> int:
+        return int(self.request("tail_offset", id=job.id, lines=lines))
+
+    def follow_log(
+        self, job: Job, offset: int = 0, stop_event: threading.Event | None = None
+    ) -> Iterator[LogChunk]:
+        """Stream the log from `offset` until the job ended and all bytes arrived.
+
+        A dropped connection is retried on a fresh one from the last delivered offset, so
+        no byte is lost or repeated.
+        """
+        while not (stop_event and stop_event.is_set()):
+            doc = self._request_retrying(
+                "read_log", id=job.id, offset=offset, limit=FOLLOW_CHUNK, wait=FOLLOW_WAIT
+            )
+            chunk = _chunk(doc)
+            if chunk.data or chunk.truncated:
+                yield chunk
+            offset = chunk.next_offset
+            if doc["final"]:
+                return
+
+    def cancel(self, job: Job, grace: float = DEFAULT_GRACE) -> CancelResult:
+        doc = self.request("cancel", id=job.id, grace=grace, timeout=grace + 60)
+        return CancelResult(self._mirror(doc["job"]), doc["signal"], tuple(doc["survivors"]))
+
+    def remove(self, job: Job) -> None:
+        self.request("rm", id=job.id)
+        self.registry.remove(job.id)
+
+    def metrics(self, job: Job) -> list[MetricPoint]:
+        return [MetricPoint(**p) for p in self.request("metrics", id=job.id)]
+
+    def gpus(self) -> list[Gpu]:
+        return [Gpu.from_dict(g) for g in self.request("gpus")]
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    # -- the channel ---------------------------------------------------------------------
+
+    def check(self) -> dict:
+        """Connect (or reuse the connection) and return the agent's hello."""
+        with self._lock:
+            self._connected()
+        return dict(self.hello or {})
+
+    def request(self, op: str, timeout: float | None = None, **args):
+        """One request, one answer. A connection lost under it is retried once, fresh."""
+        with self._lock:
+            for attempt in (1, 2):
+                session = self._connected()
+                try:
+                    return _result(session.call(op, args, timeout), self.host_config)
+                except ConnectionLost:
+                    self.close()
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _request_retrying(self, op: str, **args):
+        deadline = time.monotonic() + RECONNECT_FOR
+        delay = 0.1
+        while True:
+            try:
+                return self.request(op, **args)
+            except ConnectionLost:
+                if time.monotonic() > deadline:
+                    raise
+            except HostError as error:
+                if "unreachable" not in error.message or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _connected(self) -> AgentSession:
+        if self._session is not None and self._session.alive():
+            return self._session
+        self.close()
+        session = AgentSession(ssh_argv(self.host_config, agent_command(self.host_config)))
+        try:
+            hello = session.call("hello", {}, timeout=60)
+        except ConnectionLost:
+            code, text = session.exit_code(), session.stderr_text()
+            raise connection_error(self.host_config, code, text) from None
+        if not hello.get("ok"):
+            raise too_old(self.host_config, hello.get("error", {}).get("message", ""))
+        result = hello["result"]
+        if int(result.get("protocol", 0)) < PROTOCOL:
+            raise too_old(self.host_config, f"agent protocol {result.get('protocol')}")
+        self.hello, self._session = result, session
+        return session
+
+    def _mirror(self, doc: dict) -> Job:
+        job = Job.from_dict(doc).evolve(host=self.host)
+        return self.registry.put(job)
+
+
+class AgentSession:
+    """A running `ssh HOST tunedeck agent`: write a request line, read its answer line."""
+
+    def __init__(self, argv: list[str]):
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self._stderr = bytearray()
+        self._seq = 0
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    def call(self, op: str, args: dict, timeout: float | None = None) -> dict:
+        self._seq += 1
+        line = orjson.dumps({"v": PROTOCOL, "seq": self._seq, "op": op, **args}) + b"\n"
+        timer = None
+        if timeout:
+            timer = threading.Timer(timeout, self.close)
+            timer.daemon = True
+            timer.start()
+        try:
+            self.proc.stdin.write(line)
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError, ValueError) as error:
+            raise ConnectionLost(f"connection lost: {error}") from error
+        finally:
+            if timer:
+                timer.cancel()
+        if not answer.endswith(b"\n"):
+            raise ConnectionLost("connection lost")
+        doc = orjson.loads(answer)
+        if doc.get("seq") != self._seq:
+            raise ConnectionLost("out-of-order answer from the agent")
+        return doc
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stderr_text(self) -> str:
+        time.sleep(0.05)  # let the reader thread catch the last bytes
+        return bytes(self._stderr).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        for stream in (self.proc.stdin,):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+    def _drain_stderr(self) -> None:
+        for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
+            self._stderr += chunk
+            del self._stderr[:-65536]
+
+
+def connection_error(host: Host, code: int | None, stderr: str) -> HostError:
+    """Say plainly why the agent session could not start."""
+    text = stderr.strip()
+    last = text.splitlines()[-1] if text else f"ssh exited with {code}"
+    where = f"{host.name} ({host.target})"
+    if "Permission denied" in text or "Too many authentication failures" in text:
+        return HostError(
+            f"{where}: authentication refused: {last}",
+            hint=f"`ssh {host.target}` must log in without a password prompt "
+            "(BatchMode): load the key into ssh-agent or set IdentityFile in ~/.ssh/config",
+        )
+    if code == 255:
+        return HostError(
+            f"{where}: host unreachable: {last}",
+            hint=f"check the name, port and network; try `ssh {host.target} true`",
+        )
+    if code == 127 or "command not found" in text or "No such file or directory" in text:
+        return HostError(
+            f"{where}: tunedeck is missing on the host ({host.command!r}): {last}",
+            hint=INSTALL_HINT.format(name=host.name, target=host.target),
+        )
+    if "No such command" in text or "No module named" in text:
+        return too_old(host, last)
+    return HostError(f"{where}: the remote agent did not start: {last}")
+
+
+def too_old(host: Host, detail: str) -> HostError:
+    return HostError(
+        f"{host.name}: the remote tunedeck is too old to run jobs ({detail})",
+        hint="upgrade it on the host: pip install -U tunedeck",
+    )
+
+
+def _result(doc: dict, host: Host):
+    if doc.get("ok"):
+        return doc.get("result")
+    error = doc.get("error") or {}
+    kind, message, hint = error.get("type"), error.get("message", ""), error.get("hint")
+    if kind == "DiskFull":
+        return _raise(HostError(f"{host.name}: remote {message}", hint="free space on the host"))
+    if kind == "HostError":
+        return _raise(HostError(f"{host.name}: {message}", hint=hint))
+    if kind in ("JobError", "UsageError", "ConfigError"):
+        return _raise(JobError(f"{host.name}: {message}", hint=hint))
+    return _raise(TunedeckError(f"{host.name}: {kind}: {message}", hint=hint))
+
+
+def _raise(error: Exception):
+    raise error
+
+
+def _chunk(doc: dict) -> LogChunk:
+    return LogChunk(
+        base64.b64decode(doc["data"]),
+        doc["offset"],
+        doc["next_offset"],
+        doc["size"],
+        doc["truncated"],
+    )
+
+
+def master_pid(host: Host) -> int | None:
+    """The pid of the running ControlMaster for this host, if one is up."""
+    done = subprocess.run(_control(host, "check"), capture_output=True, text=True, timeout=15)
+    text = done.stderr + done.stdout
+    if done.returncode != 0 or "pid=" not in text:
+        return None
+    return int(text.split("pid=", 1)[1].split(")", 1)[0])
+
+
+def stop_master(host: Host) -> None:
+    """Close the shared connection to this host (jobs on it keep running)."""
+    subprocess.run(_control(host, "exit"), capture_output=True, timeout=15)
+
+
+def _control(host: Host, command: str) -> list[str]:
+    argv = ssh_argv(host)
+    return argv[:-1] + ["-O", command, argv[-1]]

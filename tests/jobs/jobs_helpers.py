@@ -1,0 +1,46 @@
+"""Helpers for the jobs tests: the real CLI in a subprocess, process checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tunedeck.core.jobs.procs import proc_info
+
+
+def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `tunedeck ARGS` as a separate process (it exits before the test goes on)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tunedeck.tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"tunedeck {args} failed ({done.returncode}):\n{done.stderr}")
+    return done
+
+
+def cli_json(*args: str):
+    return json.loads(cli(*args, "--json").stdout)
+
+
+def alive(pid: int) -> bool:
+    info = proc_info(pid)
+    return info is not None and info.state not in ("Z", "X")
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    """Poll until `predicate()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
