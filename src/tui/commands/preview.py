@@ -2,8 +2,251 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from tunedeck.core.errors import DatasetError, UsageError
+
+# template text vs data text, each either trained on or masked
+STYLES = {
+    ("template", False): "dim cyan",
+    ("template", True): "cyan underline",
+    ("data", False): "white",
+    ("data", True): "bold green",
+}
+LEGEND = [
+    ("template text, masked", ("template", False)),
+    ("template text, trained", ("template", True)),
+    ("data, masked", ("data", False)),
+    ("data, trained", ("data", True)),
+]
 
 
 def register(data_app: typer.Typer) -> None:
     """Add the preview commands to the `data` group."""
+    data_app.command("preview")(preview_command)
+    data_app.command("lengths")(lengths_command)
+    data_app.command("to-text")(to_text_command)
+
+
+def preview_command(
+    name: Annotated[str, typer.Argument(help="Dataset name in dataset_info.json.")],
+    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    template: Annotated[
+        str | None, typer.Option("--template", "-t", help="Template name (or 'hf').")
+    ] = None,
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="A local tokenizer folder.")
+    ] = None,
+    index: Annotated[int, typer.Option("--index", "-i", help="0-based row index.")] = 0,
+    cutoff_len: Annotated[int, typer.Option("--cutoff-len", min=1)] = 2048,
+    train_on_prompt: Annotated[bool, typer.Option("--train-on-prompt")] = False,
+    mask_history: Annotated[bool, typer.Option("--mask-history")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Show one row exactly as training sees it: template vs data text, trained vs masked."""
+    from tunedeck.core.datasets import get_row
+    from tunedeck.core.templates import load_tokenizer, render
+
+    if template is None and tokenizer is None:
+        raise UsageError("give --template T, or --tokenizer DIR to use its chat_template")
+    spec, directory = _spec(name, data_dir)
+    view = get_row(spec, directory, index)
+    if view.conversation is None:
+        why = "; ".join(i.message for i in view.issues) or "the row is invalid"
+        raise DatasetError(f"row {index} cannot be rendered: {why}")
+    tok = load_tokenizer(tokenizer) if tokenizer is not None else None
+    rendered = render(
+        view.conversation,
+        template,
+        tokenizer=tok,
+        cutoff_len=cutoff_len,
+        train_on_prompt=train_on_prompt,
+        mask_history=mask_history,
+    )
+    template_name = template or "hf"
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        doc = rendered.to_json()
+        print_json({"dataset": name, "index": index, "template": template_name, **doc})
+        return
+    _print_rendered(rendered, name, index, template_name, cutoff_len)
+
+
+def lengths_command(
+    name: Annotated[str, typer.Argument(help="Dataset name in dataset_info.json.")],
+    tokenizer: Annotated[Path, typer.Option("--tokenizer", help="A local tokenizer folder.")],
+    template: Annotated[
+        str | None, typer.Option("--template", "-t", help="Template name (or 'hf').")
+    ] = None,
+    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    cutoff_len: Annotated[int, typer.Option("--cutoff-len", min=1)] = 2048,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Token length distribution of a dataset and how many rows cutoff_len truncates."""
+    from tunedeck.core.datasets import iter_conversations
+    from tunedeck.core.templates import load_tokenizer
+    from tunedeck.core.templates.render import token_lengths
+
+    spec, directory = _spec(name, data_dir)
+    tok = load_tokenizer(tokenizer)
+    lengths = sorted(token_lengths(iter_conversations(spec, directory), template, tok))
+    if not lengths:
+        raise DatasetError(f"'{name}' has no valid rows")
+    over = sum(1 for n in lengths if n > cutoff_len)
+    summary = {
+        "dataset": name,
+        "template": template or "hf",
+        "rows": len(lengths),
+        "min": lengths[0],
+        "median": lengths[len(lengths) // 2],
+        "p95": lengths[min(len(lengths) - 1, int(len(lengths) * 0.95))],
+        "max": lengths[-1],
+        "cutoff_len": cutoff_len,
+        "truncated_rows": over,
+        "histogram": _histogram(lengths),
+    }
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json(summary)
+        return
+    from tunedeck.tui.console import out
+
+    out.print(
+        f"[bold]{name}[/] with template [bold]{summary['template']}[/]: {len(lengths)} rows, "
+        f"tokens min {summary['min']}, median {summary['median']}, p95 {summary['p95']}, "
+        f"max {summary['max']}"
+    )
+    share = 100.0 * over / len(lengths)
+    style = "yellow" if over else "green"
+    out.print(f"[{style}]cutoff_len {cutoff_len} truncates {over} rows ({share:.1f}%)[/]")
+    widest = max(b["rows"] for b in summary["histogram"]) or 1
+    for bucket in summary["histogram"]:
+        bar = "█" * max(1 if bucket["rows"] else 0, round(40 * bucket["rows"] / widest))
+        mark = " ◀ cutoff" if bucket["low"] <= cutoff_len < bucket["high"] else ""
+        out.print(
+            f"{bucket['low']:>7}-{bucket['high'] - 1:<7} {bucket['rows']:>7} {bar}{mark}",
+            markup=False,
+        )
+
+
+def to_text_command(
+    name: Annotated[str, typer.Argument(help="Dataset name in dataset_info.json.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the JSONL rows.")],
+    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    template: Annotated[
+        str | None, typer.Option("--template", "-t", help="Render through a template.")
+    ] = None,
+    tokenizer: Annotated[
+        Path | None, typer.Option("--tokenizer", help="A local tokenizer folder.")
+    ] = None,
+    pack_to: Annotated[
+        int | None, typer.Option("--pack-to", help="Pack rows to at least N tokens.")
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option("--samples", help="Keep K rows (drawn with --seed).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write any dataset as {"text": ...} rows (GPTQ calibration), optionally packed."""
+    import orjson
+    from tunedeck.core.datasets.text_export import export_text
+    from tunedeck.tui.console import out
+
+    spec, directory = _spec(name, data_dir)
+    rows = export_text(
+        spec,
+        directory,
+        template=template,
+        tokenizer=tokenizer,
+        pack_to=pack_to,
+        samples=samples,
+        seed=seed,
+    )
+    if not rows:
+        raise DatasetError(f"'{name}' produced no text rows")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(row) + b"\n")
+    out.print(f"wrote {len(rows)} rows to {output}", markup=False)
+
+
+def _spec(name: str, data_dir: Path) -> tuple[Any, Path]:
+    from tunedeck.core.datasets import load_dataset_info
+
+    if not data_dir.exists():
+        raise UsageError(f"no data directory at {data_dir}", hint="pass --dir PATH")
+    info = load_dataset_info(data_dir)
+    spec = info.get(name)
+    if not spec.is_local:
+        raise DatasetError(
+            f"'{name}' is a remote dataset ({spec.load_from}: {spec.source}); "
+            "only local files can be read offline"
+        )
+    return spec, info.data_dir
+
+
+def _print_rendered(rendered: Any, name: str, index: int, template: str, cutoff_len: int):
+    from rich.text import Text
+    from tunedeck.tui.console import out
+
+    def body(r: Any) -> Text:
+        text = Text()
+        for seg in r.segments:
+            text.append(seg.text, style=STYLES[(seg.source, seg.trainable)])
+        return text
+
+    out.print(f"[bold]{name}[/] row {index} · template [bold]{template}[/] · {rendered.kind}")
+    legend = Text("legend: ")
+    for label, key in LEGEND:
+        legend.append(label, style=STYLES[key])
+        legend.append("  ")
+    out.print(legend)
+    out.rule()
+    out.print(body(rendered))
+    out.rule()
+    if rendered.rejected is not None:
+        out.print("[bold]rejected[/]")
+        out.print(body(rendered.rejected))
+        out.rule()
+    if rendered.input_ids is None:
+        out.print("[dim]no tokenizer: pass --tokenizer DIR for token counts and labels[/]")
+        return
+    trained = sum(1 for label in rendered.labels if label != -100)
+    total = len(rendered.input_ids)
+    out.print(
+        f"tokens {total} / cutoff_len {cutoff_len} · trained {trained} · masked {total - trained}"
+    )
+    cut = rendered.truncated
+    if cut is None:
+        out.print("[green]not truncated[/]")
+        return
+    out.print(
+        f"[yellow]truncated: {cut.original_tokens} -> {cut.kept_tokens} tokens[/] "
+        f"({cut.original_tokens - cut.kept_tokens} removed)"
+    )
+    for part in cut.parts:
+        removed = Text(f"  turn {part['turn']} {part['part']}: {part['removed_tokens']} tokens: ")
+        snippet = part["removed_text"]
+        snippet = snippet if len(snippet) <= 160 else snippet[:157] + "..."
+        removed.append(repr(snippet), style="strike red")
+        out.print(removed)
+
+
+def _histogram(lengths: list[int], buckets: int = 12) -> list[dict]:
+    low, high = lengths[0], lengths[-1] + 1
+    width = max(1, -(-(high - low) // buckets))
+    rows = []
+    for b in range(buckets):
+        start = low + b * width
+        if start >= high:
+            break
+        end = start + width
+        rows.append(
+            {"low": start, "high": end, "rows": sum(1 for n in lengths if start <= n < end)}
+        )
+    return rows
