@@ -1,7 +1,83 @@
-"""`tunedeck config ...` commands."""
+"""`tunedeck config check|keys`: check a run config before anything heavy is imported."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="config commands", no_args_is_help=True)
+app = typer.Typer(
+    help="Run configs (LLaMA-Factory key names): check them, list keys.", no_args_is_help=True
+)
+
+
+@app.command("check")
+def check_command(
+    config: Annotated[Path, typer.Argument(help="A run config (.yaml or .json).")],
+    overrides: Annotated[
+        list[str], typer.Argument(help="key=value overrides, e.g. learning_rate=1e-4.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+    export: Annotated[
+        bool, typer.Option("--export", help="Check as an export/quantize config.")
+    ] = False,
+) -> None:
+    """Print the resolved config, or every error with its key and line (exit 1)."""
+    from tunedeck.core.config import check_config
+
+    check = check_config(config, overrides or [], purpose="export" if export else "train")
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json(
+            {
+                "path": str(config),
+                "ok": check.ok,
+                "problems": [p.to_dict() for p in check.problems],
+                "config": check.config.to_dict() if check.config else None,
+            }
+        )
+    else:
+        print_check(check)
+        if check.config is not None:
+            print_resolved(check.config)
+    if not check.ok:
+        raise typer.Exit(1)
+
+
+@app.command("keys")
+def keys_command() -> None:
+    """List every config key with its default."""
+    from tunedeck.core.config import IGNORED_KEYS, RunConfig
+    from tunedeck.tui.console import out
+
+    for key, value in RunConfig().to_dict().items():
+        out.print(f"{key}: {value!r}", markup=False)
+    out.print("\naccepted but without effect:", style="dim")
+    for key, why in IGNORED_KEYS.items():
+        out.print(f"{key}: {why}", style="dim", markup=False)
+
+
+def print_check(check) -> None:
+    """Every problem, errors first, as `error: file, line N, 'key': message` plus its hint."""
+    from tunedeck.tui.console import err
+
+    for problem in (*check.errors, *check.warnings):
+        colour = "bold red" if problem.severity == "error" else "yellow"
+        err.print(f"[{colour}]{problem.severity}:[/] ", end="", markup=True)
+        err.print(str(problem), markup=False, soft_wrap=True)
+        if problem.hint:
+            err.print("[dim]hint:[/] ", end="", markup=True)
+            err.print(problem.hint, markup=False, soft_wrap=True)
+
+
+def print_resolved(config) -> None:
+    """The keys that differ from the defaults, as YAML."""
+    import yaml
+    from tunedeck.tui.console import out
+
+    out.print("# resolved config (keys that differ from the defaults)", style="dim")
+    out.print(
+        yaml.safe_dump(config.changed(), sort_keys=False).rstrip(), markup=False, highlight=False
+    )

@@ -1,0 +1,386 @@
+"""Load a run config (YAML or JSON, plus `key=value` overrides) and check it before any heavy import.
+
+Every problem names its key and, for a file, the line it is on; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tunedeck.core.config.schema import IGNORED_KEYS, KEY_RULES, KNOWN_KEYS, RunConfig
+from tunedeck.core.errors import ConfigError, Location, UsageError
+
+COMMAND_LINE = "command line"
+PURPOSES = ("train", "export")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong (or doubtful, severity 'warning') with a config, located at its key."""
+
+    key: str | None
+    message: str
+    location: Location
+    hint: str | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = str(self.location)
+        return f"{where}: {self.message}" if where else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "key": self.key,
+            "message": self.message,
+            "file": self.location.file,
+            "line": self.location.line,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    """The outcome of checking a config: the resolved RunConfig (None when invalid) and problems."""
+
+    config: RunConfig | None
+    problems: tuple[ConfigProblem, ...]
+    path: Path | None = None
+
+    @property
+    def errors(self) -> tuple[ConfigProblem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[ConfigProblem, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class ConfigInvalid(ConfigError):
+    """A config with one or more errors; `problems` holds them all, the message the first."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]):
+        first = problems[0]
+        more = len(problems) - 1
+        message = first.message + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+        super().__init__(message, location=first.location, hint=first.hint)
+        self.problems = tuple(problems)
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: Iterable[str] = (),
+    *,
+    purpose: str = "train",
+    check_files: bool = True,
+) -> RunConfig:
+    """Read, override and check a config; raise ConfigInvalid listing every error."""
+    check = check_config(path, overrides, purpose=purpose, check_files=check_files)
+    if not check.ok:
+        raise ConfigInvalid(check.errors)
+    assert check.config is not None
+    return check.config
+
+
+def check_config(
+    path: str | Path | None,
+    overrides: Iterable[str] = (),
+    *,
+    purpose: str = "train",
+    check_files: bool = True,
+) -> ConfigCheck:
+    """Read a config file (or none) plus `key=value` overrides and report every problem.
+
+    purpose 'train' needs dataset/output_dir, 'export' needs export_dir. check_files=False skips
+    the checks that look at the disk (dataset_info.json, templates, output_dir).
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {PURPOSES}")
+    entries: list[_Entry] = []
+    problems: list[ConfigProblem] = []
+    file = Path(path) if path is not None else None
+    if file is not None:
+        entries += _read_file(file)
+    for key, value in parse_overrides(overrides):
+        entries.append(_Entry(key, value, Location(file=COMMAND_LINE, column=key)))
+    values, where = _merge(entries, problems)
+    config = _build(values, where, problems)
+    if config is not None:
+        _check_combinations(config, where, problems, purpose)
+        if check_files:
+            from tunedeck.core.config.checks import check_on_disk
+
+            problems += check_on_disk(config, where, purpose)
+    has_errors = any(p.severity == "error" for p in problems)
+    return ConfigCheck(config=None if has_errors else config, problems=tuple(problems), path=file)
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
+    """`key=value` strings to (key, value); the value is read as YAML (`true`, `1e-4`, `null`)."""
+    pairs = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_") if key.startswith("--") else key.strip()
+        if not sep or not key:
+            raise UsageError(
+                f"override '{item}' is not key=value",
+                hint="write overrides like learning_rate=1e-4 after the config file",
+            )
+        pairs.append((key, _parse_scalar(text)))
+    return pairs
+
+
+def dump_config(config: RunConfig, path: str | Path, *, only_changed: bool = True) -> Path:
+    """Write a config as YAML that load_config reads back to the same RunConfig."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = config.changed() if only_changed else config.to_dict()
+    out.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return out
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: str
+    value: Any
+    location: Location
+
+
+def _parse_scalar(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _read_file(path: Path) -> list[_Entry]:
+    if not path.is_file():
+        raise ConfigError(
+            "config file not found", location=Location(file=str(path)), hint="check the path"
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(
+            f"not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc.problem or exc}",
+            location=Location(file=str(path), line=line),
+        ) from None
+    except yaml.YAMLError:
+        return _read_json_without_lines(path, text)
+    if root is None:
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(
+            "a config must be a mapping of key: value",
+            location=Location(file=str(path), line=root.start_mark.line + 1),
+        )
+    loader = yaml.SafeLoader("")
+    entries = []
+    for key_node, value_node in root.value:
+        key = str(loader.construct_object(key_node, deep=True))
+        value = loader.construct_object(value_node, deep=True)
+        entries.append(_Entry(key, value, _node_location(path, key, key_node)))
+    return entries
+
+
+def _read_json_without_lines(path: Path, text: str) -> list[_Entry]:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"not valid JSON: {exc.msg}", location=Location(file=str(path), line=exc.lineno)
+        ) from None
+    if not isinstance(document, dict):
+        raise ConfigError("a config must be an object of key: value", location=Location(str(path)))
+    return [_Entry(str(k), v, Location(file=str(path), column=str(k))) for k, v in document.items()]
+
+
+def _node_location(path: Path, key: str, node: yaml.Node) -> Location:
+    return Location(file=str(path), line=node.start_mark.line + 1, column=key)
+
+
+def _merge(
+    entries: list[_Entry], problems: list[ConfigProblem]
+) -> tuple[dict[str, Any], dict[str, Location]]:
+    values: dict[str, Any] = {}
+    where: dict[str, Location] = {}
+    for entry in entries:
+        key = entry.key
+        if key in IGNORED_KEYS:
+            problems.append(
+                ConfigProblem(
+                    key,
+                    f"has no effect in tunedeck: {IGNORED_KEYS[key]}",
+                    entry.location,
+                    severity="warning",
+                )
+            )
+            continue
+        if key not in KNOWN_KEYS:
+            problems.append(
+                ConfigProblem(key, "unknown key", entry.location, hint=_did_you_mean(key))
+            )
+            continue
+        previous = where.get(key)
+        if previous is not None and previous.file == entry.location.file != COMMAND_LINE:
+            problems.append(
+                ConfigProblem(key, f"given twice (first on line {previous.line})", entry.location)
+            )
+        values[key] = entry.value
+        where[key] = entry.location
+    return values, where
+
+
+def _did_you_mean(key: str) -> str | None:
+    close = difflib.get_close_matches(key, list(KNOWN_KEYS) + list(IGNORED_KEYS), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else "see `tunedeck config keys` for every key"
+
+
+_TYPES = {f.name: f.type for f in fields(RunConfig)}
+_LIST_KEYS = {
+    "dataset",
+    "eval_dataset",
+    "lora_target",
+    "additional_target",
+    "freeze_trainable_modules",
+}
+
+
+def _build(
+    values: dict[str, Any], where: dict[str, Location], problems: list[ConfigProblem]
+) -> RunConfig | None:
+    coerced = {}
+    for key, value in values.items():
+        try:
+            coerced[key] = _check_range(key, _coerce(key, value))
+        except ValueError as exc:
+            problems.append(ConfigProblem(key, str(exc), where[key]))
+    if any(p.severity == "error" for p in problems):
+        return None
+    return RunConfig(**coerced)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Turn a YAML/override value into the key's type, the way HfArgumentParser would accept it."""
+    kinds = [k.strip() for k in str(_TYPES[key]).split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ValueError("needs a value")
+    if key in _LIST_KEYS and isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+    elif "bool" in kinds and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if "int" in kinds and not isinstance(value, bool):
+        number = _as_number(value)
+        if number is not None and float(number).is_integer():
+            return int(number)
+    if "float" in kinds and not isinstance(value, bool):
+        number = _as_number(value)
+        if number is not None:
+            return float(number)
+    if "str" in kinds and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected {_describe(kinds)}, got {value!r}")
+
+
+def _as_number(value: Any) -> float | int | None:
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _describe(kinds: list[str]) -> str:
+    words = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "text"}
+    named = [words[k] for k in kinds if k in words]
+    if "None" in kinds:
+        named.append("null")
+    if "int" in kinds and "float" in kinds:
+        named.remove("a whole number")
+    return " or ".join(named)
+
+
+def _check_range(key: str, value: Any) -> Any:
+    rule = KEY_RULES.get(key)
+    if rule is None or value is None or isinstance(value, bool):
+        return value
+    if rule.choices is not None and value not in rule.choices:
+        options = ", ".join(str(c) for c in rule.choices)
+        raise ValueError(f"must be one of {options}, got {value!r}")
+    if isinstance(value, (int, float)):
+        low, high = rule.minimum, rule.maximum
+        if low is not None and (value <= low if rule.exclusive_minimum else value < low):
+            raise ValueError(
+                f"must be {'>' if rule.exclusive_minimum else '>='} {low}, got {value}"
+            )
+        if high is not None and (value >= high if rule.exclusive_maximum else value > high):
+            raise ValueError(
+                f"must be {'<' if rule.exclusive_maximum else '<='} {high}, got {value}"
+            )
+    return value
+
+
+def _check_combinations(
+    config: RunConfig, where: dict[str, Location], problems: list[ConfigProblem], purpose: str
+) -> None:
+    def problem(key: str, message: str, hint: str | None = None) -> None:
+        problems.append(ConfigProblem(key, message, where.get(key, Location(column=key)), hint))
+
+    if not config.model_name_or_path:
+        problem("model_name_or_path", "is required", "a local model folder or a hub id")
+    if purpose == "export":
+        if not config.export_dir:
+            problem("export_dir", "is required to export", "the folder to write the model to")
+        if config.export_quantization_bit and not config.export_quantization_dataset:
+            problem(
+                "export_quantization_dataset",
+                "is required when export_quantization_bit is set",
+                "a dataset_info.json name or a data file for calibration",
+            )
+        return
+    if not config.datasets:
+        problem(
+            "dataset",
+            "is required to train",
+            "one or more dataset_info.json names, comma separated",
+        )
+    if not config.output_dir:
+        problem("output_dir", "is required to train")
+    if config.stage in ("sft", "dpo", "kto") and not config.template:
+        problem("template", f"is required for stage {config.stage}", "for example template: llama3")
+    if config.bf16 and config.fp16:
+        problem("fp16", "bf16 and fp16 cannot both be true")
+    if config.quantization_bit is not None and config.finetuning_type != "lora":
+        problem(
+            "quantization_bit",
+            f"quantized training needs finetuning_type: lora, not {config.finetuning_type}",
+        )
+    if config.max_steps == 0:
+        problem("max_steps", "must be -1 (use num_train_epochs) or a positive number of steps")

@@ -1,0 +1,583 @@
+"""The training runner: `python -m tunedeck.core.runners.train CFG.yaml [key=value ...]`.
+
+Reads a run config, tokenizes the dataset with tunedeck's converter and template (the same ids and
+labels `tunedeck data preview` shows), loads the model (bitsandbytes 4/8-bit for QLoRA), adds LoRA,
+trains with transformers' Trainer (trl's DPOTrainer/KTOTrainer for dpo/kto) and writes
+output_dir/trainer_log.jsonl and output_dir/run_status.json as it goes.
+
+Exit codes: 0 done, 1 failed, 130 / 143 cancelled by SIGINT / SIGTERM (after saving a checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunedeck.core.config import RunConfig, last_checkpoint, load_config
+from tunedeck.core.config.checks import CHECKPOINT_DIR, RUN_FILES
+from tunedeck.core.errors import TunedeckError
+from tunedeck.core.runners import progress
+from tunedeck.core.runners.common import (
+    StopRequest,
+    install_stop_handlers,
+    is_main_process,
+    relaunch_under_torchrun,
+    torchrun_nproc,
+)
+
+MODULE = "tunedeck.core.runners.train"
+IGNORE_INDEX = -100
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one training job from a config file and overrides; return the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(f"usage: python -m {MODULE} CONFIG.yaml|- [key=value ...]", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(None if args[0] == "-" else args[0], args[1:])
+    except TunedeckError as exc:
+        _print_error(exc)
+        return progress.EXIT_FAILED
+    nproc = torchrun_nproc(config.nproc_per_node)
+    if nproc:
+        relaunch_under_torchrun(MODULE, args, nproc)
+    stop = install_stop_handlers(config.output_dir)
+    return run_training(config, stop)
+
+
+def run_training(config: RunConfig, stop: StopRequest) -> int:
+    """Do the whole run, turning failures into status 'failed' and cancellations into 130/143."""
+    out = Path(config.output_dir or ".")
+    status = _StatusWriter(out)
+    try:
+        status("loading", f"loading {config.model_name_or_path}")
+        resume_from = _resume_path(config)
+        if resume_from is None and config.overwrite_output_dir and is_main_process():
+            _clear_previous_run(out)
+        tokenizer = load_tokenizer(config)
+        model = load_model(config, tokenizer)
+        status("tokenizing", f"tokenizing {config.dataset}")
+        data = encode_dataset(config, tokenizer)
+        if not data.train:
+            raise TunedeckError(
+                f"no usable rows in {config.dataset}", hint="check it with `tunedeck data validate`"
+            )
+        status("training", f"{len(data.train)} examples")
+        trainer = _quiet(build_trainer(config, model, tokenizer, data, stop))
+        stop.stoppable = True
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        stop.stoppable = False
+        if stop.requested:
+            step = trainer.state.global_step
+            status("cancelled", f"stopped at step {step}; checkpoint saved", current_steps=step)
+            return stop.exit_code
+        status("saving", f"saving to {out}")
+        save_outputs(config, trainer, tokenizer, result.metrics, data)
+        status(
+            "done",
+            f"finished {trainer.state.global_step} steps",
+            current_steps=trainer.state.global_step,
+        )
+        return progress.EXIT_OK
+    except TunedeckError as exc:
+        _print_error(exc)
+        status("failed", str(exc))
+        return progress.EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - any crash becomes status failed with its message
+        traceback.print_exc()
+        status("failed", f"{type(exc).__name__}: {exc}")
+        return progress.EXIT_FAILED
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@dataclass
+class EncodedData:
+    """Tokenized examples ready for a trainer: dicts of input_ids/labels (or prompt/chosen/rejected)."""
+
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]] | None
+    tokens: int  # number of training tokens in one pass over `train`
+
+
+def encode_dataset(config: RunConfig, tokenizer) -> EncodedData:
+    """Read every dataset with our converter, render it with our template, split off validation."""
+    from tunedeck.core.datasets import iter_conversations, load_dataset_info
+
+    info = load_dataset_info(config.dataset_dir)
+    examples = []
+    for name in config.datasets:
+        spec = info.get(name)
+        rows = []
+        for conversation in iter_conversations(spec, info.data_dir):
+            if config.max_samples is not None and len(rows) >= config.max_samples:
+                break
+            encoded = encode_conversation(conversation, config, tokenizer)
+            if encoded is not None:
+                rows.append(encoded)
+        examples.extend(rows)
+    if config.stage == "pt" and config.effective_packing:
+        examples = chunk_examples(examples, config.cutoff_len)
+    elif config.stage == "sft" and config.effective_packing:
+        examples = pack_examples(examples, config.cutoff_len)
+    train, held_out = _split(examples, config.val_size, config.seed)
+    if config.eval_datasets:
+        held_out = [
+            e
+            for name in config.eval_datasets
+            for c in iter_conversations(info.get(name), info.data_dir)
+            if (e := encode_conversation(c, config, tokenizer)) is not None
+        ]
+    return EncodedData(
+        train=train, eval=held_out or None, tokens=sum(_token_count(e) for e in train)
+    )
+
+
+def encode_conversation(conversation, config: RunConfig, tokenizer) -> dict[str, Any] | None:
+    """One Conversation to one training example through tunedeck.core.templates.render.
+
+    sft/pt: {input_ids, attention_mask, labels}; dpo: {prompt_ids, chosen_ids, rejected_ids};
+    kto: {prompt_ids, completion_ids, label}. None when nothing would be trained on.
+    """
+    from tunedeck.core.templates import render
+
+    pretrain = config.stage == "pt"
+    rendered = render(
+        conversation,
+        config.template,
+        tokenizer=tokenizer,
+        # packed pre-training text is cut into blocks later, not truncated row by row
+        cutoff_len=1 << 30 if pretrain and config.effective_packing else config.cutoff_len,
+        train_on_prompt=config.train_on_prompt,
+        mask_history=config.mask_history,
+        stage="pt" if pretrain else None,
+    )
+    ids, labels = list(rendered.input_ids or ()), list(rendered.labels or ())
+    if not ids:
+        return None
+    if config.stage in ("sft", "pt"):
+        if all(label == IGNORE_INDEX for label in labels):
+            return None
+        return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+    prompt_len = _prompt_length(labels)
+    if config.stage == "dpo":
+        if rendered.rejected is None:
+            return None
+        rejected_ids = list(rendered.rejected.input_ids or ())
+        rejected_prompt = _prompt_length(list(rendered.rejected.labels or ()))
+        return {
+            "prompt_ids": ids[:prompt_len],
+            "chosen_ids": ids[prompt_len:],
+            "rejected_ids": rejected_ids[rejected_prompt:],
+        }
+    return {
+        "prompt_ids": ids[:prompt_len],
+        "completion_ids": ids[prompt_len:],
+        "label": bool(conversation.kto_tag),
+    }
+
+
+def pack_examples(examples: list[dict[str, Any]], cutoff_len: int) -> list[dict[str, Any]]:
+    """Concatenate examples into sequences of at most cutoff_len tokens (greedy, in order)."""
+    packed: list[dict[str, Any]] = []
+    current: dict[str, list[int]] = {"input_ids": [], "attention_mask": [], "labels": []}
+    for example in examples:
+        ids = example["input_ids"]
+        for start in range(0, len(ids), cutoff_len):
+            piece = {k: example[k][start : start + cutoff_len] for k in current}
+            if len(current["input_ids"]) + len(piece["input_ids"]) > cutoff_len:
+                packed.append(current)
+                current = {k: [] for k in current}
+            for key in current:
+                current[key].extend(piece[key])
+    if current["input_ids"]:
+        packed.append(current)
+    return packed
+
+
+def chunk_examples(examples: list[dict[str, Any]], block_size: int) -> list[dict[str, Any]]:
+    """Pre-training packing: concatenate every text and cut the stream into block_size blocks."""
+    stream = [token for example in examples for token in example["input_ids"]]
+    blocks = [stream[i : i + block_size] for i in range(0, len(stream), block_size)]
+    return [{"input_ids": b, "attention_mask": [1] * len(b), "labels": list(b)} for b in blocks]
+
+
+def _prompt_length(labels: list[int]) -> int:
+    for index, label in enumerate(labels):
+        if label != IGNORE_INDEX:
+            return index
+    return len(labels)
+
+
+def _split(examples: list, val_size: float, seed: int) -> tuple[list, list]:
+    if not val_size:
+        return examples, []
+    count = int(val_size) if val_size >= 1 else math.ceil(len(examples) * val_size)
+    count = min(count, max(len(examples) - 1, 0))
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:count])
+    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+
+
+def _token_count(example: dict[str, Any]) -> int:
+    if "input_ids" in example:
+        return len(example["input_ids"])
+    return sum(len(v) for k, v in example.items() if k.endswith("_ids"))
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+def load_tokenizer(config: RunConfig):
+    """The tokenizer with the template's fix-ups (eos, stop words, pad)."""
+    from tunedeck.core.templates import load_tokenizer as load_with_template
+
+    tokenizer = load_with_template(config.model_name_or_path, config.template)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def compute_dtype(config: RunConfig):
+    import torch
+
+    if config.bf16:
+        return torch.bfloat16
+    if config.fp16:
+        return torch.float16
+    return torch.float32
+
+
+def load_model(config: RunConfig, tokenizer):
+    """The base model (quantized through bitsandbytes when quantization_bit is set) plus adapters."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = compute_dtype(config)
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if config.quantization_bit:
+        from transformers import BitsAndBytesConfig
+
+        if config.quantization_bit == 4:
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type=config.quantization_type,
+                bnb_4bit_use_double_quant=config.double_quantization,
+                bnb_4bit_compute_dtype=dtype,
+            )
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        if torch.cuda.is_available():
+            kwargs["device_map"] = {"": _local_device()}
+    kwargs["dtype"] = (
+        dtype if config.quantization_bit or config.finetuning_type != "full" else torch.float32
+    )
+    model = AutoModelForCausalLM.from_pretrained(config.model_name_or_path, **kwargs)
+    model.config.use_cache = False
+    _fit_embeddings(model, tokenizer)
+    if config.quantization_bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    return apply_finetuning(config, model)
+
+
+def apply_finetuning(config: RunConfig, model):
+    """LoRA adapters (new, or continued from adapter_name_or_path), full or freeze tuning."""
+    if config.finetuning_type == "full":
+        return model
+    if config.finetuning_type == "freeze":
+        return _freeze_all_but_last_layers(model, config.freeze_trainable_layers)
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+
+    if config.adapter_name_or_path:
+        adapters = [a.strip() for a in config.adapter_name_or_path.split(",")]
+        for adapter in adapters[:-1]:
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        return PeftModel.from_pretrained(model, adapters[-1], is_trainable=True)
+    targets = config.lora_targets
+    lora = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=config.lora_rank,
+        lora_alpha=config.effective_lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear" if targets == ("all",) else list(targets),
+        modules_to_save=[m.strip() for m in config.additional_target.split(",")]
+        if config.additional_target
+        else None,
+    )
+    return get_peft_model(model, lora)
+
+
+def _fit_embeddings(model, tokenizer) -> None:
+    """Grow the embeddings when the template added special tokens the model has never seen."""
+    size = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > size:
+        print(f"resizing token embeddings {size} -> {len(tokenizer)}", flush=True)
+        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+
+
+def _freeze_all_but_last_layers(model, count: int):
+    layers = model.config.num_hidden_layers
+    chosen = range(layers - count, layers) if count > 0 else range(-count)
+    names = {f".{i}." for i in chosen}
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = any(n in name for n in names)
+    return model
+
+
+def _local_device() -> int:
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+# --- trainer -----------------------------------------------------------------------------------
+
+
+def training_arguments(config: RunConfig, has_eval: bool) -> dict[str, Any]:
+    """transformers TrainingArguments keyword arguments from the config."""
+    eval_strategy = config.eval_strategy if has_eval else "no"
+    return {
+        "output_dir": config.output_dir,
+        "per_device_train_batch_size": config.per_device_train_batch_size,
+        "per_device_eval_batch_size": config.per_device_eval_batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "learning_rate": config.learning_rate,
+        "num_train_epochs": config.num_train_epochs,
+        "max_steps": config.max_steps,
+        "lr_scheduler_type": config.lr_scheduler_type,
+        "warmup_steps": config.warmup_ratio if config.warmup_ratio else config.warmup_steps,
+        "weight_decay": config.weight_decay,
+        "max_grad_norm": config.max_grad_norm,
+        "optim": config.optim,
+        "logging_steps": config.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": config.save_total_limit,
+        "save_only_model": config.save_only_model,
+        "eval_strategy": eval_strategy,
+        "eval_steps": config.eval_steps if eval_strategy == "steps" else None,
+        "bf16": config.bf16,
+        "fp16": config.fp16,
+        "seed": config.seed,
+        "dataloader_num_workers": config.dataloader_num_workers,
+        "report_to": [],
+        "disable_tqdm": True,
+        "remove_unused_columns": False,
+        "include_num_input_tokens_seen": "non_padding",
+        "ddp_find_unused_parameters": False,
+    }
+
+
+def build_trainer(config: RunConfig, model, tokenizer, data: EncodedData, stop: StopRequest):
+    """A Trainer (sft, pt) or trl DPOTrainer / KTOTrainer, with our progress and stop callbacks."""
+    from datasets import Dataset
+
+    callbacks = [_progress_callback_class()(config, stop)]
+    train_set = Dataset.from_list(data.train)
+    eval_set = Dataset.from_list(data.eval) if data.eval else None
+    arguments = training_arguments(config, eval_set is not None)
+    if config.stage in ("sft", "pt"):
+        from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+        collator = DataCollatorForSeq2Seq(
+            tokenizer, label_pad_token_id=IGNORE_INDEX, padding=True, return_tensors="pt"
+        )
+        return Trainer(
+            model=model,
+            args=TrainingArguments(**arguments),
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+    if config.stage == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        class PretokenizedDPOTrainer(DPOTrainer):
+            """Takes prompt/chosen/rejected ids rendered by our template instead of tokenizing text."""
+
+            def _prepare_dataset(self, dataset, *_args, **_kwargs):
+                return dataset
+
+        return PretokenizedDPOTrainer(
+            model=model,
+            args=DPOConfig(
+                **arguments,
+                beta=config.pref_beta,
+                loss_type=[config.pref_loss],
+                max_length=config.cutoff_len,
+            ),
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
+    raise TunedeckError(f"stage {config.stage} is not supported by this runner yet")
+
+
+def _quiet(trainer):
+    """Our callback prints one line per log; drop transformers' own printer."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+def _progress_callback_class():
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        """Writes trainer_log.jsonl lines and run_status.json; turns a stop request into a checkpoint."""
+
+        def __init__(self, config: RunConfig, stop: StopRequest):
+            self.config = config
+            self.stop = stop
+            self.log = progress.TrainerLog(Path(config.output_dir))
+            self.clock = progress.Stopwatch()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            resumed_at = state.global_step if state.global_step else None
+            self.log.start(resume_at_step=resumed_at)
+            previous = self.log.read()
+            offset = progress.parse_duration(previous[-1]["elapsed_time"]) if previous else 0.0
+            self.clock = progress.Stopwatch(offset=offset)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:
+                control.should_log = True  # the last step always gets a log line
+            if self.stop.requested:
+                control.should_save = True
+                control.should_log = True
+                control.should_training_stop = True
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if not state.is_world_process_zero or ("loss" not in logs and "eval_loss" not in logs):
+                return
+            tokens = state.num_input_tokens_seen or None
+            extra = {}
+            if "rewards/accuracies" in logs:
+                extra["reward_accuracy"] = logs["rewards/accuracies"]
+            record = progress.log_line(
+                state.global_step,
+                state.max_steps,
+                self.clock.elapsed,
+                loss=logs.get("loss"),
+                eval_loss=logs.get("eval_loss"),
+                lr=logs.get("learning_rate"),
+                epoch=logs.get("epoch", state.epoch),
+                total_tokens=tokens,
+                **extra,
+            )
+            self.log.append(record)
+            progress.write_status(
+                self.config.output_dir,
+                "training",
+                f"step {state.global_step}/{state.max_steps}",
+                current_steps=state.global_step,
+                total_steps=state.max_steps,
+            )
+            print(_describe(record), flush=True)
+
+    return ProgressCallback
+
+
+def _describe(record: dict[str, Any]) -> str:
+    parts = [f"step {record['current_steps']}/{record['total_steps']}"]
+    for key in ("loss", "eval_loss", "lr", "epoch", "throughput"):
+        if key in record:
+            parts.append(
+                f"{key} {record[key]:.4g}"
+                if isinstance(record[key], float)
+                else f"{key} {record[key]}"
+            )
+    parts.append(f"elapsed {record['elapsed_time']} remaining {record['remaining_time']}")
+    return "  ".join(parts)
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+
+def save_outputs(
+    config: RunConfig, trainer, tokenizer, metrics: dict[str, Any], data: EncodedData
+) -> None:
+    """Adapter (or model), tokenizer, trainer_state.json, train/eval/all_results.json."""
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(config.output_dir)
+    metrics = {**metrics, "train_tokens_per_epoch": data.tokens}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+    if data.eval:
+        eval_metrics = trainer.evaluate()
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+
+
+def _resume_path(config: RunConfig) -> Path | None:
+    resume = config.resume_from_checkpoint
+    if resume is True:
+        return last_checkpoint(config.output_dir)
+    if isinstance(resume, str):
+        return Path(resume)
+    return None
+
+
+def _clear_previous_run(out: Path) -> None:
+    """overwrite_output_dir: remove the previous run's checkpoints and results (nothing else)."""
+    if not out.is_dir():
+        return
+    for entry in out.iterdir():
+        if entry.is_dir() and CHECKPOINT_DIR.match(entry.name):
+            shutil.rmtree(entry)
+        elif entry.name in RUN_FILES or entry.name in (
+            "train_results.json",
+            "eval_results.json",
+            "trainer_state.json",
+        ):
+            entry.unlink()
+
+
+class _StatusWriter:
+    def __init__(self, output_dir: Path):
+        self.output_dir = output_dir
+
+    def __call__(self, phase: str, message: str = "", **extra: Any) -> None:
+        if is_main_process():
+            progress.write_status(self.output_dir, phase, message, **extra)
+            print(f"[{phase}] {message}", flush=True)
+
+
+def _print_error(exc: TunedeckError) -> None:
+    problems = getattr(exc, "problems", None) or [exc]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+        if getattr(problem, "hint", None):
+            print(f"hint: {problem.hint}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
