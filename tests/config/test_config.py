@@ -104,6 +104,13 @@ def test_dataset_kind_must_fit_the_stage(tmp_path, model_dir):
     ).ok
 
 
+def test_kto_needs_two_examples_per_batch_for_its_kl_term(tmp_path, model_dir):
+    kto = base(model_dir, tmp_path, stage="kto", dataset="kto_en_demo")
+    assert check_config(write(tmp_path, kto), ["per_device_train_batch_size=2"]).ok
+    problem = errors_of(write(tmp_path, kto), "per_device_train_batch_size=1")
+    assert "at least 2" in problem["per_device_train_batch_size"].message
+
+
 def test_output_dir_under_a_file_is_not_writable(tmp_path, model_dir):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

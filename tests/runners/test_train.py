@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from train_helpers import REPO, TRAIN_MODULE, read_log, read_status, run_train
+from tunedeck.core.runners.common import torchrun_argv, torchrun_nproc
 
 pytestmark = pytest.mark.slow
 
@@ -104,25 +105,58 @@ def test_dpo_stage_trains_on_a_ranking_dataset(tiny_model, tmp_path):
     _assert_adapter_loads(tiny_model, out)
 
 
-def test_loss_decreases_on_a_memorisable_dataset(tiny_model, memorisable_data, tmp_path):
+def test_kto_stage_trains_on_desirable_and_undesirable_answers(tiny_model, tmp_path):
+    out = tmp_path / "kto"
+    result = run_train(
+        [str(CONFIGS / "tiny_lora_kto.yaml"), *_common(tiny_model, out), "max_steps=3"]
+    )
+    log = _assert_finished(result, out)
+    assert log[-1]["current_steps"] == 3 and "loss" in log[-1]
+    assert (out / "adapter_model.safetensors").is_file()
+    _assert_adapter_loads(tiny_model, out)
+
+
+# LoRA on every linear layer, the output head included: the random tiny model's head is frozen
+# with small weights, which caps how far adapters on the other layers alone can move the loss.
+EVERY_LINEAR_LAYER = "lora_target=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head"
+
+
+@pytest.mark.parametrize(
+    ("config", "method"),
+    [
+        ("tiny_lora_sft.yaml", EVERY_LINEAR_LAYER),
+        ("tiny_qlora_sft.yaml", EVERY_LINEAR_LAYER),
+        ("tiny_lora_sft.yaml", "finetuning_type=full"),
+    ],
+    ids=["lora", "qlora-4bit", "full"],
+)
+def test_loss_decreases_on_a_memorisable_dataset(
+    tiny_model, memorisable_data, tmp_path, config, method
+):
     out = tmp_path / "memo"
     result = run_train(
         [
-            str(CONFIGS / "tiny_lora_sft.yaml"),
+            str(CONFIGS / config),
             *_common(tiny_model, out),
             f"dataset_dir={memorisable_data}",
             "dataset=sky",
-            "finetuning_type=full",
+            method,
+            "lora_rank=8",
+            "lora_alpha=16",
+            "lora_dropout=0",
             "max_steps=30",
             "learning_rate=0.005",
+            "lr_scheduler_type=constant",
+            "warmup_ratio=0",
             "logging_steps=5",
             "per_device_train_batch_size=4",
-            "lr_scheduler_type=constant",
+            "gradient_accumulation_steps=1",
         ]
     )
     log = _assert_finished(result, out)
     losses = [r["loss"] for r in log]
-    assert losses[-1] < losses[0] * 0.3 and losses[-1] == min(losses), losses
+    assert len(losses) == 6 and losses[-1] < losses[0] * 0.4, losses
+    assert sum(losses[3:]) < sum(losses[:3]) * 0.6, losses
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_continues_the_log(tiny_model, tmp_path):
@@ -200,6 +234,80 @@ def test_a_second_signal_stops_at_once(tiny_model, tmp_path):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert read_status(out)["phase"] == "cancelled"
+
+
+def test_torchrun_command_line_names_the_process_count_and_the_runner(monkeypatch):
+    argv = torchrun_argv(TRAIN_MODULE, ["cfg.yaml", "lr=1"], 4, launcher=["torchrun"])
+    launch = ["torchrun", "--standalone", "--nproc_per_node=4", "-m", TRAIN_MODULE]
+    assert argv == [*launch, "cfg.yaml", "lr=1"]
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert (torchrun_nproc(None), torchrun_nproc(1), torchrun_nproc(2)) == (3, 0, 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert torchrun_nproc(None) == 0
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a rank never relaunches
+    assert torchrun_nproc(4) == 0
+
+
+def test_two_cpu_processes_train_one_run_and_only_rank_zero_logs(tiny_model, tmp_path):
+    out = tmp_path / "ddp"
+    result = run_train(
+        [
+            str(CONFIGS / "tiny_lora_sft.yaml"),
+            *_common(tiny_model, out),
+            "max_steps=3",
+            "logging_steps=1",
+            "nproc_per_node=2",
+        ]
+    )
+    log = _assert_finished(result, out)
+    assert [r["current_steps"] for r in log] == [1, 2, 3]
+    # 32 rows, 4 per rank, 2 ranks: each step reads 8 rows, a quarter of an epoch
+    assert log[-1]["epoch"] == pytest.approx(0.75)
+    assert result.stdout.count("[done]") == 1
+    _assert_adapter_loads(tiny_model, out)
+
+
+def test_sigterm_to_a_torchrun_job_group_saves_a_checkpoint_and_leaves_no_rank(
+    tiny_model, tmp_path
+):
+    out = tmp_path / "ddp-cancel"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", TRAIN_MODULE, str(CONFIGS / "tiny_lora_sft.yaml")]
+        + [*_common(tiny_model, out), "max_steps=100000", "save_steps=100000"]
+        + ["logging_steps=1", "nproc_per_node=2"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # like a job: the runner, torchrun and the ranks share a group
+    )
+    log_file = out / "trainer_log.jsonl"
+    deadline = time.monotonic() + 180
+    while not (log_file.exists() and log_file.stat().st_size > 0):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    status = read_status(out)
+    assert status["phase"] == "cancelled" and "checkpoint saved" in status["message"]
+    assert (out / f"checkpoint-{status['current_steps']}").is_dir()
+    deadline = time.monotonic() + 30
+    while _group_members(proc.pid):
+        assert time.monotonic() < deadline, f"left behind: {_group_members(proc.pid)}"
+        time.sleep(0.1)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
 
 
 def test_a_bad_config_fails_before_loading_anything(tmp_path):

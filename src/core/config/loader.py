@@ -384,3 +384,9 @@ def _check_combinations(
         )
     if config.max_steps == 0:
         problem("max_steps", "must be -1 (use num_train_epochs) or a positive number of steps")
+    if config.stage == "kto" and config.per_device_train_batch_size < 2:
+        problem(
+            "per_device_train_batch_size",
+            "must be at least 2 for stage kto",
+            "KTO's KL term pairs each prompt with another example's answer in the same batch",
+        )

@@ -93,6 +93,7 @@ class RunConfig:
     dataloader_num_workers: int = 0
     resume_from_checkpoint: bool | str | None = None
     nproc_per_node: int | None = None
+    use_cpu: bool = False  # also implied for a multi-process run on a machine without CUDA
     # export (merge + GPTQ quantization)
     export_dir: str | None = None
     export_size: int = 5

@@ -28,8 +28,9 @@ from tunedeck.core.runners.common import (
     StopRequest,
     install_stop_handlers,
     is_main_process,
-    relaunch_under_torchrun,
+    run_under_torchrun,
     torchrun_nproc,
+    world_size,
 )
 
 MODULE = "tunedeck.core.runners.train"
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return progress.EXIT_FAILED
     nproc = torchrun_nproc(config.nproc_per_node)
     if nproc:
-        relaunch_under_torchrun(MODULE, args, nproc)
+        return run_under_torchrun(MODULE, args, nproc, config.output_dir)
     stop = install_stop_handlers(config.output_dir)
     return run_training(config, stop)
 
@@ -383,11 +384,18 @@ def training_arguments(config: RunConfig, has_eval: bool) -> dict[str, Any]:
         "remove_unused_columns": False,
         "include_num_input_tokens_seen": "non_padding",
         "ddp_find_unused_parameters": False,
+        "use_cpu": config.use_cpu or (world_size() > 1 and not _cuda_available()),
     }
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def build_trainer(config: RunConfig, model, tokenizer, data: EncodedData, stop: StopRequest):
-    """A Trainer (sft, pt) or trl DPOTrainer / KTOTrainer, with our progress and stop callbacks."""
+    """A Trainer (sft, pt) or trl's DPOTrainer / KTOTrainer, with our progress and stop callbacks."""
     from datasets import Dataset
 
     callbacks = [_progress_callback_class()(config, stop)]
@@ -431,7 +439,52 @@ def build_trainer(config: RunConfig, model, tokenizer, data: EncodedData, stop: 
             processing_class=tokenizer,
             callbacks=callbacks,
         )
-    raise TunedeckError(f"stage {config.stage} is not supported by this runner yet")
+    if config.stage == "kto":
+        return _kto_trainer(config, model, tokenizer, data, arguments, callbacks)
+    raise TunedeckError(f"stage {config.stage} is not supported by this runner")
+
+
+def _kto_trainer(config: RunConfig, model, tokenizer, data: EncodedData, arguments, callbacks):
+    """trl's KTOTrainer on examples our template already tokenized (prompt, completion, label).
+
+    KTO reads batches in order (each example's KL term uses its batch neighbours' completions),
+    so the examples are shuffled here, once, with the run's seed.
+    """
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    class PretokenizedKTOTrainer(KTOTrainer):
+        def _prepare_dataset(self, dataset, _processing_class, args, _name):
+            if self.calculate_KL:
+                dataset = dataset.map(
+                    _with_mismatched_completions,
+                    batched=True,
+                    batch_size=args.per_device_train_batch_size,
+                )
+            return dataset
+
+    train = list(data.train)
+    random.Random(config.seed).shuffle(train)
+    return PretokenizedKTOTrainer(
+        model=model,
+        args=KTOConfig(
+            **arguments,
+            beta=config.pref_beta,
+            desirable_weight=config.kto_chosen_weight,
+            undesirable_weight=config.kto_rejected_weight,
+            max_length=config.cutoff_len,
+        ),
+        train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(data.eval) if data.eval else None,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+
+
+def _with_mismatched_completions(batch: dict[str, list]) -> dict[str, list]:
+    """KL pairs: each prompt with the completion of the previous example in its batch (rotated)."""
+    completions = batch["completion_ids"]
+    return {**batch, "KL_completion_ids": completions[-1:] + completions[:-1]}
 
 
 def _quiet(trainer):
@@ -467,7 +520,7 @@ def _progress_callback_class():
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step >= state.max_steps:
                 control.should_log = True  # the last step always gets a log line
-            if self.stop.requested:
+            if _any_rank(self.stop.requested, args.device):
                 control.should_save = True
                 control.should_log = True
                 control.should_training_stop = True
@@ -502,6 +555,20 @@ def _progress_callback_class():
             print(_describe(record), flush=True)
 
     return ProgressCallback
+
+
+def _any_rank(flag: bool, device) -> bool:
+    """True when `flag` is set on any rank, so that every rank stops after the same step."""
+    if world_size() == 1:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _describe(record: dict[str, Any]) -> str:

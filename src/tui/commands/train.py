@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--detach", "-d", help="Start the job and return at once.")
         ] = False,
     ) -> None:
-        """Train (LoRA, QLoRA, full; sft, pt, dpo) as a job, and follow its log."""
+        """Train (LoRA, QLoRA, full; sft, pt, dpo, kto) as a job, and follow its log."""
         raise typer.Exit(launch("train", config, overrides or [], host, detach))
 
     @app.command("quantize")
@@ -61,59 +61,76 @@ def register(app: typer.Typer) -> None:
 def launch(
     kind: str, config_path: Path, overrides: list[str], host: str | None, detach: bool
 ) -> int:
-    """Check the config (no torch), snapshot it, submit the runner as a job, follow it unless detached."""
-    import json
+    """Check the config (no torch), submit the runner as a job, follow it unless detached."""
     import os
     import sys
     import time
 
+    import yaml
     from tunedeck.core.config import check_config, dump_config
-    from tunedeck.core.jobs import submit
+    from tunedeck.core.jobs import get_backend
+    from tunedeck.core.jobs.backend import JobSpec
     from tunedeck.core.locations import ensure, state_dir
     from tunedeck.tui.commands.config import print_check
     from tunedeck.tui.console import err
 
     module, purpose = RUNNERS[kind]
     local = host in (None, "local")
+    # paths name files on the host that runs the job: only a local run can check them here
     check = check_config(config_path, overrides, purpose=purpose, check_files=local)
     print_check(check)
     if not check.ok or check.config is None:
         return 1
     config = check.config
     name = config_path.stem
-    if local:
-        snapshot = ensure(state_dir() / "runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}.yaml"
-        dump_config(config, snapshot)
-        argv = [sys.executable, "-m", module, str(snapshot)]
-    else:
-        argv = ["python", "-m", module, "-"]
-        argv += [f"{key}={json.dumps(value)}" for key, value in config.changed().items()]
-    import yaml
+    backend = get_backend(host)
+    try:
+        if local:
+            runs = ensure(state_dir() / "runs")
+            snapshot = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{name}.yaml"
+            dump_config(config, snapshot)
+            argv = [sys.executable, "-m", module, str(snapshot)]
+        else:
+            argv = remote_runner_argv(backend.check().get("python"), module, config.changed())
+        job = backend.submit(
+            JobSpec(
+                argv=tuple(argv),
+                name=name,
+                kind=kind,
+                cwd=os.getcwd() if local else None,
+                output_dir=config.output_dir if kind == "train" else config.export_dir,
+                config=yaml.safe_dump(config.changed(), sort_keys=False, allow_unicode=True),
+            )
+        )
+        err.print(f"job {job.id} started: {kind} {name} on {job.host}", markup=False)
+        if detach:
+            err.print(f"follow it with `tunedeck runs logs {job.id} -f`", markup=False, style="dim")
+            return 0
+        return follow(job, backend)
+    finally:
+        backend.close()
 
-    job = submit(
-        argv,
-        name=name,
-        kind=kind,
-        host=host,
-        cwd=os.getcwd() if local else None,
-        output_dir=config.output_dir if kind == "train" else config.export_dir,
-        config=yaml.safe_dump(config.changed(), sort_keys=False),
-    )
-    err.print(f"job {job.id} started: {kind} {name} on {job.host}", markup=False)
-    if detach:
-        err.print(f"follow it with `tunedeck logs {job.id}`", markup=False, style="dim")
-        return 0
-    return follow(job)
+
+def remote_runner_argv(python: str | None, module: str, settings: dict) -> list[str]:
+    """The runner's argv on another host: no config file there, every setting as key=value.
+
+    Values are JSON, which the runner reads back as YAML scalars (strings stay strings).
+    """
+    import json
+
+    argv = [python or "python3", "-m", module, "-"]
+    return argv + [f"{key}={json.dumps(value)}" for key, value in settings.items()]
 
 
-def follow(job) -> int:
-    """Print the job's log as it grows until it ends; Ctrl-C stops following, never the job."""
+def follow(job, backend) -> int:
+    """Print the job's log as it grows until it ends, then its state; exit with the job's code.
+
+    Ctrl-C stops following, never the job: it runs in its own session (remotely, under the agent).
+    """
     import sys
 
-    from tunedeck.core.jobs import get_backend
     from tunedeck.tui.console import err
 
-    backend = get_backend(job.host)
     try:
         for chunk in backend.follow_log(job, 0):
             sys.stdout.buffer.write(chunk.data)
@@ -121,12 +138,11 @@ def follow(job) -> int:
         final = backend.status([job.id])
     except KeyboardInterrupt:
         err.print(
-            f"\ndetached: job {job.id} keeps running (`tunedeck logs {job.id}`, `tunedeck cancel {job.id}`)",
+            f"\ndetached: job {job.id} keeps running "
+            f"(`tunedeck runs logs {job.id} -f`, `tunedeck runs cancel {job.id}`)",
             markup=False,
         )
         return 0
-    finally:
-        backend.close()
     if not final:
         return 1
     ended = final[0]
