@@ -4,8 +4,9 @@
 
 Generates alpaca and sharegpt data (JSONL and a JSON array), then for each file runs the
 real CLI in a subprocess and a baseline subprocess that only parses every line of the
-JSONL twin with orjson. Also measures the peak RSS of validating a JSON array of about
---array-gb GB, and the start-up time of `tunedeck --help`.
+JSONL twin with orjson. Both wall-clock and CPU seconds (user + system, which other work
+on a shared machine disturbs less) are compared. Also measures the peak RSS of validating
+a JSON array of about --array-gb GB, and the start-up time of `tunedeck --help`.
 """
 
 from __future__ import annotations
@@ -75,18 +76,21 @@ def write_array(path: Path, make, rows: int | None = None, target_bytes: int | N
     return count
 
 
-def timed(argv: list[str]) -> tuple[float, int, int]:
-    """(seconds, exit code, peak RSS in MB) of one subprocess."""
+def timed(argv: list[str]) -> tuple[float, int, int, float]:
+    """(seconds, exit code, peak RSS in MB, CPU seconds) of one subprocess."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
-    return elapsed, os.waitstatus_to_exitcode(status), usage.ru_maxrss // 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, os.waitstatus_to_exitcode(status), usage.ru_maxrss // 1024, cpu
 
 
-def best_of(argv: list[str], repeat: int) -> tuple[float, int, int]:
+def best_of(argv: list[str], repeat: int) -> tuple[float, int, float]:
+    """(best wall seconds, exit code of that run, best CPU seconds) over `repeat` runs."""
     runs = [timed(argv) for _ in range(repeat)]
-    return min(runs, key=lambda run: run[0])
+    fastest = min(runs, key=lambda run: run[0])
+    return fastest[0], fastest[1], min(run[3] for run in runs)
 
 
 def main() -> None:
@@ -112,27 +116,33 @@ def main() -> None:
     }
     (out / "dataset_info.json").write_text(json.dumps(info, indent=2))
 
-    print(f"\n{'dataset':16} {'rows':>10} {'baseline s':>11} {'validate s':>11} {'ratio':>7}")
+    print(
+        f"\n{'dataset':16} {'rows':>10} {'baseline s':>11} {'validate s':>11} {'ratio':>7}"
+        f" {'base cpu':>9} {'val cpu':>8} {'cpu ratio':>9}"
+    )
     for name, twin in (
         ("alpaca_jsonl", "alpaca.jsonl"),
         ("alpaca_array", "alpaca.jsonl"),
         ("sharegpt_jsonl", "sharegpt.jsonl"),
         ("sharegpt_array", "sharegpt.jsonl"),
     ):
-        base, _, _ = best_of([sys.executable, "-c", BASELINE, str(out / twin)], args.repeat)
-        took, code, _ = best_of(
+        base, _, base_cpu = best_of([sys.executable, "-c", BASELINE, str(out / twin)], args.repeat)
+        took, code, cpu = best_of(
             TUNEDECK + ["data", "validate", str(out), "--dataset", name, "--json"], args.repeat
         )
         rows = args.rows if name.startswith("alpaca") else args.rows // 4
         flag = "" if code == 0 else f"  (exit {code}!)"
-        print(f"{name:16} {rows:>10,} {base:>11.2f} {took:>11.2f} {took / base:>6.2f}x{flag}")
+        print(
+            f"{name:16} {rows:>10,} {base:>11.2f} {took:>11.2f} {took / base:>6.2f}x"
+            f" {base_cpu:>9.2f} {cpu:>8.2f} {cpu / base_cpu:>8.2f}x{flag}"
+        )
 
     if args.array_gb > 0:
         big = out / "big.json"
         count = write_array(big, alpaca_row, target_bytes=int(args.array_gb * 1e9))
         (out / "big").mkdir(exist_ok=True)
         (out / "big" / "dataset_info.json").write_text(json.dumps({"big": {"file_name": str(big)}}))
-        took, code, rss = timed(TUNEDECK + ["data", "validate", str(out / "big"), "--json"])
+        took, code, rss, _ = timed(TUNEDECK + ["data", "validate", str(out / "big"), "--json"])
         size = big.stat().st_size / 1e9
         print(
             f"\n{size:.2f} GB JSON array ({count:,} rows): validated in {took:.1f} s, "
