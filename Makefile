@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q
 WORKSPACE := examples/workspace
 TINY := $(WORKSPACE)/models/tiny
-# The CPU build of torch; set TORCH=torch for the default (CUDA) build on a GPU box.
-TORCH ?= torch==2.13.0
+# torch 2.14.1: the `gptq` extra (GPTQModel) needs it. pip takes the CUDA build, which also runs
+# on the CPU; set TORCH to pick another build (a CPU wheel index, a newer release).
+TORCH ?= torch==2.14.1
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test lint bench venv sysdeps
@@ -28,14 +29,15 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install "$(TORCH)"
-	$(PIP) install -e '.[train,dev]'
+	$(PIP) install -e '.[train,gptq,dev]'
 	touch $@
 
-# openssh-server and tmux: the SSH-backend and terminal end-to-end tests use real ones.
+# openssh-server and tmux: the SSH-backend and terminal end-to-end tests use real ones;
+# g++: GPTQModel compiles a small CPU packing extension the first time it quantizes.
 sysdeps:
-	@if ! test -x /usr/sbin/sshd || ! command -v tmux >/dev/null; then \
+	@if ! test -x /usr/sbin/sshd || ! command -v tmux >/dev/null || ! command -v g++ >/dev/null; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client tmux; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client tmux g++; \
 	fi
 
 $(TINY)/config.json: venv
