@@ -3,7 +3,8 @@
     .venv/bin/python bench/preview_bench.py
 
 Prints the median per-sample time of `render` (template + ids + labels) and of
-`tokenizer.encode(rendered text)` measured in the same run, and their ratio.
+`tokenizer.encode(rendered text)` measured in the same run, and their ratio. `data lengths`
+over many rows is timed by bench/lengths_bench.py.
 """
 
 from __future__ import annotations
@@ -58,24 +59,6 @@ def main() -> int:
             f"{label:34} {t_render:10.3f} {t_encode:10.3f} {t_render / t_encode:6.1f}x "
             f"{len(rendered.input_ids)}"
         )
-    from tunedeck.core.datasets import iter_conversations
-    from tunedeck.core.templates.render import token_lengths
-
-    rows = list(iter_conversations(info.get("alpaca_en_demo"), info.data_dir))
-    many = (rows * (100_000 // len(rows) + 1))[:100_000]
-    tokenizer = load_tokenizer(tok_dir, "qwen")
-    start = time.perf_counter()
-    lengths = list(token_lengths(many, "qwen", tokenizer))
-    t_lengths = time.perf_counter() - start
-    texts = [render(c, "qwen").text for c in rows]
-    start = time.perf_counter()
-    tokenizer(texts, add_special_tokens=False)
-    t_batch = (time.perf_counter() - start) * len(many) / len(rows)
-    print(
-        f"data lengths, {len(lengths)} rows: {t_lengths:.1f} s "
-        f"(bare batched encode of the same texts, scaled: {t_batch:.1f} s, "
-        f"ratio {t_lengths / t_batch:.1f}x)"
-    )
     verdict = "PASS" if worst < 20 else "FAIL"
     print(f"worst render {worst:.3f} ms per sample (target < 20 ms): {verdict}")
     return 0 if worst < 20 else 1

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tunedeck.core.jobs.hosts import Host, add_host
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"

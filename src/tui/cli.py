@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+
 from tunedeck.core import __version__
 from tunedeck.core.errors import TunedeckError
 from tunedeck.tui.commands import config, data, demo, hosts, jobs, preview, train, tui

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tunedeck.core.config import ConfigInvalid, RunConfig, check_config, dump_config, load_config
 from tunedeck.core.errors import ConfigError, UsageError
 

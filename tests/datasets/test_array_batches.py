@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tunedeck.core.datasets import load_dataset_info, readers, scan_json_array, validate
 from tunedeck.core.datasets.convert import RowChecker
 from tunedeck.core.datasets.spec import spec_from_entry

@@ -6,6 +6,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tunedeck.core.datasets import get_row, iter_conversations, load_dataset_info, validate
 from tunedeck.core.errors import TunedeckError
 

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tunedeck.core.datasets import validate
 from tunedeck.core.errors import DatasetError
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from jobs_helpers import cli
+
 from tunedeck.core.jobs.hosts import Host, add_host, get_host, load_hosts
 from tunedeck.core.jobs.ssh import agent_command
 

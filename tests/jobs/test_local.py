@@ -8,6 +8,7 @@ import time
 
 import pytest
 from jobs_helpers import alive, cli, cli_json, wait_for
+
 from tunedeck.core.jobs import Job, JobRegistry, JobSpec, JobState
 from tunedeck.core.jobs.local import LocalBackend
 from tunedeck.core.jobs.procs import group_and_descendants

@@ -4,6 +4,7 @@ import threading
 import time
 
 from jobs_helpers import wait_for
+
 from tunedeck.core.jobs.gpus import parse_gpus, query_gpus
 from tunedeck.core.jobs.logs import follow_file, read_log_file, tail_offset
 from tunedeck.core.jobs.metrics import (

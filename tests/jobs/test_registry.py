@@ -3,6 +3,7 @@ import sys
 import textwrap
 
 import pytest
+
 from tunedeck.core.errors import JobError
 from tunedeck.core.jobs import Job, JobRegistry, JobState
 

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from jobs_helpers import alive, cli, cli_json, wait_for
+
 from tunedeck.core.errors import HostError
 from tunedeck.core.jobs import JobSpec, JobState
 from tunedeck.core.jobs.hosts import Host, add_host

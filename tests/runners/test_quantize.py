@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tunedeck.core.config import load_config
 from tunedeck.core.errors import DatasetError
 from tunedeck.core.runners import progress

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from train_helpers import REPO, TRAIN_MODULE, read_log, read_status, run_train
+
 from tunedeck.core.runners.common import torchrun_argv, torchrun_nproc
 
 pytestmark = pytest.mark.slow

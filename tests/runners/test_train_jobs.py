@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from train_helpers import REPO, read_log
+
 from tunedeck.core.config import load_config
 from tunedeck.tui.commands.train import remote_runner_argv
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tunedeck.core.datasets import get_row, load_dataset_info
 from tunedeck.core.templates import load_tokenizer, render
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tunedeck.core.datasets.conversation import Conversation, Message, Role
 from tunedeck.core.errors import TemplateError
 from tunedeck.core.templates import TEMPLATES, get_template, load_tokenizer, render

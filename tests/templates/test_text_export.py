@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tunedeck.core.datasets import load_dataset_info
 from tunedeck.core.datasets.text_export import export_text
 from tunedeck.core.templates import load_tokenizer

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from tunedeck.core.config.schema import IGNORED_KEYS, KEY_RULES, KNOWN_KEYS, RunConfig
 from tunedeck.core.errors import ConfigError, Location, UsageError
 

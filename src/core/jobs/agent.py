@@ -18,6 +18,7 @@ import time
 from typing import Any, BinaryIO
 
 import orjson
+
 from tunedeck.core import __version__
 from tunedeck.core.errors import TunedeckError
 from tunedeck.core.jobs.backend import DEFAULT_GRACE, JobSpec

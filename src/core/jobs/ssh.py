@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+
 from tunedeck.core.errors import HostError, JobError, TunedeckError
 from tunedeck.core.jobs.backend import DEFAULT_GRACE, CancelResult, JobSpec
 from tunedeck.core.jobs.gpus import Gpu

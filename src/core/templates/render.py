@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,72 +119,167 @@ def render(
 
 
 def token_lengths(
-    conversations,
+    conversations: Iterable[Conversation],
     template: str | Template | None,
     tokenizer: Any,
     *,
     enable_thinking: bool | None = True,
-    batch_size: int = 512,
-):
+    batch_size: int = 2048,
+) -> Iterator[int]:
     """Yield each conversation's full token count before `cutoff_len`, exactly as `render`
-    would count it, tokenizing many rows per call (fast tokenizers batch in Rust)."""
+    would count it, streaming: rows are planned in Python while the previous batch is encoded
+    (fast tokenizers encode a batch in Rust on every core, without holding the GIL)."""
     tpl = resolve_template(template, tokenizer)
-    pending: list[tuple[list[str], int]] = []
-    for conv in conversations:
-        pending.append(_length_plan(tpl, tokenizer, conv, enable_thinking))
-        if len(pending) >= batch_size:
-            yield from _finish_lengths(tokenizer, pending)
-            pending = []
-    if pending:
-        yield from _finish_lengths(tokenizer, pending)
+    count = _text_counter(tokenizer)
+    plan = _LengthPlan(tpl, tokenizer, enable_thinking, count)
+    with ThreadPoolExecutor(max_workers=1) as encoder:
+        in_flight = None
+        for batch in _batched(conversations, batch_size):
+            texts, rows = plan.batch(batch)
+            submitted = (encoder.submit(count, texts), rows)
+            if in_flight is not None:
+                yield from _sum_lengths(*in_flight)
+            in_flight = submitted
+        if in_flight is not None:
+            yield from _sum_lengths(*in_flight)
 
 
-def _length_plan(tpl: Template, tok: Any, conv: Conversation, thinking) -> tuple[list[str], int]:
-    """The strings to tokenize for one row, and the number of tokens added by id."""
-    job = _Job(tpl, None, thinking, None)
-    if not conv.response:
-        rendered = job.pretrain(conv, 1 << 30)
+class _LengthPlan:
+    """Turns rows into the strings LLaMA-Factory would tokenize, without segments or ids.
+
+    Elements made only of template text (the prefix, a default system prompt, empty thought
+    blocks) and special tokens added by id are counted once per template and cached.
+    """
+
+    def __init__(self, tpl: Template, tok: Any, thinking: bool | None, count) -> None:
+        self.t = tpl
+        self.tok = tok
+        self.job = _Job(tpl, None, thinking, None)
+        self.count = count
+        self.template_counts: dict[str, int] = {}
+        self.special_counts: dict[Special, int] = {}
+        self.efficient_eos = 1 if tpl.efficient_eos else 0
         eos = "<|end_of_text|>" if tpl.name == "llama3" else (tok.eos_token or "")
         bos = tok.bos_token if getattr(tok, "add_bos_token", False) else ""
-        text = bos + "".join(s.text for s in rendered.segments if s.source == "data") + eos
-        return [text], 0
-    job.captured = []
-    if conv.kto_tag is not None and len(conv.response) >= 2:
-        kept = conv.response[0] if conv.response[0].content else conv.response[1]
-        job.oneturn(conv, kept, 1 << 30, "kto")
-    elif len(conv.response) >= 2:
-        job.oneturn(conv, conv.response[0], 1 << 30, "ranking")
-    else:
-        job.supervised(conv, 1 << 30, False, False)
-    texts: list[str] = []
-    by_id = 1 if tpl.efficient_eos else 0
-    for message in job.captured[0]:
-        for e in message.elements:
-            pieces = e[1] if isinstance(e, tuple) else e
-            if isinstance(pieces, Special):
-                by_id += _special_count(tok, pieces)
-            else:
-                text = "".join(p[0] for p in pieces)
-                if text:
+        self.pretrain_ends = (bos or "", eos)
+
+    def batch(self, conversations: list[Conversation]) -> tuple[list[str], list[tuple[int, int]]]:
+        """All strings to encode for the batch, and per row (how many strings, fixed tokens)."""
+        texts: list[str] = []
+        rows: list[tuple[int, int]] = []
+        for conv in conversations:
+            before = len(texts)
+            fixed = self.row(conv, texts)
+            rows.append((len(texts) - before, fixed))
+        return texts, rows
+
+    def row(self, conv: Conversation, texts: list[str]) -> int:
+        """Append the row's strings to `texts`; return the tokens counted without encoding."""
+        if not conv.response:
+            bos, eos = self.pretrain_ends
+            texts.append(bos + (conv.prompt[0].content if conv.prompt else "") + eos)
+            return 0
+        if conv.kto_tag is not None and len(conv.response) >= 2:
+            kept = conv.response[0] if conv.response[0].content else conv.response[1]
+            encoded = self.job.oneturn_messages(conv, kept)
+        elif len(conv.response) >= 2:
+            encoded = self.job.oneturn_messages(conv, conv.response[0])
+        else:
+            encoded = self.job.supervised_messages(conv, False)
+        fixed = self.efficient_eos
+        for message in encoded:
+            for element in message.elements:
+                pieces = element[1] if isinstance(element, tuple) else element
+                if isinstance(pieces, Special):
+                    fixed += self._special(pieces)
+                    continue
+                text = "".join([p[0] for p in pieces])
+                if not text:
+                    continue
+                if any(source == "data" and piece for piece, source in pieces):
                     texts.append(text)
-    return texts, by_id
+                else:
+                    fixed += self._template_text(text)
+        return fixed
+
+    def _template_text(self, text: str) -> int:
+        known = self.template_counts.get(text)
+        if known is None:
+            known = self.count([text])[0]
+            if len(self.template_counts) < 4096:
+                self.template_counts[text] = known
+        return known
+
+    def _special(self, special: Special) -> int:
+        known = self.special_counts.get(special)
+        if known is None:
+            tok = self.tok
+            if special.kind == "bos":
+                known = int(tok.bos_token_id is not None)
+            elif special.kind == "eos":
+                known = int(tok.eos_token_id is not None)
+            else:
+                known = 1
+            self.special_counts[special] = known
+        return known
 
 
-def _special_count(tok: Any, special: Special) -> int:
-    if special.kind == "bos":
-        return int(tok.bos_token_id is not None)
-    if special.kind == "eos":
-        return int(tok.eos_token_id is not None)
-    return 1
+def _text_counter(tok: Any):
+    """`count(texts) -> [tokens]`, equal to the lengths `tok(texts, add_special_tokens=False)`
+    gives; a stock fast tokenizer is asked through its Rust backend, which skips building ids,
+    masks and offsets in Python."""
+    backend = _stock_backend(tok)
+    if backend is None:
+
+        def count(texts: list[str]) -> list[int]:
+            if not texts:
+                return []
+            return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+
+        return count
+    encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
+
+    def count_fast(texts: list[str]) -> list[int]:
+        return [len(e) for e in encode(texts, add_special_tokens=False)] if texts else []
+
+    return count_fast
 
 
-def _finish_lengths(tok: Any, pending: list[tuple[list[str], int]]):
-    flat = [text for texts, _ in pending for text in texts]
-    encoded = tok(flat, add_special_tokens=False)["input_ids"] if flat else []
+def _stock_backend(tok: Any):
+    """The `tokenizers.Tokenizer` behind `tok` when calling `tok` does nothing but encode with
+    it (no subclass override of the call path); None otherwise."""
+    try:
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:
+        return None
+    cls = type(tok)
+    if not isinstance(tok, TokenizersBackend) or any(
+        getattr(cls, name) is not getattr(TokenizersBackend, name)
+        for name in ("__call__", "_encode_plus", "set_truncation_and_padding")
+    ):
+        return None
+    # a call leaves the backend as every call sets it: no truncation or padding, and special
+    # tokens split or not as the tokenizer says; later direct calls see the same state
+    tok(["probe"], add_special_tokens=False)
+    return tok._tokenizer
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _sum_lengths(counted, rows: list[tuple[int, int]]) -> Iterator[int]:
+    counts = counted.result()
     position = 0
-    for texts, by_id in pending:
-        n = len(texts)
-        yield by_id + sum(len(ids) for ids in encoded[position : position + n])
+    for n, fixed in rows:
+        yield fixed + sum(counts[position : position + n])
         position += n
 
 
@@ -204,29 +301,12 @@ class _Job:
         self.tok = tokenizer
         self.thinking = thinking
         self.today = today
-        self.captured: list | None = None  # when a list, each encoding is appended to it
 
     # -- the four preprocessing paths -------------------------------------------------------
 
     def supervised(self, conv: Conversation, cutoff: int, on_prompt: bool, mask: bool):
         t = self.t
-        messages = [*conv.prompt, conv.response[0]]
-        last = len(messages) - 2
-        empty_thought_turns: list[int] = []
-        if t.reasoning:
-            messages = list(messages)
-            if self.thinking is False:
-                for i in range(1, len(messages), 2):
-                    messages[i] = _strip_thought(t, messages[i])
-            if mask:  # history thoughts are dropped; only the last turn keeps its own
-                for i in range(1, len(messages) - 2, 2):
-                    messages[i] = _strip_thought(t, messages[i])
-            turns = [last] if mask else range(0, len(messages), 2)
-            empty_thought_turns = [i for i in turns if not _has_thought(t, messages[i + 1])]
-        encoded = self._encode(messages, conv.system, conv.tools)
-        for i in empty_thought_turns:
-            self._add_empty_thought(encoded, i)
-
+        encoded = self.supervised_messages(conv, mask)
         n_turns = len(encoded) // 2
         last_turn = n_turns - 1
         seg_train: dict[int, bool] = {}
@@ -284,19 +364,8 @@ class _Job:
     def oneturn(self, conv: Conversation, answer: Message, cutoff: int, kind: str):
         """Prompt = every turn before the answer (masked), target = the answer."""
         t = self.t
-        messages = [*conv.prompt, answer]
-        add_thought = False
-        if t.reasoning:
-            for i in range(1, len(messages) - 2, 2):
-                messages[i] = _strip_thought(t, messages[i])
-            if self.thinking is False:
-                messages[-1] = _strip_thought(t, messages[-1])
-            add_thought = not _has_thought(t, messages[-1])
-        encoded = self._encode(messages, conv.system, conv.tools)
-        prompt_msgs = encoded[:-1]
-        if add_thought:
-            self._add_empty_thought(encoded, len(encoded) - 2, into_prompt_end=True)
-        trainable = {i: False for i in range(len(prompt_msgs))}
+        encoded = self.oneturn_messages(conv, answer)
+        trainable = {i: False for i in range(len(encoded) - 1)}
         trainable[len(encoded) - 1] = True
         tail = [self._special_piece(Special("eos"))] if t.efficient_eos else []
         segments = self._segments(encoded, trainable, tail)
@@ -349,6 +418,43 @@ class _Job:
             truncated=_truncation(len(ids), len(kept), cutoff, cuts),
             kind="pretrain",
         )
+
+    # -- the messages each path encodes (shared with token counting) -----------------------
+
+    def supervised_messages(self, conv: Conversation, mask: bool) -> list[_Message]:
+        t = self.t
+        messages = [*conv.prompt, conv.response[0]]
+        last = len(messages) - 2
+        empty_thought_turns: list[int] = []
+        if t.reasoning:
+            messages = list(messages)
+            if self.thinking is False:
+                for i in range(1, len(messages), 2):
+                    messages[i] = _strip_thought(t, messages[i])
+            if mask:  # history thoughts are dropped; only the last turn keeps its own
+                for i in range(1, len(messages) - 2, 2):
+                    messages[i] = _strip_thought(t, messages[i])
+            turns = [last] if mask else range(0, len(messages), 2)
+            empty_thought_turns = [i for i in turns if not _has_thought(t, messages[i + 1])]
+        encoded = self._encode(messages, conv.system, conv.tools)
+        for i in empty_thought_turns:
+            self._add_empty_thought(encoded, i)
+        return encoded
+
+    def oneturn_messages(self, conv: Conversation, answer: Message) -> list[_Message]:
+        t = self.t
+        messages = [*conv.prompt, answer]
+        add_thought = False
+        if t.reasoning:
+            for i in range(1, len(messages) - 2, 2):
+                messages[i] = _strip_thought(t, messages[i])
+            if self.thinking is False:
+                messages[-1] = _strip_thought(t, messages[-1])
+            add_thought = not _has_thought(t, messages[-1])
+        encoded = self._encode(messages, conv.system, conv.tools)
+        if add_thought:
+            self._add_empty_thought(encoded, len(encoded) - 2)
+        return encoded
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -407,8 +513,6 @@ class _Job:
             out.append(_Message(role=role, elements=elements))
         if self.tok is not None:
             self._tokenize(out)
-        if self.captured is not None:
-            self.captured.append(out)
         return out
 
     def _function_text(self, content: str) -> str:
@@ -472,7 +576,7 @@ class _Job:
     def _special_piece(self, special: Special) -> Segment:
         return Segment("assistant", self._special_text(special), True, "template")
 
-    def _add_empty_thought(self, encoded: list[_Message], turn: int, into_prompt_end=False):
+    def _add_empty_thought(self, encoded: list[_Message], turn: int):
         """An empty <think></think> block: trained on in the response when thinking is on,
         appended to the prompt (masked) otherwise."""
         words = self.t.thought_words[0] + self.t.thought_words[1]

@@ -75,6 +75,7 @@ def print_check(check) -> None:
 def print_resolved(config) -> None:
     """The keys that differ from the defaults, as YAML."""
     import yaml
+
     from tunedeck.tui.console import out
 
     out.print("# resolved config (keys that differ from the defaults)", style="dim")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from tunedeck.core.errors import DatasetError, UsageError
 
 app = typer.Typer(
@@ -140,6 +141,7 @@ def _spec(name: str, data_dir: Path) -> tuple[Any, Path]:
 def _print_report(report: Any, show_remote: bool) -> None:
     from rich.table import Table
     from rich.text import Text
+
     from tunedeck.tui.console import out
 
     table = Table(title=f"datasets in {report.path}", title_justify="left", expand=False)
@@ -226,6 +228,7 @@ def _conversation_dict(conversation: Any) -> dict[str, Any] | None:
 def _print_row(name: str, view: Any) -> None:
     from rich.panel import Panel
     from rich.text import Text
+
     from tunedeck.tui.console import out
 
     where = f"{view.file}, row {view.row}" + (f", line {view.line}" if view.line else "")
@@ -292,6 +295,7 @@ def _response_labels(conversation: Any) -> list[str]:
 
 def _print_stats(stats: Any) -> None:
     from rich.table import Table
+
     from tunedeck.tui.console import out
 
     table = Table(
@@ -346,6 +350,7 @@ class _ProgressReporter:
             return
         if self.progress is None:
             from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
             from tunedeck.tui.console import err
 
             self.progress = Progress(

@@ -6,6 +6,7 @@ import shlex
 from typing import Annotated
 
 import typer
+
 from tunedeck.core.errors import UsageError
 
 app = typer.Typer(help="Remote hosts for jobs: add, list, check, rm.", invoke_without_command=True)

@@ -8,6 +8,7 @@ import time
 from typing import Annotated
 
 import typer
+
 from tunedeck.core.errors import HostError, UsageError
 
 runs_app = typer.Typer(
@@ -84,6 +85,7 @@ def list_jobs(
         _note("no jobs yet: start one with `tunedeck run -- CMD` or `tunedeck train CFG`")
         return
     from rich.table import Table
+
     from tunedeck.tui.console import out
 
     table = Table(box=None, pad_edge=False, header_style="bold")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from tunedeck.core.errors import DatasetError, UsageError
 
 # template text vs data text, each either trained on or masked
@@ -92,21 +95,24 @@ def lengths_command(
 
     spec, directory = _spec(name, data_dir)
     tok = load_tokenizer(tokenizer)
-    lengths = sorted(token_lengths(iter_conversations(spec, directory), template, tok))
-    if not lengths:
+    conversations = iter_conversations(spec, directory)
+    with _row_progress(spec, directory) as advance:
+        counts = _count_lengths(token_lengths(conversations, template, tok), advance)
+    if not counts:
         raise DatasetError(f"'{name}' has no valid rows")
-    over = sum(1 for n in lengths if n > cutoff_len)
+    rows = sum(counts.values())
+    over = sum(n for length, n in counts.items() if length > cutoff_len)
     summary = {
         "dataset": name,
         "template": template or "hf",
-        "rows": len(lengths),
-        "min": lengths[0],
-        "median": lengths[len(lengths) // 2],
-        "p95": lengths[min(len(lengths) - 1, int(len(lengths) * 0.95))],
-        "max": lengths[-1],
+        "rows": rows,
+        "min": min(counts),
+        "median": _nth_length(counts, rows // 2),
+        "p95": _nth_length(counts, min(rows - 1, int(rows * 0.95))),
+        "max": max(counts),
         "cutoff_len": cutoff_len,
         "truncated_rows": over,
-        "histogram": _histogram(lengths),
+        "histogram": _histogram(counts),
     }
     if as_json:
         from tunedeck.tui.console import print_json
@@ -116,11 +122,11 @@ def lengths_command(
     from tunedeck.tui.console import out
 
     out.print(
-        f"[bold]{name}[/] with template [bold]{summary['template']}[/]: {len(lengths)} rows, "
+        f"[bold]{name}[/] with template [bold]{summary['template']}[/]: {rows} rows, "
         f"tokens min {summary['min']}, median {summary['median']}, p95 {summary['p95']}, "
         f"max {summary['max']}"
     )
-    share = 100.0 * over / len(lengths)
+    share = 100.0 * over / rows
     style = "yellow" if over else "green"
     out.print(f"[{style}]cutoff_len {cutoff_len} truncates {over} rows ({share:.1f}%)[/]")
     widest = max(b["rows"] for b in summary["histogram"]) or 1
@@ -131,6 +137,49 @@ def lengths_command(
             f"{bucket['low']:>7}-{bucket['high'] - 1:<7} {bucket['rows']:>7} {bar}{mark}",
             markup=False,
         )
+
+
+def _count_lengths(lengths: Iterator[int], advance) -> dict[int, int]:
+    """Rows per token length: memory follows the distinct lengths, not the rows."""
+    counts: dict[int, int] = {}
+    step = 0
+    for length in lengths:
+        counts[length] = counts.get(length, 0) + 1
+        step += 1
+        if step == 1024:
+            advance(step)
+            step = 0
+    advance(step)
+    return counts
+
+
+def _nth_length(counts: dict[int, int], index: int) -> int:
+    """The length at `index` (0-based) of the sorted lengths."""
+    seen = 0
+    for length in sorted(counts):
+        seen += counts[length]
+        if index < seen:
+            return length
+    return max(counts)
+
+
+@contextmanager
+def _row_progress(spec: Any, directory: Path):
+    """A progress bar on stderr when it is a terminal; yields `advance(rows)`."""
+    from tunedeck.tui.console import err
+
+    if not err.is_terminal:
+        yield lambda rows: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from tunedeck.core.datasets import count_rows
+
+    total = count_rows(spec, directory)
+    columns = ("counting tokens", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("rows", total=total)
+        yield lambda rows: progress.advance(task, rows)
 
 
 def to_text_command(
@@ -153,6 +202,7 @@ def to_text_command(
 ) -> None:
     """Write any dataset as {"text": ...} rows (GPTQ calibration), optionally packed."""
     import orjson
+
     from tunedeck.core.datasets.text_export import export_text
     from tunedeck.tui.console import out
 
@@ -192,6 +242,7 @@ def _spec(name: str, data_dir: Path) -> tuple[Any, Path]:
 
 def _print_rendered(rendered: Any, name: str, index: int, template: str, cutoff_len: int):
     from rich.text import Text
+
     from tunedeck.tui.console import out
 
     def body(r: Any) -> Text:
@@ -237,8 +288,8 @@ def _print_rendered(rendered: Any, name: str, index: int, template: str, cutoff_
         out.print(removed)
 
 
-def _histogram(lengths: list[int], buckets: int = 12) -> list[dict]:
-    low, high = lengths[0], lengths[-1] + 1
+def _histogram(counts: dict[int, int], buckets: int = 12) -> list[dict]:
+    low, high = min(counts), max(counts) + 1
     width = max(1, -(-(high - low) // buckets))
     rows = []
     for b in range(buckets):
@@ -246,7 +297,7 @@ def _histogram(lengths: list[int], buckets: int = 12) -> list[dict]:
         if start >= high:
             break
         end = start + width
-        rows.append(
-            {"low": start, "high": end, "rows": sum(1 for n in lengths if start <= n < end)}
-        )
+        rows.append({"low": start, "high": end, "rows": 0})
+    for length, n in counts.items():
+        rows[(length - low) // width]["rows"] += n
     return rows

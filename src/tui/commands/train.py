@@ -67,6 +67,7 @@ def launch(
     import time
 
     import yaml
+
     from tunedeck.core.config import check_config, dump_config
     from tunedeck.core.jobs import get_backend
     from tunedeck.core.jobs.backend import JobSpec

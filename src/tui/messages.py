@@ -1,0 +1,50 @@
+"""The app's own messages, in one place: widgets and screens talk upward with these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.message import Message
+
+
+@dataclass
+class OpenDatasetRow(Message):
+    """Show one row of a dataset (from an issue or a row browser)."""
+
+    dataset: str
+    row: int
+
+
+@dataclass
+class PreviewDataset(Message):
+    """Open the Preview screen on a dataset."""
+
+    dataset: str
+
+
+@dataclass
+class JobSubmitted(Message):
+    """A job was submitted from the Launch screen."""
+
+    job_id: str
+
+
+@dataclass
+class JobStateChanged(Message):
+    """A job moved to a new state (running, done, failed, cancelled)."""
+
+    job_id: str
+    name: str
+    state: str
+
+
+@dataclass
+class LogAppended(Message):
+    """New bytes arrived in a followed log; stale ones are dropped (coalesced)."""
+
+    path: Path
+    size: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LogAppended) and message.path == self.path

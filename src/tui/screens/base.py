@@ -1,0 +1,49 @@
+"""What every screen shares: the navigation bar on top, the footer of keys at the bottom."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Input, TextArea
+
+from tunedeck.tui.widgets.nav_bar import NavBar
+
+
+class DeckScreen(Screen):
+    """A top-level screen of the app; subclasses fill `compose_body`."""
+
+    MODE = ""
+
+    def compose(self) -> ComposeResult:
+        from tunedeck.tui.app import SCREENS_IN_ORDER
+
+        yield NavBar(SCREENS_IN_ORDER, self.MODE, self.context_text())
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def context_text(self) -> str:
+        return str(getattr(self.app, "data_dir", ""))
+
+    def set_context(self, text: str) -> None:
+        self.query_one(NavBar).context = text
+
+    def from_thread(self, callback, *args, **kwargs) -> None:
+        """Run `callback` on the event loop from a thread worker; dropped once this screen or
+        the app is gone (a late worker must not crash shutdown)."""
+
+        def guarded() -> None:
+            if self.is_attached and self.app.is_running:
+                callback(*args, **kwargs)
+
+        try:
+            self.app.call_from_thread(guarded)
+        except RuntimeError:  # the app has stopped
+            pass
+
+    def key_escape(self) -> None:
+        """Leave a text field, so that the screen keys (1-5, q, ...) work again."""
+        if isinstance(self.focused, (Input, TextArea)):
+            self.set_focus(None)

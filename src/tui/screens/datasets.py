@@ -1,0 +1,469 @@
+"""Datasets: the entries of dataset_info.json, their validity, spec, stats, issues and rows."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Input, ProgressBar, Static, TabbedContent, TabPane
+
+from tunedeck.tui.messages import OpenDatasetRow, PreviewDataset
+from tunedeck.tui.screens.base import DeckScreen
+from tunedeck.tui.sidecar import SidecarClient
+from tunedeck.tui.widgets.conversation_text import conversation_text, raw_text
+
+REPORT_BATCH_SECONDS = 0.3
+BADGES = {
+    "pending": ("…", "dim"),
+    "ok": ("✓", "green"),
+    "warning": ("!", "yellow"),
+    "error": ("✗", "bold red"),
+    "remote": ("☁", "blue"),
+}
+
+
+class DatasetsScreen(DeckScreen):
+    """Browse and validate the open data folder; Enter on an issue opens its row."""
+
+    MODE = "datasets"
+    AUTO_FOCUS = "#datasets-table"
+    BINDINGS = [
+        Binding("v", "validate", "Validate", id="datasets.validate"),
+        Binding("p", "preview", "Preview", id="datasets.preview"),
+        Binding("slash", "filter", "Filter", key_display="/", id="datasets.filter"),
+        Binding("r", "toggle_raw", "Raw/norm", id="datasets.raw"),
+        Binding(
+            "left_square_bracket",
+            "step_row(-1)",
+            "Prev row",
+            key_display="[",
+            id="datasets.prev_row",
+        ),
+        Binding(
+            "right_square_bracket",
+            "step_row(1)",
+            "Next row",
+            key_display="]",
+            id="datasets.next_row",
+        ),
+        Binding("i", "show_tab('tab-issues')", "Issues", show=False, id="datasets.issues"),
+        Binding("s", "show_tab('tab-spec')", "Spec", show=False, id="datasets.spec"),
+        Binding("o", "show_tab('tab-rows')", "Rows", show=False, id="datasets.rows"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.info: Any = None
+        self.reports: dict[str, Any] = {}
+        self.stats: dict[str, Any] = {}
+        self.selected: str | None = None
+        self.row_index = 0
+        self.show_raw = False
+        self._filter = ""
+        self._validator = SidecarClient()
+        self._stats_sidecar = SidecarClient()
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="split"):
+            with Vertical(classes="left-pane"):
+                box = Input(placeholder="filter datasets (Esc to close)", id="dataset-filter")
+                box.display = False  # hidden (and not focusable) until / is pressed
+                yield box
+                yield DataTable(id="datasets-table", cursor_type="row", zebra_stripes=True)
+                yield ProgressBar(id="validate-progress", show_eta=False)
+                yield Static(
+                    "loading dataset_info.json…", id="datasets-status", classes="status-line"
+                )
+            with TabbedContent(id="dataset-detail", classes="right-pane"):
+                with TabPane("Spec", id="tab-spec"):
+                    yield VerticalScroll(Static(id="spec-text"))
+                with TabPane("Issues", id="tab-issues"):
+                    yield DataTable(id="issues-table", cursor_type="row")
+                with TabPane("Rows", id="tab-rows"):
+                    yield Static("", id="row-header", classes="status-line")
+                    yield VerticalScroll(Static(id="row-text"))
+
+    def on_unmount(self) -> None:
+        self._validator.close()
+        self._stats_sidecar.close()
+
+    def on_mount(self) -> None:
+        self.query_one("#validate-progress").display = False
+        table = self.query_one("#datasets-table", DataTable)
+        table.add_column(" ", key="badge", width=1)
+        table.add_column("dataset", key="name")
+        table.add_column("kind", key="kind")
+        table.add_column("rows", key="rows", width=7)
+        issues = self.query_one("#issues-table", DataTable)
+        for label in ("sev", "where", "code", "message"):
+            issues.add_column(label, key=label)
+        self.load_info()
+
+    # Loading and validation (workers) ---------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="datasets-load")
+    def load_info(self) -> None:
+        from tunedeck.core.errors import TunedeckError
+
+        try:
+            from tunedeck.core.datasets import load_dataset_info
+
+            info = load_dataset_info(self.app.data_dir)
+        except (TunedeckError, ImportError) as error:
+            self.from_thread(self._show_load_error, error)
+            return
+        self.from_thread(self._show_info, info)
+
+    def _show_load_error(self, error: Exception) -> None:
+        hint = getattr(error, "hint", None)
+        message = Text()
+        message.append("Cannot open this data folder\n\n", style="bold red")
+        message.append(f"{error}\n\n")
+        if hint:
+            message.append(f"hint: {hint}\n", style="dim")
+        message.append(
+            "Open a folder that holds a LLaMA-Factory dataset_info.json:\n"
+            "  tunedeck tui PATH/TO/data",
+            style="dim",
+        )
+        self.query_one("#spec-text", Static).update(message)
+        self.query_one("#datasets-status", Static).update(
+            Text(f"no dataset_info.json in {self.app.data_dir}", style="red")
+        )
+
+    def _show_info(self, info: Any) -> None:
+        self.info = info
+        self._fill_table()
+        count = len(info.specs)
+        broken = len(info.issues)
+        status = f"{count} datasets in {info.path}"
+        if broken:
+            status += f" · {broken} entry problems"
+        self.query_one("#datasets-status", Static).update(status)
+        self.set_context(str(info.path))
+        table = self.query_one("#datasets-table", DataTable)
+        if table.row_count:
+            table.focus()
+            self._select(str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value))
+        self.action_validate()
+
+    def _fill_table(self) -> None:
+        from tunedeck.core.datasets import dataset_kind
+
+        table = self.query_one("#datasets-table", DataTable)
+        table.clear()
+        for name, spec in self.info.specs.items():
+            if self._filter and self._filter.lower() not in name.lower():
+                continue
+            report = self.reports.get(name)
+            table.add_row(
+                _badge(report.status if report else "pending"),
+                name,
+                dataset_kind(spec),
+                f"{report.rows:,}" if report and report.rows is not None else "",
+                key=name,
+            )
+
+    def action_validate(self) -> None:
+        if self.info is None:
+            return
+        self.reports.clear()
+        table = self.query_one("#datasets-table", DataTable)
+        for key in table.rows:  # mark, do not rebuild: one cheap redraw
+            table.update_cell(key, "badge", _badge("pending"))
+        self.validate_all()
+
+    @work(thread=True, exclusive=True, group="datasets-validate")
+    def validate_all(self) -> None:
+        """Validation runs in a sidecar process (streaming one report per entry), so a long
+        walk over big files never competes with the event loop for the GIL."""
+        progress_bar = self.query_one("#validate-progress", ProgressBar)
+        self.from_thread(setattr, progress_bar, "display", True)
+        batch: list[Any] = []
+        flushed = time.monotonic()
+        for message in self._validator.stream(op="validate", data_dir=str(self.info.path)):
+            if "progress" in message:
+                self.from_thread(self._progress, *message["progress"])
+            elif "report" in message:
+                batch.append(_namespace(message["report"]))
+            elif "failed" in message:
+                name, error = message["failed"]
+                self.from_thread(self.notify, f"{name}: {error}", severity="error")
+            elif not message.get("ok", True):
+                self.from_thread(
+                    self.notify, message.get("error", "validation failed"), severity="error"
+                )
+            if batch and time.monotonic() - flushed > REPORT_BATCH_SECONDS:
+                self.from_thread(self._show_reports, batch)  # one table redraw per batch
+                batch, flushed = [], time.monotonic()
+        self.from_thread(self._show_reports, batch)
+        self.from_thread(self._validation_done)
+
+    def _progress(self, name: str, done: int, total: int) -> None:
+        bar = self.query_one("#validate-progress", ProgressBar)
+        bar.update(total=max(total, 1), progress=done)
+        self.query_one("#datasets-status", Static).update(f"validating {name}…")
+
+    def _show_reports(self, reports: list[Any]) -> None:
+        table = self.query_one("#datasets-table", DataTable)
+        for report in reports:
+            self.reports[report.name] = report
+            if report.name in table.rows:
+                table.update_cell(report.name, "badge", _badge(report.status))
+                rows = f"{report.rows:,}" if report.rows is not None else ""
+                table.update_cell(report.name, "rows", rows)
+            if report.name == self.selected:
+                self._show_detail()
+
+    def _validation_done(self) -> None:
+        self.query_one("#validate-progress").display = False
+        errors = sum(r.status == "error" for r in self.reports.values())
+        warnings = sum(r.status == "warning" for r in self.reports.values())
+        status = Text(f"{len(self.reports)} checked · ")
+        status.append(f"{errors} errors", style="red" if errors else "green")
+        status.append(f" · {warnings} warnings", style="yellow" if warnings else "")
+        self.query_one("#datasets-status", Static).update(status)
+
+    @work(thread=True, exclusive=True, group="datasets-stats")
+    def load_stats(self, name: str) -> None:
+        spec = self.info.specs[name]
+        if not spec.is_local:
+            return
+        answer = self._stats_sidecar.request(op="stats", data_dir=str(self.info.path), dataset=name)
+        if answer.get("ok"):
+            stats: Any = _namespace(answer["stats"])
+        else:
+            stats = RuntimeError(answer.get("error", "no stats"))
+        self.from_thread(self._show_stats, name, stats)
+
+    def _show_stats(self, name: str, stats: Any) -> None:
+        self.stats[name] = stats
+        if name == self.selected:
+            self._show_detail()
+
+    @work(thread=True, exclusive=True, group="datasets-row")
+    def load_row(self, name: str, index: int) -> None:
+        from tunedeck.core.datasets import get_row
+        from tunedeck.core.errors import TunedeckError
+
+        spec = self.info.specs[name]
+        try:
+            view = get_row(spec, self.info.data_dir, index)
+        except TunedeckError as error:
+            self.from_thread(self._show_row_error, name, index, error)
+            return
+        self.from_thread(self._show_row, name, view)
+
+    # Display ------------------------------------------------------------------------------------
+
+    def _select(self, name: str) -> None:
+        if name == self.selected or self.info is None or name not in self.info.specs:
+            return
+        self.selected = name
+        self.row_index = 0
+        self._show_detail()
+        if name not in self.stats:
+            self.load_stats(name)
+        self.load_row(name, 0)
+
+    def _show_detail(self) -> None:
+        name = self.selected
+        spec = self.info.specs[name]
+        report = self.reports.get(name)
+        self.query_one("#spec-text", Static).update(_spec_text(spec, report, self.stats.get(name)))
+        issues = self.query_one("#issues-table", DataTable)
+        issues.clear()
+        for number, issue in enumerate(report.issues if report else ()):
+            issues.add_row(
+                Text(issue.severity[:4], style="red" if issue.severity == "error" else "yellow"),
+                _where(issue),
+                issue.code,
+                issue.message,
+                key=str(number),
+            )
+        tab = self.query_one("#dataset-detail", TabbedContent)
+        count = report.issue_count if report else 0
+        tab.get_tab("tab-issues").label = f"Issues ({count})" if count else "Issues"
+
+    def _show_row(self, name: str, view: Any) -> None:
+        if name != self.selected:
+            return
+        self.row_index = view.index
+        header = Text(f"row {view.index + 1}", style="bold")
+        header.append(f"  {view.file}:{view.row}", style="dim")
+        header.append("  raw" if self.show_raw else "  normalised", style="italic")
+        self.query_one("#row-header", Static).update(header)
+        body = Text()
+        if view.issues:
+            for issue in view.issues:
+                body.append(f"{issue.severity}: {issue.message}\n", style="red")
+            body.append("\n")
+        if self.show_raw or view.conversation is None:
+            body.append_text(raw_text(view.raw))
+        else:
+            body.append_text(conversation_text(view.conversation))
+        self.query_one("#row-text", Static).update(body)
+
+    def _show_row_error(self, name: str, index: int, error: Exception) -> None:
+        if name == self.selected:
+            self.query_one("#row-header", Static).update(Text(str(error), style="red"))
+
+    # Events and actions --------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#datasets-table")
+    def _dataset_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self._select(str(event.row_key.value))
+
+    @on(DataTable.RowSelected, "#datasets-table")
+    def _dataset_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_show_tab("tab-rows")
+
+    @on(DataTable.RowSelected, "#issues-table")
+    def _issue_selected(self, event: DataTable.RowSelected) -> None:
+        report = self.reports.get(self.selected or "")
+        if report is None:
+            return
+        issue = report.issues[int(str(event.row_key.value))]
+        if issue.row is not None:
+            self.post_message(OpenDatasetRow(self.selected, issue.row - 1))
+
+    @on(OpenDatasetRow)
+    def _open_row(self, message: OpenDatasetRow) -> None:
+        self.action_show_tab("tab-rows")
+        self.load_row(message.dataset, message.row)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#dataset-detail", TabbedContent).active = tab
+
+    def action_step_row(self, delta: int) -> None:
+        if self.selected:
+            self.action_show_tab("tab-rows")
+            self.load_row(self.selected, max(0, self.row_index + delta))
+
+    def action_toggle_raw(self) -> None:
+        self.show_raw = not self.show_raw
+        if self.selected:
+            self.action_show_tab("tab-rows")
+            self.load_row(self.selected, self.row_index)
+
+    def action_preview(self) -> None:
+        if self.selected:
+            self.post_message(PreviewDataset(self.selected))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#dataset-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#dataset-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._filter = event.value.strip()
+        if self.info is not None:
+            self._fill_table()
+
+    @on(Input.Submitted, "#dataset-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#datasets-table").focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#dataset-filter", Input)
+        if box.display:
+            box.value = ""
+            box.display = False
+            self.query_one("#datasets-table").focus()
+        else:
+            super().key_escape()
+
+
+def _namespace(document: Any) -> Any:
+    """A JSON document from the sidecar, read back with attribute access (dict keys kept
+    for `roles`, whose keys are data)."""
+    if isinstance(document, dict):
+        return SimpleNamespace(
+            **{k: v if k == "roles" else _namespace(v) for k, v in document.items()}
+        )
+    if isinstance(document, list):
+        return [_namespace(item) for item in document]
+    return document
+
+
+def _badge(status: str) -> Text:
+    symbol, style = BADGES.get(status, ("?", "dim"))
+    return Text(symbol, style=style)
+
+
+def _where(issue: Any) -> str:
+    from pathlib import Path
+
+    file = Path(issue.file).name if issue.file else ""
+    if issue.row is not None:
+        return f"{file}:{issue.row}"
+    if issue.line is not None:
+        return f"{file}:{issue.line}"
+    return file
+
+
+def _spec_text(spec: Any, report: Any, stats: Any) -> Text:
+    from dataclasses import fields
+
+    from tunedeck.core.datasets import dataset_kind
+
+    text = Text()
+    text.append(f"{spec.name}\n", style="bold")
+    text.append(f"{dataset_kind(spec)} · {spec.formatting}", style="cyan")
+    text.append(f" · {spec.load_from}: {spec.source}\n")
+    if report is not None:
+        symbol, style = BADGES.get(report.status, ("?", "dim"))
+        text.append(f"{symbol} {report.status}", style=style)
+        rows = f"{report.rows:,} rows" if report.rows is not None else "rows unknown"
+        text.append(f" · {rows} · {report.issue_count} issues\n")
+    else:
+        text.append("… validating\n", style="dim")
+    for label, group in (("columns", spec.columns), ("tags", spec.tags)):
+        if label == "tags" and spec.formatting == "alpaca":
+            continue
+        values = [(f.name, getattr(group, f.name)) for f in fields(group)]
+        skip = {"messages"} if spec.formatting == "alpaca" else {"prompt", "query", "response"}
+        values = [(key, value) for key, value in values if key not in skip]
+        text.append(f"\n{label}\n", style="bold")
+        for key, value in values:
+            if value is not None:
+                text.append(f"  {key:<16}", style="dim")
+                text.append(f"{value}\n")
+    for key in ("ranking", "subset", "split", "folder", "num_samples"):
+        value = getattr(spec, key, None)
+        if value not in (None, False, "train"):
+            text.append(f"  {key:<16}", style="dim")
+            text.append(f"{value}\n")
+    if isinstance(stats, Exception):
+        text.append(f"\nstats: {stats}\n", style="red")
+    elif stats is not None:
+        text.append("\nstats\n", style="bold")
+        text.append(f"  rows {stats.rows:,} · with issues {stats.rows_with_issues:,}\n")
+        if stats.roles:
+            roles = ", ".join(f"{k} {v:,}" for k, v in stats.roles.items())
+            text.append(f"  roles {roles}\n")
+        for label, summary in (("prompt", stats.prompt_chars), ("response", stats.response_chars)):
+            if summary is not None and getattr(summary, "min", None) is not None:
+                text.append(
+                    f"  {label} chars  min {summary.min:,} · median {summary.median:,}"
+                    f" · p95 {summary.p95:,} · max {summary.max:,}\n"
+                )
+        media = [
+            f"{k} {getattr(stats, k):,}"
+            for k in ("images", "videos", "audios")
+            if getattr(stats, k, 0)
+        ]
+        if media:
+            text.append(f"  media {', '.join(media)}\n")
+    return text
+
+
+SCREEN = DatasetsScreen

@@ -1,0 +1,430 @@
+"""Runs: every job on every host, live; the selected run's log follows and its loss is drawn."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Static
+
+from tunedeck.core.jobs.backend import DEFAULT_GRACE
+from tunedeck.tui.messages import JobSubmitted
+from tunedeck.tui.screens.base import DeckScreen
+from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.widgets.log_file import Change, LogFile
+from tunedeck.tui.widgets.log_view import LogView
+from tunedeck.tui.widgets.loss_chart import LossChart
+from tunedeck.tui.widgets.series import MinMaxSeries
+
+LIST_SECONDS = 1.0
+REMOTE_LIST_SECONDS = 10.0
+METRICS_SECONDS = 1.0
+REMOTE_METRICS_SECONDS = 5.0
+CANCEL_GRACE = DEFAULT_GRACE  # the same grace as `tunedeck runs cancel`
+STATE_STYLES = {
+    "queued": "dim",
+    "running": "bold cyan",
+    "succeeded": "green",
+    "failed": "bold red",
+    "cancelled": "yellow",
+    "lost": "red",
+}
+
+
+class RunsScreen(DeckScreen):
+    """Jobs table on top; the selected job's log (left) and loss chart (right) below."""
+
+    MODE = "runs"
+    BINDINGS = [
+        Binding("x", "cancel_job", "Cancel", id="runs.cancel"),
+        Binding("R", "resume_job", "Resume", id="runs.resume"),
+        Binding("o", "output_dir", "Output dir", id="runs.output"),
+        Binding("y", "copy_command", "Copy cmd", id="runs.copy"),
+        Binding("l", "focus_log", "Log", id="runs.log"),
+        Binding("t", "focus_table", "Jobs", show=False, id="runs.table"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: dict[str, Any] = {}
+        self.selected: str | None = None
+        self._metrics_key: tuple | None = None
+        self._remote_listed_at = 0.0
+        self._remote_metrics_at = 0.0
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="runs-top"):
+            yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="job-detail", classes="status-line")
+        with Horizontal(id="runs-bottom"):
+            yield LogView(id="job-log")
+            yield LossChart(id="job-chart")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#jobs-table", DataTable)
+        for label in ("id", "name", "kind", "host", "state", "progress", "eta", "loss"):
+            table.add_column(label, key=label)
+        table.focus()
+        self.refresh_jobs()
+        self.set_interval(LIST_SECONDS, self.refresh_jobs)
+        self.set_interval(METRICS_SECONDS, self._refresh_metrics)
+
+    # Job list ----------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="runs-list")
+    def refresh_jobs(self) -> None:
+        from tunedeck.core.jobs import JobRegistry, get_backend
+
+        local = get_backend(None)
+        try:
+            jobs = {job.id: job for job in local.list() if job.is_local}
+        finally:
+            local.close()
+        registry = JobRegistry()
+        remote = [job for job in registry.list() if not job.is_local]
+        registry.close()
+        if time.monotonic() - self._remote_listed_at > REMOTE_LIST_SECONDS:
+            self._remote_listed_at = time.monotonic()
+            remote = self._refresh_remote(remote)
+        jobs.update({job.id: job for job in remote})
+        ordered = sorted(jobs.values(), key=lambda job: job.created_at, reverse=True)
+        self.from_thread(self._show_jobs, ordered)
+
+    def _refresh_remote(self, jobs: list[Any]) -> list[Any]:
+        from tunedeck.core.errors import TunedeckError
+        from tunedeck.core.jobs import get_backend
+
+        by_host: dict[str, list[Any]] = {}
+        for job in jobs:
+            if not job.state.is_final:
+                by_host.setdefault(job.host, []).append(job)
+        fresh = {job.id: job for job in jobs}
+        for host, active in by_host.items():
+            try:
+                backend = get_backend(host)
+                try:
+                    fresh.update({j.id: j for j in backend.status([j.id for j in active])})
+                finally:
+                    backend.close()
+            except TunedeckError as error:
+                self.from_thread(
+                    self.notify, f"{host}: {error}", title="Host unreachable", severity="warning"
+                )
+        return list(fresh.values())
+
+    def _show_jobs(self, jobs: list[Any]) -> None:
+        table = self.query_one("#jobs-table", DataTable)
+        self.jobs = {job.id: job for job in jobs}
+        for job in jobs:
+            cells = _job_cells(job)
+            if job.id in table.rows:
+                for key, value in zip(_COLUMNS, cells, strict=True):
+                    table.update_cell(job.id, key, value, update_width=True)
+            else:
+                table.add_row(*cells, key=job.id)
+        for key in [k for k in table.rows if k.value not in self.jobs]:
+            table.remove_row(key)
+        if not jobs:
+            self.query_one("#job-detail", Static).update(
+                Text("no runs yet: press 4 to launch one", style="dim")
+            )
+        elif self.selected is None:
+            self._select(jobs[0].id)
+        elif self.selected in self.jobs:
+            self._show_detail()
+
+    @on(DataTable.RowHighlighted, "#jobs-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self._select(str(event.row_key.value))
+
+    @on(DataTable.RowSelected, "#jobs-table")
+    def _row_selected(self) -> None:
+        self.action_focus_log()
+
+    def _select(self, job_id: str) -> None:
+        if job_id == self.selected:
+            return
+        self.selected = job_id
+        job = self.jobs[job_id]
+        self._show_detail()
+        log_view = self.query_one("#job-log", LogView)
+        if job.is_local:
+            log_view.open(job.log_path)
+        else:
+            log_view.open(RemoteLog(job))
+        self._metrics_key = None
+        self.query_one("#job-chart", LossChart).replace([])
+        self._refresh_metrics()
+
+    def select_job(self, job_id: str) -> None:
+        """Select a job (e.g. one just submitted from Launch)."""
+        table = self.query_one("#jobs-table", DataTable)
+        if job_id in table.rows:
+            table.move_cursor(row=table.get_row_index(job_id))
+        elif job_id in self.jobs:
+            self._select(job_id)
+
+    def _show_detail(self) -> None:
+        job = self.jobs.get(self.selected or "")
+        if job is None:
+            return
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{job.id} ", style="bold")
+        text.append(f"{job.state.value}", style=STATE_STYLES.get(job.state.value, ""))
+        if job.exit_code is not None:
+            text.append(f" exit {job.exit_code}")
+        if job.message:
+            text.append(f" · {job.message}", style="dim")
+        if job.output_dir:
+            text.append(f" · out {job.output_dir}", style="dim")
+        text.append(f" · {shlex.join(job.argv)}", style="dim")
+        self.query_one("#job-detail", Static).update(text)
+
+    # Metrics -----------------------------------------------------------------------------------
+
+    def _refresh_metrics(self) -> None:
+        job = self.jobs.get(self.selected or "")
+        if job is None:
+            return
+        if not job.is_local:  # a round trip over SSH: every few seconds is enough
+            now = time.monotonic()
+            if now - self._remote_metrics_at < REMOTE_METRICS_SECONDS:
+                return
+            self._remote_metrics_at = now
+        self.load_metrics(job)
+
+    @work(thread=True, exclusive=True, group="runs-metrics")
+    def load_metrics(self, job: Any) -> None:
+        from tunedeck.core.jobs import read_metrics
+
+        key = _metrics_key(job)
+        if key is not None and key == self._metrics_key:
+            return
+        try:
+            points = read_metrics(job)
+        except Exception:  # metrics are a view: a broken file must not stop the screen
+            return
+        loss = MinMaxSeries((p.step, p.loss) for p in points if p.loss is not None)
+        evals = MinMaxSeries((p.step, p.eval_loss) for p in points if p.eval_loss is not None)
+        self.from_thread(self._show_metrics, job.id, key, loss, evals)
+
+    def _show_metrics(self, job_id: str, key: tuple | None, loss, evals) -> None:
+        if job_id != self.selected:
+            return
+        self._metrics_key = key
+        chart = self.query_one("#job-chart", LossChart)
+        chart.loss, chart.eval_loss = loss, evals
+        chart.refresh()
+
+    # Actions -----------------------------------------------------------------------------------
+
+    def _current(self) -> Any:
+        job = self.jobs.get(self.selected or "")
+        if job is None:
+            self.notify("no run selected", severity="warning")
+        return job
+
+    def action_cancel_job(self) -> None:
+        job = self._current()
+        if job is None:
+            return
+        if job.state.is_final:
+            self.notify(f"{job.id} already {job.state.value}")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"cancelling {job.id}: SIGTERM, SIGKILL after {CANCEL_GRACE:.0f} s")
+                self.cancel_job(job)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Cancel run {job.name} ({job.id}) on {job.host}?",
+                f"It gets SIGTERM, then SIGKILL after {CANCEL_GRACE:.0f} s if still running.",
+                yes="Cancel run",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="runs-cancel")
+    def cancel_job(self, job: Any) -> None:
+        from tunedeck.core.errors import TunedeckError
+        from tunedeck.core.jobs import cancel
+
+        try:
+            result = cancel(job, grace=CANCEL_GRACE)
+        except TunedeckError as error:
+            self.from_thread(self.notify, str(error), severity="error")
+            return
+        signal = result.signal or "nothing (already finished)"
+        self.from_thread(self.notify, f"{job.id} cancelled with {signal}")
+        self.from_thread(self.refresh_jobs)
+
+    def action_resume_job(self) -> None:
+        job = self._current()
+        if job is None:
+            return
+        if not job.state.is_final:
+            self.notify(f"{job.id} is still {job.state.value}", severity="warning")
+            return
+        self.resubmit(job)
+
+    @work(thread=True, group="runs-submit")
+    def resubmit(self, job: Any) -> None:
+        from tunedeck.core.errors import TunedeckError
+        from tunedeck.core.jobs import submit
+
+        argv = list(job.argv)
+        if job.kind == "train" and not any(a.startswith("resume_from_checkpoint=") for a in argv):
+            argv.append("resume_from_checkpoint=true")  # the runner picks the last checkpoint
+        try:
+            new = submit(
+                argv,
+                name=job.name,
+                kind=job.kind,
+                host=job.host,
+                cwd=job.cwd,
+                env=dict(job.env),
+                output_dir=job.output_dir,
+                config=job.config,
+            )
+        except TunedeckError as error:
+            self.from_thread(self.notify, str(error), severity="error")
+            return
+        self.from_thread(self.notify, f"re-submitted {job.name} as {new.id}")
+        self.from_thread(self.post_message, JobSubmitted(new.id))
+
+    def action_output_dir(self) -> None:
+        job = self._current()
+        if job is None:
+            return
+        if not job.output_dir:
+            self.notify("this run has no output dir", severity="warning")
+            return
+        self.app.copy_to_clipboard(job.output_dir)
+        self.notify(job.output_dir, title="Output dir (copied)")
+
+    def action_copy_command(self) -> None:
+        job = self._current()
+        if job is not None:
+            command = shlex.join(job.argv)
+            self.app.copy_to_clipboard(command)
+            self.notify(command, title="Command copied")
+
+    def action_focus_log(self) -> None:
+        self.query_one("#job-log", LogView).lines_widget.focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one("#jobs-table").focus()
+
+    def on_screen_resume(self) -> None:
+        pending = getattr(self.app, "pending_job", None)
+        if pending:
+            self.app.pending_job = None
+            self.refresh_jobs()
+            self.call_later(self.select_job, pending)
+
+
+class RemoteLog(LogFile):
+    """A job log on another host, read by byte offset through the jobs backend."""
+
+    poll_seconds = 1.0  # one SSH round trip per poll
+
+    def __init__(self, job: Any):
+        super().__init__(Path(f"{job.host}:{job.log_path or job.id}"))
+        self._job = job
+        self._backend: Any = None
+
+    def open(self) -> int:
+        from tunedeck.core.jobs import get_backend
+
+        if self._backend is None:
+            self._backend = get_backend(self._job.host)
+        self.size = self._backend.read_log(self._job, 0, 0).size
+        return self.size
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def poll(self) -> Change:
+        previous = self.size
+        try:
+            self.open()
+        except Exception:
+            return Change(size=previous, missing=True)
+        if self.size < previous:
+            return Change(size=self.size, truncated=True)
+        return Change(size=self.size, grew=self.size > previous)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self._backend is None or length <= 0:
+            return b""
+        return self._backend.read_log(self._job, offset, length).data
+
+
+_COLUMNS = ("id", "name", "kind", "host", "state", "progress", "eta", "loss")
+
+
+def _job_cells(job: Any) -> tuple:
+    state = Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
+    return (
+        job.id,
+        job.name,
+        job.kind,
+        job.host,
+        state,
+        _progress_bar(job.progress),
+        _eta(job),
+        f"{job.last_loss:.4f}" if job.last_loss is not None else "",
+    )
+
+
+def _progress_bar(fraction: float | None, width: int = 8) -> Text:
+    if fraction is None:
+        return Text("")
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = int(round(fraction * width))
+    text = Text("█" * filled, style="cyan")
+    text.append("░" * (width - filled), style="dim")
+    text.append(f" {fraction * 100:3.0f}%")
+    return text
+
+
+def _eta(job: Any) -> str:
+    if job.state.is_final or not job.progress or not job.started_at:
+        return ""
+    elapsed = time.time() - job.started_at
+    remaining = elapsed / job.progress * (1 - job.progress)
+    minutes, seconds = divmod(int(remaining), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def _metrics_key(job: Any) -> tuple | None:
+    """What changes when new metrics arrive (local files only); None means always re-read."""
+    if not job.is_local:
+        return None
+    key = [job.state.value]
+    for path in (
+        Path(job.output_dir) / "trainer_log.jsonl" if job.output_dir else None,
+        Path(job.log_path) if job.log_path else None,
+    ):
+        try:
+            stat = path.stat() if path else None
+        except OSError:
+            stat = None
+        key.append((stat.st_size, stat.st_mtime_ns) if stat else None)
+    return tuple(key)
+
+
+SCREEN = RunsScreen

@@ -1,0 +1,153 @@
+"""A loss chart in braille dots: loss and eval_loss against steps, redrawn as points arrive.
+
+Each series is a `MinMaxSeries`, so a redraw reads about four points per dot column however
+long the run is (a million points redraw in a few milliseconds).
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tunedeck.tui.widgets.series import MinMaxSeries
+
+BRAILLE_BASE = 0x2800
+# dot bit for (x in 0..1, y in 0..3) inside one braille cell
+DOT_BITS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+LABEL_WIDTH = 8
+
+
+class LossChart(Widget):
+    """Draws `loss` and `eval_loss` vs step; call `add` or `replace` as metrics come in."""
+
+    DEFAULT_CSS = """
+    LossChart { height: 1fr; min-height: 6; background: $surface; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loss = MinMaxSeries()
+        self.eval_loss = MinMaxSeries()
+
+    def replace(self, points: list[tuple[float, float | None, float | None]]) -> None:
+        """Start over from (step, loss, eval_loss) triples (None where a value is absent)."""
+        self.loss = MinMaxSeries((s, v) for s, v, _ in points if v is not None)
+        self.eval_loss = MinMaxSeries((s, e) for s, _, e in points if e is not None)
+        self.refresh()
+
+    def add(self, step: float, loss: float | None, eval_loss: float | None = None) -> None:
+        if loss is not None:
+            self.loss.append(step, loss)
+        if eval_loss is not None:
+            self.eval_loss.append(step, eval_loss)
+        self.refresh()
+
+    def render(self) -> Text:
+        theme = self.app.current_theme
+        colours = (theme.primary, theme.accent or theme.primary, theme.foreground or "white")
+        rows = draw_chart(self.loss, self.eval_loss, self.size.width, self.size.height, colours)
+        return Text("\n").join(rows)
+
+
+def draw_chart(
+    loss: MinMaxSeries,
+    eval_loss: MinMaxSeries,
+    width: int,
+    height: int,
+    colours: tuple[str, str, str] = ("cyan", "yellow", "white"),
+) -> list[Text]:
+    """Render both series into `height` lines of `width` cells (legend, plot, step axis)."""
+    width, height = max(width, LABEL_WIDTH + 4), max(height, 4)
+    plot_w, plot_h = width - LABEL_WIDTH, height - 2
+    legend = _legend(loss, eval_loss, colours)
+    ranges = [r for r in (loss.x_range(), eval_loss.x_range()) if r]
+    if not ranges:
+        empty = [Text("")] * (height - 2)
+        return [legend, *empty, Text("no loss values yet", style="dim")]
+    x_min = min(r[0] for r in ranges)
+    x_max = max(r[1] for r in ranges)
+    columns = plot_w * 2
+    loss_buckets = loss.buckets(x_min, x_max, columns)
+    eval_buckets = eval_loss.buckets(x_min, x_max, columns)
+    values = [v for b in (*loss_buckets, *eval_buckets) if b for v in b]
+    y_min, y_max = min(values), max(values)
+    if y_max - y_min < 1e-9:
+        y_min, y_max = y_min - 0.5, y_max + 0.5
+    loss_cells = _plot(loss_buckets, y_min, y_max, plot_w, plot_h)
+    eval_cells = _plot(eval_buckets, y_min, y_max, plot_w, plot_h)
+    rows = [legend]
+    label_rows = {0: y_max, plot_h - 1: y_min, (plot_h - 1) // 2: (y_max + y_min) / 2}
+    for row in range(plot_h):
+        line = Text(no_wrap=True, overflow="crop", end="")
+        label = label_rows.get(row)
+        line.append(f"{label:>7.3f}┤" if label is not None else " " * 7 + "│", style="dim")
+        _append_cells(line, loss_cells[row], eval_cells[row], colours)
+        rows.append(line)
+    left, right = f"{x_min:,.0f}", f"{x_max:,.0f} steps"
+    gap = max(1, plot_w - len(left) - len(right))
+    rows.append(Text(" " * LABEL_WIDTH + left + " " * gap + right, style="dim", no_wrap=True))
+    return rows
+
+
+def _plot(
+    buckets: list[tuple[float, float] | None], y_min: float, y_max: float, cols: int, rows: int
+) -> list[list[int]]:
+    """Braille dot bits per cell for one series: each column's min..max span, joined to the
+    previous column holding a value by a straight, gap-free segment."""
+    cells = [[0] * cols for _ in range(rows)]
+    scale = (rows * 4 - 1) / (y_max - y_min)
+    previous: tuple[int, float] | None = None  # column, pixel y of its middle
+    for column, bucket in enumerate(buckets):
+        if bucket is None:
+            continue
+        top = int((y_max - bucket[1]) * scale + 0.5)
+        bottom = int((y_max - bucket[0]) * scale + 0.5)
+        middle = (top + bottom) / 2
+        if previous is not None:
+            p_column, p_middle = previous
+            span = column - p_column
+            last_y = p_middle
+            for step in range(1, span + 1):  # one vertical run per column along the segment
+                y = p_middle + (middle - p_middle) * step / span
+                low, high = sorted((int(last_y + 0.5), int(y + 0.5)))
+                for pixel_y in range(low, high + 1):
+                    _dot(cells, p_column + step, pixel_y)
+                last_y = y
+        for pixel_y in range(top, bottom + 1):
+            _dot(cells, column, pixel_y)
+        previous = (column, middle)
+    return cells
+
+
+def _dot(cells: list[list[int]], pixel_x: int, pixel_y: int) -> None:
+    row, sub_y = divmod(pixel_y, 4)
+    cell, sub_x = divmod(pixel_x, 2)
+    if 0 <= row < len(cells) and 0 <= cell < len(cells[row]):
+        cells[row][cell] |= DOT_BITS[sub_x][sub_y]
+
+
+def _append_cells(line: Text, loss_row: list[int], eval_row: list[int], colours) -> None:
+    run, run_style = [], None
+    for loss_bits, eval_bits in zip(loss_row, eval_row, strict=True):
+        bits = loss_bits | eval_bits
+        style = colours[1] if eval_bits else colours[0] if loss_bits else None
+        if style != run_style and run:
+            line.append("".join(run), style=run_style)
+            run = []
+        run_style = style
+        run.append(chr(BRAILLE_BASE + bits) if bits else " ")
+    if run:
+        line.append("".join(run), style=run_style)
+
+
+def _legend(loss: MinMaxSeries, eval_loss: MinMaxSeries, colours) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis", end="")
+    text.append(" " * LABEL_WIDTH)
+    text.append("━ loss", style=f"bold {colours[0]}")
+    if loss.last:
+        text.append(f" {loss.last[1]:.4f} @ {loss.last[0]:,.0f}")
+    text.append("   ")
+    text.append("━ eval_loss", style=f"bold {colours[1]}")
+    if eval_loss.last:
+        text.append(f" {eval_loss.last[1]:.4f} @ {eval_loss.last[0]:,.0f}")
+    return text

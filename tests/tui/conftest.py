@@ -1,0 +1,68 @@
+"""Fixtures for the app tests: workspaces on disk and a helper to wait for the app to settle."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DATA = REPO / "examples" / "workspace" / "data"
+TOKENIZER = REPO / "tests" / "fixtures" / "tokenizer"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run this folder's `async def` tests on a fresh asyncio loop (App.run_test is async)."""
+    function = pyfuncitem.obj
+    here = Path(__file__).parent
+    if inspect.iscoroutinefunction(function) and here in Path(str(pyfuncitem.fspath)).parents:
+        names = pyfuncitem._fixtureinfo.argnames
+        asyncio.run(function(**{name: pyfuncitem.funcargs[name] for name in names}))
+        return True
+    return None
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    """A copy of the example data folder that a test may change."""
+    target = tmp_path / "data"
+    shutil.copytree(EXAMPLE_DATA, target)
+    return target
+
+
+@pytest.fixture
+def broken_workspace(workspace) -> Path:
+    """The example data plus `broken_rows`, whose third row has no output."""
+    rows = [
+        {"instruction": "Say one.", "input": "", "output": "One."},
+        {"instruction": "Say two.", "input": "", "output": "Two."},
+        {"instruction": "Say three.", "input": ""},
+        {"instruction": "Say four.", "input": "", "output": "Four."},
+    ]
+    (workspace / "broken_rows.json").write_text(json.dumps(rows, indent=2))
+    info = json.loads((workspace / "dataset_info.json").read_text())
+    info["broken_rows"] = {"file_name": "broken_rows.json"}
+    (workspace / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    return workspace
+
+
+async def wait_until(pilot, predicate: Callable[[], bool], what: str, timeout: float = 30.0):
+    """Let the app run until `predicate()` holds (workers finish, messages land)."""
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError(f"the app never reached: {what}")
+        await pilot.pause(0.05)
+        waited += 0.05
+
+
+def screen_text(app) -> str:
+    """Everything visible on the app's screen (top layer included), as plain text lines."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
