@@ -37,6 +37,30 @@ EXIT_CANCELLED_SIGINT = 130  # 128 + SIGINT
 EXIT_CANCELLED_SIGTERM = 143  # 128 + SIGTERM
 
 
+class StatusWriter:
+    """Writes run_status.json and echoes each phase to the job log; silent when not `enabled`
+    (ranks other than 0 of a multi-process run)."""
+
+    def __init__(self, output_dir: str | Path, enabled: bool = True):
+        self.output_dir = output_dir
+        self.enabled = enabled
+
+    def __call__(self, phase: str, message: str = "", **extra: Any) -> None:
+        if self.enabled:
+            write_status(self.output_dir, phase, message, **extra)
+            print(f"[{phase}] {message}", flush=True)
+
+
+def print_problems(error: Exception) -> None:
+    """Print a typed error (or each of its `problems`) as `error:`/`hint:` lines on stderr."""
+    import sys
+
+    for problem in getattr(error, "problems", None) or [error]:
+        print(f"error: {problem}", file=sys.stderr)
+        if getattr(problem, "hint", None):
+            print(f"hint: {problem.hint}", file=sys.stderr)
+
+
 def write_status(output_dir: str | Path, phase: str, message: str = "", **extra: Any) -> Path:
     """Atomically replace run_status.json with {"phase", "message", "updated_at", **extra}."""
     if phase not in PHASES:

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(None if args[0] == "-" else args[0], args[1:], purpose="export")
     except TunedeckError as exc:
-        _print_error(exc)
+        progress.print_problems(exc)
         return progress.EXIT_FAILED
     install_stop_handlers(config.export_dir)  # a signal writes status cancelled and exits
     return run_export(config)
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_export(config: RunConfig) -> int:
     """Merge and/or quantize, turning failures into status 'failed' (message, no traceback)."""
     out = Path(config.export_dir or ".")
-    status = _StatusWriter(out)
+    status = progress.StatusWriter(out)
     try:
         status("loading", f"loading {config.model_name_or_path}")
         if config.export_quantization_bit:
@@ -67,7 +67,7 @@ def run_export(config: RunConfig) -> int:
         status("done", f"exported to {out}")
         return progress.EXIT_OK
     except TunedeckError as exc:
-        _print_error(exc)
+        progress.print_problems(exc)
         status("failed", str(exc) + (f" ({exc.hint})" if exc.hint else ""))
         return progress.EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - any crash becomes status failed with its message
@@ -76,7 +76,7 @@ def run_export(config: RunConfig) -> int:
         return progress.EXIT_FAILED
 
 
-def _merge_and_quantize(config: RunConfig, out: Path, status: _StatusWriter) -> int:
+def _merge_and_quantize(config: RunConfig, out: Path, status: progress.StatusWriter) -> int:
     """The GPTQ path: calibration first (cheap, fails early), then merge, quantize, save."""
     backend = pick_backend()
     tokenizer = load_export_tokenizer(config)
@@ -387,26 +387,6 @@ def _entry_for(path: Path) -> dict[str, Any]:
         hint="use a 'text', alpaca ('instruction'/'output') or sharegpt ('conversations') file, "
         "or add it to dataset_info.json and name the entry",
     )
-
-
-# --- output ------------------------------------------------------------------------------------
-
-
-class _StatusWriter:
-    def __init__(self, output_dir: Path):
-        self.output_dir = output_dir
-
-    def __call__(self, phase: str, message: str = "", **extra: Any) -> None:
-        progress.write_status(self.output_dir, phase, message, **extra)
-        print(f"[{phase}] {message}", flush=True)
-
-
-def _print_error(exc: TunedeckError) -> None:
-    problems = getattr(exc, "problems", None) or [exc]
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-        if getattr(problem, "hint", None):
-            print(f"hint: {problem.hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

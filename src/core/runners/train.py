@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(None if args[0] == "-" else args[0], args[1:])
     except TunedeckError as exc:
-        _print_error(exc)
+        progress.print_problems(exc)
         return progress.EXIT_FAILED
     nproc = torchrun_nproc(config.nproc_per_node)
     if nproc:
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_training(config: RunConfig, stop: StopRequest) -> int:
     """Do the whole run, turning failures into status 'failed' and cancellations into 130/143."""
     out = Path(config.output_dir or ".")
-    status = _StatusWriter(out)
+    status = progress.StatusWriter(out, enabled=is_main_process())
     try:
         status("loading", f"loading {config.model_name_or_path}")
         resume_from = _resume_path(config)
@@ -90,7 +90,7 @@ def run_training(config: RunConfig, stop: StopRequest) -> int:
         )
         return progress.EXIT_OK
     except TunedeckError as exc:
-        _print_error(exc)
+        progress.print_problems(exc)
         status("failed", str(exc))
         return progress.EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - any crash becomes status failed with its message
@@ -626,24 +626,6 @@ def _clear_previous_run(out: Path) -> None:
             "trainer_state.json",
         ):
             entry.unlink()
-
-
-class _StatusWriter:
-    def __init__(self, output_dir: Path):
-        self.output_dir = output_dir
-
-    def __call__(self, phase: str, message: str = "", **extra: Any) -> None:
-        if is_main_process():
-            progress.write_status(self.output_dir, phase, message, **extra)
-            print(f"[{phase}] {message}", flush=True)
-
-
-def _print_error(exc: TunedeckError) -> None:
-    problems = getattr(exc, "problems", None) or [exc]
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-        if getattr(problem, "hint", None):
-            print(f"hint: {problem.hint}", file=sys.stderr)
 
 
 if __name__ == "__main__":

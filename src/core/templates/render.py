@@ -131,8 +131,11 @@ def token_lengths(
     (fast tokenizers encode a batch in Rust on every core, without holding the GIL)."""
     tpl = resolve_template(template, tokenizer)
     count = _text_counter(tokenizer)
-    plan = _LengthPlan(tpl, tokenizer, enable_thinking, count)
     with ThreadPoolExecutor(max_workers=1) as encoder:
+        # every encode runs on the one encoder thread: a tokenizer is not safe to share
+        plan = _LengthPlan(
+            tpl, tokenizer, enable_thinking, lambda texts: encoder.submit(count, texts).result()
+        )
         in_flight = None
         for batch in _batched(conversations, batch_size):
             texts, rows = plan.batch(batch)

@@ -17,6 +17,17 @@ RUNNERS = {
 }
 
 
+Overrides = Annotated[
+    list[str], typer.Argument(help="key=value overrides, e.g. learning_rate=1e-4.")
+]
+HostOption = Annotated[
+    str, typer.Option("--host", "-H", help="Run on this host (hosts.toml or ssh config name).")
+]
+DetachOption = Annotated[
+    bool, typer.Option("--detach", "-d", help="Start the job and return at once.")
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add `train` and `quantize` to the root app."""
 
@@ -25,16 +36,9 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path, typer.Argument(help="A run config (.yaml or .json, LLaMA-Factory keys).")
         ],
-        overrides: Annotated[
-            list[str], typer.Argument(help="key=value overrides, e.g. learning_rate=1e-4.")
-        ] = None,
-        host: Annotated[
-            str,
-            typer.Option("--host", "-H", help="Run on this host (hosts.toml or ssh config name)."),
-        ] = None,
-        detach: Annotated[
-            bool, typer.Option("--detach", "-d", help="Start the job and return at once.")
-        ] = False,
+        overrides: Overrides = None,
+        host: HostOption = None,
+        detach: DetachOption = False,
     ) -> None:
         """Train (LoRA, QLoRA, full; sft, pt, dpo, kto) as a job, and follow its log."""
         raise typer.Exit(launch("train", config, overrides or [], host, detach))
@@ -45,14 +49,9 @@ def register(app: typer.Typer) -> None:
             Path,
             typer.Argument(help="An export config (export_dir, export_quantization_bit, ...)."),
         ],
-        overrides: Annotated[list[str], typer.Argument(help="key=value overrides.")] = None,
-        host: Annotated[
-            str,
-            typer.Option("--host", "-H", help="Run on this host (hosts.toml or ssh config name)."),
-        ] = None,
-        detach: Annotated[
-            bool, typer.Option("--detach", "-d", help="Start the job and return at once.")
-        ] = False,
+        overrides: Overrides = None,
+        host: HostOption = None,
+        detach: DetachOption = False,
     ) -> None:
         """Merge an adapter and GPTQ-quantize a model as a job, and follow its log."""
         raise typer.Exit(launch("quantize", config, overrides or [], host, detach))
