@@ -133,8 +133,10 @@ async def test_an_existing_yaml_fills_the_form_and_is_the_base_of_the_command(tm
         # the form fills field by field; the command settles once every field has its value
         await wait_until(
             pilot,
-            lambda: f"tunedeck train {config}" in str(command.render())
-            and "learning_rate=0.0002" in str(command.render()),
+            lambda: (
+                f"tunedeck train {config}" in str(command.render())
+                and "learning_rate=0.0002" in str(command.render())
+            ),
             "command built on the YAML",
         )
         assert "learning_rate=0.0002" in str(command.render())
