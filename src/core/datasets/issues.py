@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tunedeck.core.errors import Location
+
 ERROR = "error"
 WARNING = "warning"
 
@@ -25,14 +27,7 @@ class Issue:
     @property
     def where(self) -> str:
         """`file, line 3, row 2, 'column'` for humans."""
-        parts = [self.file or ""]
-        if self.line is not None:
-            parts.append(f"line {self.line}")
-        if self.row is not None:
-            parts.append(f"row {self.row}")
-        if self.column:
-            parts.append(f"'{self.column}'")
-        return ", ".join(part for part in parts if part)
+        return str(Location(file=self.file, row=self.row, line=self.line, column=self.column))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -154,6 +154,17 @@ class DatasetInfo:
             f"no dataset named '{name}'", location=Location(file=str(self.path)), hint=hint
         )
 
+    def get_local(self, name: str) -> DatasetSpec:
+        """Like `get`, for an entry whose rows must be read here: a hub entry is an error."""
+        spec = self.get(name)
+        if not spec.is_local:
+            raise DatasetError(
+                f"'{name}' is a remote dataset ({spec.load_from}: {spec.source}); "
+                "only local files can be read offline",
+                location=Location(file=str(self.path)),
+            )
+        return spec
+
 
 def load_dataset_info(path: str | Path) -> DatasetInfo:
     """Read a dataset_info.json (or the one in a data dir) into specs plus entry issues."""

@@ -67,7 +67,7 @@ def show_command(
     """Print one row as the model will see it: system, tools, turns, answer, media."""
     from tunedeck.core.datasets import get_row
 
-    spec, directory = _spec(name, data_dir)
+    spec, directory = local_dataset(name, data_dir)
     view = get_row(spec, directory, index)
     if as_json:
         from tunedeck.tui.console import print_json
@@ -98,7 +98,7 @@ def stats_command(
     """Rows, rows with issues, roles, prompt/response lengths and media counts."""
     from tunedeck.core.datasets import dataset_stats
 
-    spec, directory = _spec(name, data_dir)
+    spec, directory = local_dataset(name, data_dir)
     stats = dataset_stats(spec, directory)
     if as_json:
         from tunedeck.tui.console import print_json
@@ -124,18 +124,13 @@ def _require_path(path: Path) -> None:
         )
 
 
-def _spec(name: str, data_dir: Path) -> tuple[Any, Path]:
+def local_dataset(name: str, data_dir: Path) -> tuple[Any, Path]:
+    """The spec of a local entry in data_dir and the folder its files are relative to."""
     from tunedeck.core.datasets import load_dataset_info
 
     _require_path(data_dir)
     info = load_dataset_info(data_dir)
-    spec = info.get(name)
-    if not spec.is_local:
-        raise DatasetError(
-            f"'{name}' is a remote dataset ({spec.load_from}: {spec.source}); "
-            "only local files can be read offline"
-        )
-    return spec, info.data_dir
+    return info.get_local(name), info.data_dir
 
 
 def _print_report(report: Any, show_remote: bool) -> None:

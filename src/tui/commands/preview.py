@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from tunedeck.core.errors import DatasetError, UsageError
+from tunedeck.tui.commands.data import local_dataset
 
 # template text vs data text, each either trained on or masked
 STYLES = {
@@ -54,7 +55,7 @@ def preview_command(
 
     if template is None and tokenizer is None:
         raise UsageError("give --template T, or --tokenizer DIR to use its chat_template")
-    spec, directory = _spec(name, data_dir)
+    spec, directory = local_dataset(name, data_dir)
     view = get_row(spec, directory, index)
     if view.conversation is None:
         why = "; ".join(i.message for i in view.issues) or "the row is invalid"
@@ -93,7 +94,7 @@ def lengths_command(
     from tunedeck.core.templates import load_tokenizer
     from tunedeck.core.templates.render import token_lengths
 
-    spec, directory = _spec(name, data_dir)
+    spec, directory = local_dataset(name, data_dir)
     tok = load_tokenizer(tokenizer)
     conversations = iter_conversations(spec, directory)
     with _row_progress(spec, directory) as advance:
@@ -206,7 +207,7 @@ def to_text_command(
     from tunedeck.core.datasets.text_export import export_text
     from tunedeck.tui.console import out
 
-    spec, directory = _spec(name, data_dir)
+    spec, directory = local_dataset(name, data_dir)
     rows = export_text(
         spec,
         directory,
@@ -223,21 +224,6 @@ def to_text_command(
         for row in rows:
             fh.write(orjson.dumps(row) + b"\n")
     out.print(f"wrote {len(rows)} rows to {output}", markup=False)
-
-
-def _spec(name: str, data_dir: Path) -> tuple[Any, Path]:
-    from tunedeck.core.datasets import load_dataset_info
-
-    if not data_dir.exists():
-        raise UsageError(f"no data directory at {data_dir}", hint="pass --dir PATH")
-    info = load_dataset_info(data_dir)
-    spec = info.get(name)
-    if not spec.is_local:
-        raise DatasetError(
-            f"'{name}' is a remote dataset ({spec.load_from}: {spec.source}); "
-            "only local files can be read offline"
-        )
-    return spec, info.data_dir
 
 
 def _print_rendered(rendered: Any, name: str, index: int, template: str, cutoff_len: int):
