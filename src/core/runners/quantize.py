@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_export(config: RunConfig) -> int:
     """Merge and/or quantize, turning failures into status 'failed' (message, no traceback)."""
-    out = Path(config.export_dir or ".")
+    out = Path(config.export_dir or ".").absolute()  # the backend runs in a chdir
     status = progress.StatusWriter(out)
     try:
         status("loading", f"loading {config.model_name_or_path}")
