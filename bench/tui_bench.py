@@ -115,7 +115,7 @@ def _spawn_until(argv: list[str], needles: list[bytes], timeout: float = 20.0) -
 
 
 async def bench_in_app(quick: bool):
-    from conftest import screen_text, wait_until
+    from pilot_tools import screen_text, wait_until
     from textual.app import App, ComposeResult
     from textual.widgets import Static
 
@@ -225,7 +225,7 @@ def _rss_mb() -> float:
 
 
 async def _follow_rss(app_class, path: Path, seconds: float) -> float:
-    from conftest import wait_until
+    from pilot_tools import wait_until
 
     from tunedeck.tui.widgets.log_view import LogView
 
@@ -238,7 +238,7 @@ async def _follow_rss(app_class, path: Path, seconds: float) -> float:
 
 
 async def _follow_big(app_class, path: Path):
-    from conftest import screen_text, wait_until
+    from pilot_tools import screen_text, wait_until
 
     with path.open("a") as handle:
         handle.write("the very last line\n")
@@ -260,7 +260,7 @@ async def _follow_big(app_class, path: Path):
 async def _loop_stalls(quick: bool) -> tuple[float, float, float, float]:
     """Longest event-loop stall (ms): a bare app idling; following a log that grows by
     ~5 MB/s; the Datasets screen validating the shared data folder; switching screens."""
-    from conftest import wait_until
+    from pilot_tools import wait_until
     from textual.app import App, ComposeResult
     from textual.widgets import Static
 

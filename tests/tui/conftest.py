@@ -1,4 +1,4 @@
-"""Fixtures for the app tests: workspaces on disk and a helper to wait for the app to settle."""
+"""Fixtures for the app tests: async tests on a fresh loop, workspaces on disk."""
 
 from __future__ import annotations
 
@@ -6,14 +6,10 @@ import asyncio
 import inspect
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DATA = REPO / "examples" / "workspace" / "data"
-TOKENIZER = REPO / "tests" / "fixtures" / "tokenizer"
+from pilot_tools import EXAMPLE_DATA
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -50,19 +46,3 @@ def broken_workspace(workspace) -> Path:
     info["broken_rows"] = {"file_name": "broken_rows.json"}
     (workspace / "dataset_info.json").write_text(json.dumps(info, indent=2))
     return workspace
-
-
-async def wait_until(pilot, predicate: Callable[[], bool], what: str, timeout: float = 30.0):
-    """Let the app run until `predicate()` holds (workers finish, messages land)."""
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError(f"the app never reached: {what}")
-        await pilot.pause(0.05)
-        waited += 0.05
-
-
-def screen_text(app) -> str:
-    """Everything visible on the app's screen (top layer included), as plain text lines."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from conftest import EXAMPLE_DATA, TOKENIZER, wait_until
+from pilot_tools import EXAMPLE_DATA, TOKENIZER, wait_until
 from textual.widgets import Input, Static
 
 from tunedeck.tui.app import TunedeckApp

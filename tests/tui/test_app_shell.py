@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_DATA, wait_until
+from pilot_tools import EXAMPLE_DATA, wait_until
 
 from tunedeck.core.locations import config_dir
 from tunedeck.tui.app import SCREENS_IN_ORDER, TunedeckApp

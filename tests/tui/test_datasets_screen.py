@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import EXAMPLE_DATA, screen_text, wait_until
+from pilot_tools import EXAMPLE_DATA, screen_text, wait_until
 from textual.widgets import DataTable, Static, TabbedContent
 
 from tunedeck.tui.app import TunedeckApp

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import wait_until
+from pilot_tools import wait_until
 from textual.app import App, ComposeResult
 
 from tunedeck.tui.widgets.log_view import LogView

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import EXAMPLE_DATA, TOKENIZER, screen_text, wait_until
+from pilot_tools import EXAMPLE_DATA, TOKENIZER, screen_text, wait_until
 from textual.widgets import Input, Select, Static
 
 from tunedeck.tui.app import TunedeckApp

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import EXAMPLE_DATA, screen_text, wait_until
+from pilot_tools import EXAMPLE_DATA, screen_text, wait_until
 from sshd_server import loop_host, remote_home, sshd  # noqa: F401 - fixtures
 from textual.widgets import DataTable
 

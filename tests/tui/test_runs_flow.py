@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_DATA, screen_text, wait_until
+from pilot_tools import EXAMPLE_DATA, screen_text, wait_until
 from textual.widgets import Input, Select, Static
 
 from tunedeck.tui.app import TunedeckApp

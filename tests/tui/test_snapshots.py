@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO, wait_until
+from pilot_tools import REPO, wait_until
 
 from tunedeck.tui.app import TunedeckApp
 

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from pilot_tools import REPO
 
 TUNEDECK = Path(sys.executable).parent / "tunedeck"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ from tunedeck.tui.widgets.loss_chart import LossChart
 from tunedeck.tui.widgets.series import MinMaxSeries
 
 LIST_SECONDS = 1.0
-REMOTE_LIST_SECONDS = 10.0
+REMOTE_LIST_SECONDS = 3.0
+REMOTE_RETRY_SECONDS = 30.0  # after a host failed, leave it alone this long
 METRICS_SECONDS = 1.0
-REMOTE_METRICS_SECONDS = 5.0
+REMOTE_METRICS_SECONDS = 3.0
 CANCEL_GRACE = DEFAULT_GRACE  # the same grace as `tunedeck runs cancel`
 STATE_STYLES = {
     "queued": "dim",
@@ -58,6 +60,9 @@ class RunsScreen(DeckScreen):
         self._metrics_key: tuple | None = None
         self._remote_listed_at = 0.0
         self._remote_metrics_at = 0.0
+        self._backends: dict[str, Any] = {}  # one warm agent session per remote host
+        self._host_failed_at: dict[str, float] = {}
+        self._backends_lock = threading.Lock()
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="runs-top"):
@@ -99,7 +104,6 @@ class RunsScreen(DeckScreen):
 
     def _refresh_remote(self, jobs: list[Any]) -> list[Any]:
         from tunedeck.core.errors import TunedeckError
-        from tunedeck.core.jobs import get_backend
 
         by_host: dict[str, list[Any]] = {}
         for job in jobs:
@@ -107,17 +111,40 @@ class RunsScreen(DeckScreen):
                 by_host.setdefault(job.host, []).append(job)
         fresh = {job.id: job for job in jobs}
         for host, active in by_host.items():
+            if time.monotonic() - self._host_failed_at.get(host, -REMOTE_RETRY_SECONDS) < (
+                REMOTE_RETRY_SECONDS
+            ):
+                continue
             try:
-                backend = get_backend(host)
-                try:
-                    fresh.update({j.id: j for j in backend.status([j.id for j in active])})
-                finally:
-                    backend.close()
+                fresh.update({j.id: j for j in self._backend(host).status([j.id for j in active])})
             except TunedeckError as error:
+                self._drop_backend(host)
                 self.from_thread(
                     self.notify, f"{host}: {error}", title="Host unreachable", severity="warning"
                 )
         return list(fresh.values())
+
+    def _backend(self, host: str) -> Any:
+        """The screen's warm connection to a host: after the first, a request is a round trip."""
+        from tunedeck.core.jobs import get_backend
+
+        with self._backends_lock:
+            if host not in self._backends:
+                self._backends[host] = get_backend(host)
+            return self._backends[host]
+
+    def _drop_backend(self, host: str) -> None:
+        with self._backends_lock:
+            self._host_failed_at[host] = time.monotonic()
+            backend = self._backends.pop(host, None)
+        if backend is not None:
+            backend.close()
+
+    def on_unmount(self) -> None:
+        with self._backends_lock:
+            backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            backend.close()
 
     def _show_jobs(self, jobs: list[Any]) -> None:
         table = self.query_one("#jobs-table", DataTable)
@@ -209,7 +236,7 @@ class RunsScreen(DeckScreen):
         if key is not None and key == self._metrics_key:
             return
         try:
-            points = read_metrics(job)
+            points = read_metrics(job) if job.is_local else self._backend(job.host).metrics(job)
         except Exception:  # metrics are a view: a broken file must not stop the screen
             return
         loss = MinMaxSeries((p.step, p.loss) for p in points if p.loss is not None)
