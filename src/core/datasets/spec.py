@@ -122,10 +122,6 @@ class DatasetSpec:
         }[self.load_from]
         return getattr(self, key) or ""
 
-    @property
-    def message_based(self) -> bool:
-        return self.formatting != "alpaca"
-
 
 @dataclass(frozen=True)
 class DatasetInfo:

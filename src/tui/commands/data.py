@@ -13,6 +13,10 @@ app = typer.Typer(
     help="Validate, inspect and summarise LLaMA-Factory datasets.", no_args_is_help=True
 )
 
+# Arguments every command that reads one entry takes (the preview commands too).
+DatasetName = Annotated[str, typer.Argument(help="The dataset entry's name in dataset_info.json.")]
+DataDir = Annotated[Path, typer.Option("--dir", help="The data directory.")]
+
 # Progress bars appear only for files at least this big, and only on a terminal.
 PROGRESS_MIN_BYTES = 32 << 20
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "remote": "cyan"}
@@ -59,8 +63,8 @@ def validate_command(
 
 @app.command("show")
 def show_command(
-    name: Annotated[str, typer.Argument(help="The dataset entry's name.")],
-    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    name: DatasetName,
+    data_dir: DataDir = Path("data"),
     index: Annotated[int, typer.Option("--index", "-i", help="0-based row index.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
@@ -91,8 +95,8 @@ def show_command(
 
 @app.command("stats")
 def stats_command(
-    name: Annotated[str, typer.Argument(help="The dataset entry's name.")],
-    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    name: DatasetName,
+    data_dir: DataDir = Path("data"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Rows, rows with issues, roles, prompt/response lengths and media counts."""

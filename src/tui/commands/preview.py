@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from tunedeck.core.errors import DatasetError, UsageError
-from tunedeck.tui.commands.data import local_dataset
+from tunedeck.tui.commands.data import DataDir, DatasetName, local_dataset
 
 # template text vs data text, each either trained on or masked
 STYLES = {
@@ -27,6 +27,14 @@ LEGEND = [
 ]
 
 
+TemplateName = Annotated[
+    str | None, typer.Option("--template", "-t", help="Template name (or 'hf').")
+]
+OptionalTokenizer = Annotated[
+    Path | None, typer.Option("--tokenizer", help="A local tokenizer folder.")
+]
+
+
 def register(data_app: typer.Typer) -> None:
     """Add the preview commands to the `data` group."""
     data_app.command("preview")(preview_command)
@@ -35,14 +43,10 @@ def register(data_app: typer.Typer) -> None:
 
 
 def preview_command(
-    name: Annotated[str, typer.Argument(help="Dataset name in dataset_info.json.")],
-    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
-    template: Annotated[
-        str | None, typer.Option("--template", "-t", help="Template name (or 'hf').")
-    ] = None,
-    tokenizer: Annotated[
-        Path | None, typer.Option("--tokenizer", help="A local tokenizer folder.")
-    ] = None,
+    name: DatasetName,
+    data_dir: DataDir = Path("data"),
+    template: TemplateName = None,
+    tokenizer: OptionalTokenizer = None,
     index: Annotated[int, typer.Option("--index", "-i", help="0-based row index.")] = 0,
     cutoff_len: Annotated[int, typer.Option("--cutoff-len", min=1)] = 2048,
     train_on_prompt: Annotated[bool, typer.Option("--train-on-prompt")] = False,
@@ -80,12 +84,10 @@ def preview_command(
 
 
 def lengths_command(
-    name: Annotated[str, typer.Argument(help="Dataset name in dataset_info.json.")],
+    name: DatasetName,
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="A local tokenizer folder.")],
-    template: Annotated[
-        str | None, typer.Option("--template", "-t", help="Template name (or 'hf').")
-    ] = None,
-    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    template: TemplateName = None,
+    data_dir: DataDir = Path("data"),
     cutoff_len: Annotated[int, typer.Option("--cutoff-len", min=1)] = 2048,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
@@ -184,15 +186,13 @@ def _row_progress(spec: Any, directory: Path):
 
 
 def to_text_command(
-    name: Annotated[str, typer.Argument(help="Dataset name in dataset_info.json.")],
+    name: DatasetName,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the JSONL rows.")],
-    data_dir: Annotated[Path, typer.Option("--dir", help="The data directory.")] = Path("data"),
+    data_dir: DataDir = Path("data"),
     template: Annotated[
         str | None, typer.Option("--template", "-t", help="Render through a template.")
     ] = None,
-    tokenizer: Annotated[
-        Path | None, typer.Option("--tokenizer", help="A local tokenizer folder.")
-    ] = None,
+    tokenizer: OptionalTokenizer = None,
     pack_to: Annotated[
         int | None, typer.Option("--pack-to", help="Pack rows to at least N tokens.")
     ] = None,
