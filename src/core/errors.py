@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """How bad a reported problem is; its value is what JSON output shows."""
+
+    ERROR = "error"
+    WARNING = "warning"
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,13 @@ class Location:
         if self.column:
             parts.append(f"'{self.column}'")
         return ", ".join(p for p in parts if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "row": self.row, "line": self.line, "column": self.column}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Location:
+        return cls(data.get("file"), data.get("row"), data.get("line"), data.get("column"))
 
 
 class TunedeckError(Exception):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tunedeck.core.config.loader import ConfigProblem
 from tunedeck.core.config.schema import RunConfig
-from tunedeck.core.errors import Location, TunedeckError
+from tunedeck.core.errors import Location, Severity, TunedeckError
 
 # Which dataset kinds (tunedeck.core.datasets.dataset_kind) each stage can train on.
 STAGE_KINDS = {
@@ -93,7 +93,7 @@ def _check_model(config: RunConfig, at, problems: list[ConfigProblem]) -> None:
                     hint="build the tiny demo model with `tunedeck demo model DIR`"
                     if looks_local
                     else None,
-                    severity="error" if looks_local else "warning",
+                    severity=Severity.ERROR if looks_local else Severity.WARNING,
                 )
             )
 

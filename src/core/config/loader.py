@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from tunedeck.core.config.schema import IGNORED_KEYS, KEY_RULES, KNOWN_KEYS, RunConfig
-from tunedeck.core.errors import ConfigError, Location, UsageError
+from tunedeck.core.errors import ConfigError, Location, Severity, UsageError
 
 COMMAND_LINE = "command line"
 PURPOSES = ("train", "export")
@@ -23,13 +23,13 @@ PURPOSES = ("train", "export")
 
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One thing wrong (or doubtful, severity 'warning') with a config, located at its key."""
+    """One thing wrong (or doubtful, severity warning) with a config, located at its key."""
 
     key: str | None
     message: str
     location: Location
     hint: str | None = None
-    severity: str = "error"
+    severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
         where = str(self.location)
@@ -42,8 +42,20 @@ class ConfigProblem:
             "message": self.message,
             "file": self.location.file,
             "line": self.location.line,
+            "column": self.location.column,
             "hint": self.hint,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConfigProblem:
+        location = Location(file=data.get("file"), line=data.get("line"), column=data.get("column"))
+        return cls(
+            data.get("key"),
+            data["message"],
+            location,
+            data.get("hint"),
+            Severity(data.get("severity", Severity.ERROR)),
+        )
 
 
 @dataclass(frozen=True)
@@ -56,15 +68,34 @@ class ConfigCheck:
 
     @property
     def errors(self) -> tuple[ConfigProblem, ...]:
-        return tuple(p for p in self.problems if p.severity == "error")
+        return tuple(p for p in self.problems if p.severity == Severity.ERROR)
 
     @property
     def warnings(self) -> tuple[ConfigProblem, ...]:
-        return tuple(p for p in self.problems if p.severity == "warning")
+        return tuple(p for p in self.problems if p.severity == Severity.WARNING)
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `tunedeck config check --json` prints."""
+        return {
+            "ok": self.ok,
+            "path": str(self.path) if self.path is not None else None,
+            "problems": [problem.to_dict() for problem in self.problems],
+            "config": self.config.to_dict() if self.config is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConfigCheck:
+        config = data.get("config")
+        path = data.get("path")
+        return cls(
+            RunConfig.from_dict(config) if config is not None else None,
+            tuple(ConfigProblem.from_dict(problem) for problem in data.get("problems", ())),
+            Path(path) if path is not None else None,
+        )
 
 
 class ConfigInvalid(ConfigError):
@@ -122,7 +153,7 @@ def check_config(
             from tunedeck.core.config.checks import check_on_disk
 
             problems += check_on_disk(config, where, purpose)
-    has_errors = any(p.severity == "error" for p in problems)
+    has_errors = any(p.severity == Severity.ERROR for p in problems)
     return ConfigCheck(config=None if has_errors else config, problems=tuple(problems), path=file)
 
 
@@ -228,7 +259,7 @@ def _merge(
                     key,
                     f"has no effect in tunedeck: {IGNORED_KEYS[key]}",
                     entry.location,
-                    severity="warning",
+                    severity=Severity.WARNING,
                 )
             )
             continue
@@ -271,7 +302,7 @@ def _build(
             coerced[key] = _check_range(key, _coerce(key, value))
         except ValueError as exc:
             problems.append(ConfigProblem(key, str(exc), where[key]))
-    if any(p.severity == "error" for p in problems):
+    if any(p.severity == Severity.ERROR for p in problems):
         return None
     return RunConfig(**coerced)
 

@@ -131,6 +131,11 @@ class RunConfig:
         """All keys and values, in declaration order (a resolved, re-loadable config)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The inverse of to_dict; keys it does not know are an error (TypeError)."""
+        return cls(**data)
+
     def changed(self) -> dict[str, Any]:
         """Only the keys whose value differs from the default."""
         defaults = RunConfig()

@@ -18,7 +18,7 @@ from typing import Any
 
 from tunedeck.core.datasets.conversation import Conversation, Message, Role, RowLocation
 from tunedeck.core.datasets.spec import DatasetSpec, _json_type, dataset_kind
-from tunedeck.core.errors import DatasetError, Location
+from tunedeck.core.errors import DatasetError, Location, Severity
 
 PLACEHOLDERS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 REMOTE_MEDIA = ("http://", "https://", "data:", "s3://", "gs://", "oss://")
@@ -32,7 +32,7 @@ class Problem:
     code: str
     message: str
     column: str | None = None
-    severity: str = "error"
+    severity: Severity = Severity.ERROR
 
 
 _ONLY_TEXT = frozenset((str,))
@@ -691,7 +691,7 @@ class RowChecker:
         raise RowInvalid
 
     def _empty(self, problems: list[Problem], code: str, message: str, column: str | None):
-        severity = "warning" if self.kind == "pretrain" else "error"
+        severity = Severity.WARNING if self.kind == "pretrain" else Severity.ERROR
         problems.append(Problem(code, message, column, severity))
 
     def _string(

@@ -17,7 +17,7 @@ from typing import Any
 
 from tunedeck.core.datasets.conversation import Conversation, RowLocation
 from tunedeck.core.datasets.convert import RowChecker
-from tunedeck.core.datasets.issues import Issue
+from tunedeck.core.datasets.issues import ERROR, Issue
 from tunedeck.core.datasets.readers import (
     data_files,
     json_layout,
@@ -75,7 +75,7 @@ def get_row(spec: DatasetSpec, data_dir: str | Path, index: int) -> RowView:
             name = str(path)
             checker = RowChecker(spec, data_dir)
             if error is not None:
-                issue = Issue("error", "row_unreadable", error, name, row, None, line, spec.name)
+                issue = Issue(ERROR, "row_unreadable", error, name, row, None, line, spec.name)
                 return RowView(index, name, row, line, None, None, (issue,))
             conversation, problems = checker.convert(value, RowLocation(name, row))
             issues = tuple(

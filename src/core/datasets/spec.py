@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tunedeck.core.datasets.issues import Issue
-from tunedeck.core.errors import DatasetError, Location
+from tunedeck.core.datasets.issues import ERROR, WARNING, Issue
+from tunedeck.core.errors import DatasetError, Location, Severity
 
 DATA_CONFIG = "dataset_info.json"
 FORMATTINGS = ("alpaca", "sharegpt", "openai")
@@ -201,7 +201,7 @@ def load_dataset_info(path: str | Path) -> DatasetInfo:
 def spec_from_entry(name: str, entry: Any) -> DatasetSpec:
     """Build one spec from a raw entry; a broken entry raises DatasetError."""
     spec, issues = parse_entry(name, entry, None)
-    errors = [issue for issue in issues if issue.severity == "error"]
+    errors = [issue for issue in issues if issue.is_error]
     if spec is None or errors:
         first = errors[0] if errors else issues[0]
         raise DatasetError(first.message, location=Location(column=name))
@@ -212,7 +212,9 @@ def parse_entry(name: str, entry: Any, file: str | None) -> tuple[DatasetSpec | 
     """One entry -> (spec or None when unusable, issues). Unknown keys are warnings."""
     issues: list[Issue] = []
 
-    def issue(code: str, message: str, severity: str = "error", column: str | None = None) -> None:
+    def issue(
+        code: str, message: str, severity: Severity = ERROR, column: str | None = None
+    ) -> None:
         issues.append(Issue(severity, code, message, file, None, column or name, dataset=name))
 
     if not isinstance(entry, dict):
@@ -220,7 +222,7 @@ def parse_entry(name: str, entry: Any, file: str | None) -> tuple[DatasetSpec | 
         return None, issues
     for key in entry:
         if key not in ENTRY_KEYS:
-            issue("unknown_key", _unknown(key, ENTRY_KEYS, f"key in entry '{name}'"), "warning")
+            issue("unknown_key", _unknown(key, ENTRY_KEYS, f"key in entry '{name}'"), WARNING)
     if not any(key in entry for key in SOURCE_KEYS):
         issue(
             "no_source",
@@ -271,7 +273,7 @@ def parse_entry(name: str, entry: Any, file: str | None) -> tuple[DatasetSpec | 
         changes: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in names:
-                issue("unknown_key", _unknown(key, names, f"{group[:-1]} in '{name}'"), "warning")
+                issue("unknown_key", _unknown(key, names, f"{group[:-1]} in '{name}'"), WARNING)
                 continue
             if value is not None and not isinstance(value, str):
                 issue("bad_value", f"'{group}.{key}' must be a string", column=f"{name}.{key}")

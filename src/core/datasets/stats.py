@@ -39,6 +39,10 @@ class Summary:
     def to_dict(self) -> dict[str, int]:
         return {"min": self.min, "median": self.median, "p95": self.p95, "max": self.max}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> Summary:
+        return cls(data["min"], data["median"], data["p95"], data["max"])
+
 
 @dataclass(frozen=True)
 class DatasetStats:
@@ -78,6 +82,27 @@ class DatasetStats:
             "with_system": self.with_system,
             "with_tools": self.with_tools,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetStats:
+        media = data.get("multimodal", {})
+        return cls(
+            name=data["name"],
+            rows=data["rows"],
+            rows_with_issues=data["rows_with_issues"],
+            formatting=data["formatting"],
+            kind=data["kind"],
+            roles=dict(data.get("roles", {})),
+            prompt_chars=Summary.from_dict(data["prompt_chars"]),
+            response_chars=Summary.from_dict(data["response_chars"]),
+            turns=Summary.from_dict(data["turns"]),
+            images=media.get("images", 0),
+            videos=media.get("videos", 0),
+            audios=media.get("audios", 0),
+            rows_with_media=media.get("rows_with_media", 0),
+            with_system=data.get("with_system", 0),
+            with_tools=data.get("with_tools", 0),
+        )
 
 
 def dataset_stats(spec: DatasetSpec, data_dir: str | Path) -> DatasetStats:

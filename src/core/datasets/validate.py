@@ -45,8 +45,23 @@ class DatasetReport:
             "formatting": self.formatting,
             "source": self.source,
             "issue_count": self.issue_count,
+            "error_rows": self.error_rows,
             "issues": [issue.to_dict() for issue in self.issues],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetReport:
+        return cls(
+            data["name"],
+            data["status"],
+            data.get("rows"),
+            [Issue.from_dict(issue) for issue in data.get("issues", ())],
+            kind=data.get("kind", ""),
+            formatting=data.get("formatting", ""),
+            source=data.get("source", ""),
+            issue_count=data.get("issue_count", 0),
+            error_rows=data.get("error_rows", 0),
+        )
 
 
 @dataclass
@@ -86,6 +101,15 @@ class ValidationReport:
             "issues": [issue.to_dict() for issue in self.issues],
             "summary": self.summary,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """The inverse of to_dict; the summary is computed again, not read."""
+        return cls(
+            data["path"],
+            [DatasetReport.from_dict(report) for report in data.get("datasets", ())],
+            [Issue.from_dict(issue) for issue in data.get("issues", ())],
+        )
 
 
 def validate(
