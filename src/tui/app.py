@@ -10,22 +10,15 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 
 from tunedeck.themes import THEMES_DIR
-from tunedeck.tui.messages import JobStateChanged, JobSubmitted, PreviewDataset
+from tunedeck.tui.messages import JobStateChanged, JobSubmitted, PreviewDataset, SelectJob
+from tunedeck.tui.screens.order import SCREENS_IN_ORDER
 from tunedeck.tui.settings import DEFAULT_THEME, load_settings, save_theme
 from tunedeck.tui.theming import load_themes
-
-SCREENS_IN_ORDER: tuple[tuple[str, str], ...] = (
-    ("datasets", "Datasets"),
-    ("preview", "Preview"),
-    ("runs", "Runs"),
-    ("launch", "Launch"),
-    ("hosts", "Hosts"),
-)
-
 
 JOB_WATCH_SECONDS = 2.0
 
@@ -63,8 +56,6 @@ class TunedeckApp(App[None]):
         self.data_dir = Path(data_dir) if data_dir is not None else Path("data")
         self.settings = load_settings()
         self.theme_problems: list[str] = []
-        self.pending_preview: str | None = None
-        self.pending_job: str | None = None
         self._job_states: dict[str, str] | None = None
         themes, problems = load_themes()
         for theme in themes:
@@ -95,10 +86,15 @@ class TunedeckApp(App[None]):
         if self.current_mode != mode:
             self.switch_mode(mode)
 
+    def hand_over(self, mode: str, message: Message) -> None:
+        """Show screen `mode` and post `message` to it (it arrives after the screen mounts)."""
+        self.action_show_screen(mode)
+        message.stop()  # for that screen alone: it must not bubble back up to the app
+        self.screen_stack[0].post_message(message)
+
     @on(PreviewDataset)
     def _preview_dataset(self, message: PreviewDataset) -> None:
-        self.pending_preview = message.dataset
-        self.action_show_screen("preview")
+        self.hand_over("preview", PreviewDataset(message.dataset))
 
     @work(thread=True, exclusive=True, group="job-watch")
     def _watch_jobs(self) -> None:
@@ -134,8 +130,7 @@ class TunedeckApp(App[None]):
 
     @on(JobSubmitted)
     def _job_submitted(self, message: JobSubmitted) -> None:
-        self.pending_job = message.job_id
-        self.action_show_screen("runs")
+        self.hand_over("runs", SelectJob(message.job_id))
 
     def action_toggle_keys(self) -> None:
         """Show or hide the panel that lists every key of the focused screen."""

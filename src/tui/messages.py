@@ -18,9 +18,16 @@ class OpenDatasetRow(Message):
 
 @dataclass
 class PreviewDataset(Message):
-    """Open the Preview screen on a dataset."""
+    """Open the Preview screen on a dataset (posted upward; the app hands it to Preview)."""
 
     dataset: str
+
+
+@dataclass
+class SelectJob(Message):
+    """Show one job on the Runs screen (the app hands it over after a submit)."""
+
+    job_id: str
 
 
 @dataclass

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pilot_tools import EXAMPLE_DATA, wait_until
+from pilot_tools import EXAMPLE_DATA, Posted, settle, wait_until
 
 from tunedeck.core.locations import config_dir
 from tunedeck.tui.app import SCREENS_IN_ORDER, TunedeckApp
+from tunedeck.tui.messages import JobSubmitted, PreviewDataset, SelectJob
 from tunedeck.tui.settings import _set_key, load_settings, save_theme
 
 
@@ -21,6 +22,32 @@ async def test_number_keys_switch_between_the_five_screens():
             assert type(app.screen).__name__.lower().startswith(mode)
         await pilot.press("1")
         await wait_until(pilot, lambda: app.current_mode == "datasets", "back to datasets")
+
+
+async def test_a_submitted_job_is_handed_to_the_runs_screen_by_message():
+    posted = Posted()
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(80, 24), message_hook=posted) as pilot:
+        await settle(pilot)
+        app.post_message(JobSubmitted("job-handed-over"))
+        await settle(pilot)
+        assert app.current_mode == "runs"
+        select = posted.last(SelectJob)
+        assert select.job_id == "job-handed-over"
+        assert not hasattr(app, "pending_job")
+
+
+async def test_a_preview_request_reaches_the_preview_screen_and_stops_there():
+    posted = Posted()
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(80, 24), message_hook=posted) as pilot:
+        await settle(pilot)
+        app.screen.post_message(PreviewDataset("demo_kto"))
+        await settle(pilot)
+        assert app.current_mode == "preview"
+        assert app.screen.query_one("#preview-dataset").value == "demo_kto"
+        assert len(posted.of(PreviewDataset)) == 3  # up to the app, the app's one to Preview
+        assert not hasattr(app, "pending_preview")
 
 
 async def test_question_mark_toggles_the_keys_panel():

@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input, TextArea
 
+from tunedeck.tui.screens.order import SCREENS_IN_ORDER
 from tunedeck.tui.widgets.nav_bar import NavBar
 
 
@@ -15,8 +16,6 @@ class DeckScreen(Screen):
     MODE = ""
 
     def compose(self) -> ComposeResult:
-        from tunedeck.tui.app import SCREENS_IN_ORDER
-
         yield NavBar(SCREENS_IN_ORDER, self.MODE, self.context_text())
         yield from self.compose_body()
         yield Footer()

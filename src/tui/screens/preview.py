@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from tunedeck.tui.messages import PreviewDataset
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.sidecar import SidecarClient
 from tunedeck.tui.widgets.conversation_text import rendered_text
@@ -45,6 +46,8 @@ class PreviewScreen(DeckScreen):
         self.info: Any = None
         self.index = 0
         self.total: int | None = None
+        self._local: list[str] = []
+        self._wanted: str | None = None
         self._tokens = SidecarClient()
 
     def compose_body(self) -> ComposeResult:
@@ -69,11 +72,20 @@ class PreviewScreen(DeckScreen):
     def on_unmount(self) -> None:
         self._tokens.close()
 
-    def on_screen_resume(self) -> None:
-        pending = getattr(self.app, "pending_preview", None)
-        if pending and self.info is not None and pending in self.info.specs:
-            self.app.pending_preview = None
-            self.query_one("#preview-dataset", Select).value = pending
+    @on(PreviewDataset)
+    def _preview_dataset(self, message: PreviewDataset) -> None:
+        """Show the dataset the Datasets screen asked for (once the choices are loaded)."""
+        self._wanted = message.dataset
+        if self.info is not None:
+            self._choose_wanted()
+
+    def _choose_wanted(self) -> None:
+        wanted, self._wanted = self._wanted, None
+        datasets = self.query_one("#preview-dataset", Select)
+        if wanted is not None and wanted in self._local:
+            datasets.value = wanted
+        elif datasets.value in (Select.NULL, None) and self._local:
+            datasets.value = self._local[0]
 
     @work(thread=True, exclusive=True, group="preview-load")
     def load_choices(self) -> None:
@@ -97,12 +109,8 @@ class PreviewScreen(DeckScreen):
         chooser = self.query_one("#preview-template", Select)
         chooser.set_options([(name, name) for name in templates])
         chooser.value = DEFAULT_TEMPLATE if DEFAULT_TEMPLATE in templates else templates[0]
-        pending = getattr(self.app, "pending_preview", None)
-        self.app.pending_preview = None
-        if pending in local:
-            datasets.value = pending
-        elif local:
-            datasets.value = local[0]
+        self._local = local
+        self._choose_wanted()
         if not local:
             self._status(Text("no local datasets in this dataset_info.json", style="dim"))
 

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from tunedeck.core.jobs.backend import DEFAULT_GRACE
-from tunedeck.tui.messages import JobSubmitted
+from tunedeck.tui.messages import JobSubmitted, SelectJob
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.screens.confirm import ConfirmScreen
 from tunedeck.tui.widgets.log_file import Change, LogFile
@@ -352,12 +352,10 @@ class RunsScreen(DeckScreen):
     def action_focus_table(self) -> None:
         self.query_one("#jobs-table").focus()
 
-    def on_screen_resume(self) -> None:
-        pending = getattr(self.app, "pending_job", None)
-        if pending:
-            self.app.pending_job = None
-            self.refresh_jobs()
-            self.call_later(self.select_job, pending)
+    @on(SelectJob)
+    def _select_job(self, message: SelectJob) -> None:
+        self.refresh_jobs()
+        self.call_later(self.select_job, message.job_id)
 
 
 class RemoteLog(LogFile):
