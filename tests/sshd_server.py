@@ -1,16 +1,26 @@
-"""A private OpenSSH server on 127.0.0.1 and a host entry that reaches this repo over it.
+"""A private OpenSSH server on 127.0.0.1, in its own pid namespace, and the hosts it serves.
 
-Conftests that need it import the fixtures: `from sshd_server import loop_host, remote_home, sshd`.
+- `loop_host`: this account over ssh, running this repo's tunedeck; its jobs run in the server's
+  pid namespace, so no local pid check can see them.
+- `remote_box`: a separate account with its own empty home (a box that is really apart: it cannot
+  read this account's files, and its processes are invisible here).
+
+Conftests that need them import the fixtures:
+`from sshd_server import loop_host, remote_box, remote_home, sshd`.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +30,8 @@ from tunedeck.core.jobs.hosts import Host, add_host
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 HOST_NAME = "loop"
+BOX_NAME = "box"
+BOX_USER = "tunedeck-box"
 
 
 @pytest.fixture(scope="session")
@@ -32,27 +44,42 @@ def sshd(tmp_path_factory):
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True
         )
-    shutil.copy(root / "userkey.pub", root / "authorized_keys")
+    # sshd reads the key list as the user logging in: the box account must be able to reach it.
+    keys = Path(tempfile.mkdtemp(prefix="tunedeck-sshd-keys-"))
+    keys.chmod(0o755)
+    shutil.copy(root / "userkey.pub", keys / "authorized_keys")
+    (keys / "authorized_keys").chmod(0o644)
     port = _free_port()
     config = root / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'hostkey'}\n"
-        f"AuthorizedKeysFile {root / 'authorized_keys'}\nPasswordAuthentication no\n"
+        f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n"
         f"UsePAM no\nPidFile {root / 'sshd.pid'}\nMaxSessions 100\nMaxStartups 100\n"
     )
     os.makedirs("/run/sshd", exist_ok=True)
-    server = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(root / "sshd.log")])
+    # Its own pid namespace: every process a session starts (jobs, agents) is invisible here.
+    server = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", SSHD, "-D", "-f", str(config)]
+        + ["-E", str(root / "sshd.log")],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
     client_config = root / "ssh_config"
+    common = (
+        f"  HostName 127.0.0.1\n  Port {port}\n  IdentityFile {root / 'userkey'}\n"
+        "  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+        "  LogLevel ERROR\n"
+    )
     client_config.write_text(
-        f"Host {HOST_NAME}\n  HostName 127.0.0.1\n  Port {port}\n  User {getpass.getuser()}\n"
-        f"  IdentityFile {root / 'userkey'}\n  IdentitiesOnly yes\n"
-        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"Host {HOST_NAME}\n  User {getpass.getuser()}\n{common}"
+        f"Host {BOX_NAME}\n  User {BOX_USER}\n{common}"
     )
     _wait_until_listening(port, server)
     yield {"config": client_config, "port": port, "root": root, "key": root / "userkey"}
-    server.terminate()
+    os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=10)
+    shutil.rmtree(keys, ignore_errors=True)
 
 
 @pytest.fixture
@@ -79,6 +106,85 @@ def loop_host(sshd, remote_home, tmp_path_factory) -> Host:
     from tunedeck.core.jobs.ssh import stop_master
 
     stop_master(host)
+
+
+@pytest.fixture(scope="session")
+def box_account() -> pwd.struct_passwd:
+    """An unprivileged account with its own home: the 'remote box' (made once, reused)."""
+    try:
+        return pwd.getpwnam(BOX_USER)
+    except KeyError:
+        pass
+    if os.geteuid() != 0:
+        pytest.fail(f"making the test account {BOX_USER!r} needs root (useradd)")
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", BOX_USER], check=True)
+    subprocess.run(["usermod", "-p", "*", BOX_USER], check=True)  # unlocked, no password
+    return pwd.getpwnam(BOX_USER)
+
+
+@pytest.fixture
+def remote_box(sshd, box_account, tmp_path_factory) -> Host:
+    """hosts.toml entry 'box': another account over ssh, a fresh workdir and state in its home.
+
+    The box runs this repo's tunedeck through its venv python (readable by every account), the
+    way a host whose tunedeck lives in a venv is set up.
+    """
+    base = Path(tempfile.mkdtemp(prefix="t-", dir=box_account.pw_dir))
+    for sub in ("work", "home"):
+        (base / sub).mkdir()
+    subprocess.run(["chown", "-R", f"{BOX_USER}:", str(base)], check=True)
+    host = add_host(
+        Host(
+            name=BOX_NAME,
+            target=BOX_NAME,
+            workdir=str(base / "work"),
+            command=f"{_box_python(box_account)} -m tunedeck.tui",
+            env={"TUNEDECK_HOME": str(base / "home")},
+            ssh_options=("-F", str(sshd["config"])),
+        )
+    )
+    yield host
+    from tunedeck.core.jobs.ssh import stop_master
+
+    stop_master(host)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _box_python(box_account: pwd.struct_passwd) -> str:
+    """A venv python the box account can run, with this repo's tunedeck importable.
+
+    This venv's own python when the box can run it; else (its interpreter lives under a
+    root-only home, as pyenv's does) a venv in the box's home made from the system python of
+    the same version, reading this venv's site-packages (editable tunedeck included).
+    """
+    python = Path(sys.prefix) / "bin" / "python"
+    if _box_can_run(python):
+        return str(python)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    venv = Path(box_account.pw_dir) / f"venv-{version}"
+    boxed = venv / "bin" / "python"
+    if not boxed.exists():
+        system = shutil.which(f"python{version}", path="/usr/local/bin:/usr/bin")
+        if system is None:
+            pytest.fail(f"{BOX_USER} cannot run {python} and there is no system python{version}")
+        subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True)
+        site_dir = venv / "lib" / f"python{version}" / "site-packages"
+        ours = sysconfig.get_paths()["purelib"]
+        (site_dir / "tunedeck-tests.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    if not _box_can_run(boxed, report=True):
+        pytest.fail(f"{BOX_USER} cannot import tunedeck with {boxed}")
+    return str(boxed)
+
+
+def _box_can_run(python: Path, report: bool = False) -> bool:
+    probe = subprocess.run(
+        ["su", "-s", "/bin/sh", BOX_USER, "-c", f"{python} -c 'import tunedeck.tui'"],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0 and report:
+        print(probe.stderr.strip()[-300:], file=sys.stderr)
+    return probe.returncode == 0
 
 
 def _free_port() -> int:

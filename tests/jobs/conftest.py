@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from sshd_server import loop_host, remote_home, sshd  # noqa: F401 - fixtures
+from sshd_server import box_account, loop_host, remote_box, remote_home, sshd  # noqa: F401 - fixtures

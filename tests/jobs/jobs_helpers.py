@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 
+from tunedeck.core.jobs.hosts import Host
 from tunedeck.core.jobs.procs import proc_info
 
 
@@ -44,3 +46,22 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def on_host(host: Host, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `argv` on the host through its ssh: what the box itself sees (its own pid namespace)."""
+    from tunedeck.core.jobs.ssh import ssh_argv
+
+    done = subprocess.run(
+        ssh_argv(host, shlex.join(argv)), capture_output=True, text=True, timeout=60
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"{argv} on {host.name} failed ({done.returncode}):\n{done.stderr}")
+    return done
+
+
+def group_on_host(host: Host, pgid: int) -> list[int]:
+    """The pids of the host's processes in process group `pgid`, as the host's `ps` lists them."""
+    rows = on_host(host, "ps", "-o", "pid=,pgid=", "-e").stdout.split("\n")
+    pairs = [row.split() for row in rows if row.strip()]
+    return [int(pid) for pid, group in pairs if int(group) == pgid]

@@ -1,17 +1,17 @@
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 
 import pytest
-from jobs_helpers import alive, cli, cli_json, wait_for
+from jobs_helpers import alive, cli, cli_json, group_on_host, on_host, wait_for
 
 from tunedeck.core.errors import HostError
 from tunedeck.core.jobs import JobSpec, JobState
 from tunedeck.core.jobs.hosts import Host, add_host
-from tunedeck.core.jobs.procs import all_processes
 from tunedeck.core.jobs.ssh import SshBackend, master_pid, stop_master
 
 pytestmark = pytest.mark.slow
@@ -165,11 +165,11 @@ def test_remote_cancel_kills_the_tree_and_reports_sigkill(loop_host):
     job_id = cli("run", "--host", "loop", "-q", "--", "sh", "-c", script).stdout.strip()
     wait_for(lambda: "started" in cli("runs", "logs", job_id).stdout, what="children started")
     pgid = cli_json("runs", "show", job_id)["pgid"]
-    assert [p for p in all_processes() if p.pgid == pgid]
+    assert group_on_host(loop_host, pgid)  # seen from the box: its pids are not ours
     doc = cli_json("runs", "cancel", job_id, "--grace", "1")
     assert doc["signal"] == "SIGKILL" and doc["survivors"] == []
     assert doc["job"]["state"] == "cancelled"
-    assert not [p for p in all_processes() if p.pgid == pgid]
+    assert not group_on_host(loop_host, pgid)
     assert cli_json("runs", "show", job_id)["cancel_signal"] == "SIGKILL"
 
 
@@ -240,23 +240,26 @@ def test_too_old_remote_tunedeck_says_to_upgrade(sshd):
 
 
 def test_remote_disk_full_is_reported(loop_host, remote_home):
+    # The box has its own mount namespace: the small tmpfs is mounted and filled from inside it.
     state = remote_home / "state"
     state.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(state)])
+    mounted = on_host(
+        loop_host, "mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(state), check=False
+    )
     if mounted.returncode != 0:
         pytest.skip("needs permission to mount a small tmpfs")
     try:
         backend = SshBackend(loop_host)
         backend.submit(JobSpec(argv=("true",), name="fits"))
-        with open(state / "filler", "wb") as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
-            except OSError:
-                pass
+        on_host(
+            loop_host,
+            "sh",
+            "-c",
+            "cat /dev/zero > " + shlex.quote(str(state / "filler")),
+            check=False,
+        )
         with pytest.raises(HostError, match="disk full"):
             backend.submit(JobSpec(argv=("true",), name="x" * 100_000))
         backend.close()
     finally:
-        subprocess.run(["umount", "-l", str(state)])
+        on_host(loop_host, "umount", "-l", str(state), check=False)
