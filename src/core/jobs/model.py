@@ -67,6 +67,8 @@ class Job:
     progress: float | None = None
     last_loss: float | None = None
     message: str | None = None
+    # What a user types to run it again (`tunedeck train CFG ...`); argv is what the job executes.
+    command_line: str | None = None
 
     @property
     def is_local(self) -> bool:
