@@ -17,7 +17,7 @@ import pytest
 from train_helpers import REPO, read_log
 
 from tunedeck.core.config import load_config
-from tunedeck.tui.commands.train import remote_runner_argv
+from tunedeck.core.runners.launch import remote_runner_argv
 
 pytestmark = pytest.mark.slow
 

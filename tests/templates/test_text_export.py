@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from tunedeck.core.datasets import load_dataset_info
-from tunedeck.core.datasets.text_export import export_text
+from tunedeck.core.errors import UsageError
 from tunedeck.core.templates import load_tokenizer
+from tunedeck.core.templates.text_export import export_text
 
 from .conftest import TOKENIZER_DIR
 
@@ -84,3 +85,23 @@ def test_packing_without_a_tokenizer_is_a_usage_error(shared_data, tmp_path):
         "--pack-to", "64",
     )  # fmt: skip
     assert result.returncode == 2 and "tokenizer" in result.stderr
+
+
+@pytest.mark.parametrize(("option", "value"), [("pack_to", 0), ("samples", -1)])
+def test_core_names_its_own_arguments_not_cli_flags(shared_data, option, value):
+    info = load_dataset_info(shared_data)
+    tokenizer = load_tokenizer(TOKENIZER_DIR)
+    with pytest.raises(UsageError) as caught:
+        export_text(info.get("identity"), info.data_dir, tokenizer=tokenizer, **{option: value})
+    assert caught.value.message.startswith(f"{option} must be")
+    assert "--" not in caught.value.message and "--" not in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("flag", ["--pack-to", "--samples"])
+def test_cli_names_the_flag_of_a_non_positive_count(shared_data, tmp_path, flag):
+    result = _cli(
+        "data", "to-text", "identity", "--dir", str(shared_data), "-o", str(tmp_path / "x.jsonl"),
+        "--tokenizer", str(TOKENIZER_DIR), flag, "0",
+    )  # fmt: skip
+    assert result.returncode == 2 and flag in result.stderr
+    assert not (tmp_path / "x.jsonl").exists()

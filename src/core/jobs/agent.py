@@ -106,6 +106,7 @@ class _Handler:
                 output_dir=spec.get("output_dir"),
                 config=spec.get("config"),
                 id=spec.get("id"),
+                command_line=spec.get("command_line"),
             )
         )
         return job.to_dict()

@@ -27,6 +27,7 @@ class JobSpec:
     output_dir: str | None = None
     config: str | None = None
     id: str | None = None  # chosen by the caller when a remote side must reuse it
+    command_line: str | None = None  # what a user types to run it again
 
 
 @dataclass(frozen=True)

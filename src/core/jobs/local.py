@@ -59,6 +59,7 @@ class LocalBackend:
             config=spec.config,
             output_dir=output_dir,
             log_path=str(log_dir / f"{job_id}.log"),
+            command_line=spec.command_line,
         )
         try:
             Path(job.log_path).touch(mode=0o600)

@@ -119,6 +119,7 @@ class SshBackend:
             "env": dict(spec.env),
             "output_dir": spec.output_dir,
             "config": spec.config,
+            "command_line": spec.command_line,
         }
         return self._mirror(self.request("submit", spec=doc))
 

@@ -314,7 +314,7 @@ def calibration_samples(config: RunConfig, tokenizer) -> list[list[int]]:
     Rows of any dataset kind become text (through the config's template when one is set), short
     rows are packed together, and each sample is cut to the calibration length.
     """
-    from tunedeck.core.datasets.text_export import export_text
+    from tunedeck.core.templates.text_export import export_text
 
     spec, data_dir = calibration_dataset(config)
     wanted, maxlen = config.export_quantization_nsamples, config.export_quantization_maxlen

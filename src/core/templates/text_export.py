@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tunedeck.core.datasets.conversation import Conversation, Message
+from tunedeck.core.datasets import Conversation, Message, iter_conversations
 from tunedeck.core.errors import UsageError
+from tunedeck.core.templates import load_tokenizer, render
 
 MEDIA_PLACEHOLDER = re.compile(r"<(?:image|video|audio)>")
 PACK_SEPARATOR = "\n"
@@ -38,18 +39,16 @@ def export_text(
     pack_to: join rows with a newline until each has at least that many tokens (the last
     row may be shorter); samples: keep this many rows, drawn with `seed`.
     """
-    from tunedeck.core.datasets import iter_conversations
-
     if pack_to is not None and pack_to <= 0:
-        raise UsageError("--pack-to must be a positive token count")
+        raise UsageError(f"pack_to must be a positive token count, not {pack_to}")
     if samples is not None and samples <= 0:
-        raise UsageError("--samples must be positive")
+        raise UsageError(f"samples must be a positive row count, not {samples}")
     if isinstance(tokenizer, (str, Path)):
-        from tunedeck.core.templates import load_tokenizer
-
         tokenizer = load_tokenizer(tokenizer, template)
     if pack_to is not None and tokenizer is None:
-        raise UsageError("packing to a token count needs a tokenizer", hint="add --tokenizer DIR")
+        raise UsageError(
+            "packing to a token count needs a tokenizer", hint="give a tokenizer folder"
+        )
 
     texts = [t for t in iter_texts(iter_conversations(spec, data_dir), template, tokenizer) if t]
     rng = random.Random(seed)
@@ -73,8 +72,6 @@ def iter_texts(
         if template is None:
             yield plain_text(conv)
         else:
-            from tunedeck.core.templates import render
-
             yield render(conv, template, tokenizer=tokenizer, cutoff_len=1 << 30).text
 
 

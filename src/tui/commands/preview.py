@@ -194,17 +194,17 @@ def to_text_command(
     ] = None,
     tokenizer: OptionalTokenizer = None,
     pack_to: Annotated[
-        int | None, typer.Option("--pack-to", help="Pack rows to at least N tokens.")
+        int | None, typer.Option("--pack-to", min=1, help="Pack rows to at least N tokens.")
     ] = None,
     samples: Annotated[
-        int | None, typer.Option("--samples", help="Keep K rows (drawn with --seed).")
+        int | None, typer.Option("--samples", min=1, help="Keep K rows (drawn with --seed).")
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Write any dataset as {"text": ...} rows (GPTQ calibration), optionally packed."""
     import orjson
 
-    from tunedeck.core.datasets.text_export import export_text
+    from tunedeck.core.templates.text_export import export_text
     from tunedeck.tui.console import out
 
     spec, directory = local_dataset(name, data_dir)

@@ -1,7 +1,7 @@
 """`tunedeck train CFG` and `tunedeck quantize CFG`: check a run config, then start its runner as a job.
 
-The runner (`python -m tunedeck.core.runners.train|quantize`) is a separate process; this module
-never imports torch. Following the log is a view: Ctrl-C detaches and the job keeps running.
+The job is built and submitted by `tunedeck.core.runners.launch` (shared with the Launch screen);
+the runner is a separate process and this module never imports torch. Following the log is a view: Ctrl-C detaches and the job keeps running.
 """
 
 from __future__ import annotations
@@ -10,12 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-RUNNERS = {
-    "train": ("tunedeck.core.runners.train", "train"),
-    "quantize": ("tunedeck.core.runners.quantize", "export"),
-}
-
 
 Overrides = Annotated[
     list[str], typer.Argument(help="key=value overrides, e.g. learning_rate=1e-4.")
@@ -61,46 +55,29 @@ def launch(
     kind: str, config_path: Path, overrides: list[str], host: str | None, detach: bool
 ) -> int:
     """Check the config (no torch), submit the runner as a job, follow it unless detached."""
-    import os
-    import sys
-    import time
-
-    import yaml
-
-    from tunedeck.core.config import check_config, dump_config
+    from tunedeck.core.config import check_config
     from tunedeck.core.jobs import get_backend
-    from tunedeck.core.jobs.backend import JobSpec
-    from tunedeck.core.locations import ensure, state_dir
+    from tunedeck.core.runners.launch import PURPOSES, launch_run
     from tunedeck.tui.commands.config import print_check
     from tunedeck.tui.console import err
 
-    module, purpose = RUNNERS[kind]
     local = host in (None, "local")
     # paths name files on the host that runs the job: only a local run can check them here
-    check = check_config(config_path, overrides, purpose=purpose, check_files=local)
+    check = check_config(config_path, overrides, purpose=PURPOSES[kind], check_files=local)
     print_check(check)
     if not check.ok or check.config is None:
         return 1
-    config = check.config
     name = config_path.stem
     backend = get_backend(host)
     try:
-        if local:
-            runs = ensure(state_dir() / "runs")
-            snapshot = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{name}.yaml"
-            dump_config(config, snapshot)
-            argv = [sys.executable, "-m", module, str(snapshot)]
-        else:
-            argv = remote_runner_argv(backend.check().get("python"), module, config.changed())
-        job = backend.submit(
-            JobSpec(
-                argv=tuple(argv),
-                name=name,
-                kind=kind,
-                cwd=os.getcwd() if local else None,
-                output_dir=config.output_dir if kind == "train" else config.export_dir,
-                config=yaml.safe_dump(config.changed(), sort_keys=False, allow_unicode=True),
-            )
+        job = launch_run(
+            kind,
+            check.config,
+            host=host,
+            config_path=config_path,
+            overrides=overrides,
+            name=name,
+            backend=backend,
         )
         err.print(f"job {job.id} started: {kind} {name} on {job.host}", markup=False)
         if detach:
@@ -109,17 +86,6 @@ def launch(
         return follow(job, backend)
     finally:
         backend.close()
-
-
-def remote_runner_argv(python: str | None, module: str, settings: dict) -> list[str]:
-    """The runner's argv on another host: no config file there, every setting as key=value.
-
-    Values are JSON, which the runner reads back as YAML scalars (strings stay strings).
-    """
-    import json
-
-    argv = [python or "python3", "-m", module, "-"]
-    return argv + [f"{key}={json.dumps(value)}" for key, value in settings.items()]
 
 
 def follow(job, backend) -> int:

@@ -1,0 +1,141 @@
+"""Start a runner (train or quantize) as a job on a host: the one path every face takes.
+
+It works out the interpreter (this one, or the host's from its agent), writes the config snapshot,
+builds the runner's argv and the command a user can rerun, and submits through the jobs backend.
+It names the runner modules and never imports them: nothing here loads torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from tunedeck.core.config import RunConfig
+from tunedeck.core.jobs import LOCAL_HOST, Backend, Job, JobRegistry, JobSpec, get_backend
+from tunedeck.core.locations import ensure, state_dir
+
+RUNNERS = {"train": "tunedeck.core.runners.train", "quantize": "tunedeck.core.runners.quantize"}
+PURPOSES = {"train": "train", "quantize": "export"}  # what check_config calls each kind
+STDIN_CONFIG = "-"  # the runner's "no config file: every setting is an override"
+
+
+def launch_run(
+    kind: str,
+    config: RunConfig,
+    *,
+    host: str | None = None,
+    config_path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+    cwd: str | None = None,
+    backend: Backend | None = None,
+) -> Job:
+    """Submit the runner of `kind` for a checked `config` on `host` (None: this box).
+
+    `config_path` and `overrides` are what the user wrote; they become the job's command line
+    (without a path, the snapshot stands in for it). A given `backend` stays open for the caller.
+    """
+    if kind not in RUNNERS:
+        raise ValueError(f"kind must be one of {tuple(RUNNERS)}")
+    host = host or LOCAL_HOST
+    name = name or run_name(kind, config)
+    job_id = _new_job_id()
+    text = config_yaml(config)
+    snapshot = write_snapshot(text, job_id, name)
+    own_backend = backend is None
+    backend = backend or get_backend(host)
+    try:
+        local = host == LOCAL_HOST
+        python = sys.executable if local else host_python(backend)
+        if local:
+            argv = [python, "-m", RUNNERS[kind], str(snapshot)]
+        else:  # the snapshot is a file here: the host gets every setting as key=value
+            argv = remote_runner_argv(python, RUNNERS[kind], config.changed())
+        spec = JobSpec(
+            argv=tuple(argv),
+            name=name,
+            kind=kind,
+            cwd=(cwd or os.getcwd()) if local else cwd,
+            output_dir=output_dir_of(kind, config),
+            config=text,
+            id=job_id,
+            command_line=_command_line(kind, config_path, overrides, snapshot, host),
+        )
+        return backend.submit(spec)
+    finally:
+        if own_backend:
+            backend.close()
+
+
+def run_name(kind: str, config: RunConfig) -> str:
+    """A job name for a run without one: the last part of its output folder."""
+    folder = output_dir_of(kind, config)
+    return Path(folder).name if folder else kind
+
+
+def output_dir_of(kind: str, config: RunConfig) -> str | None:
+    """Where the run writes: output_dir for training, export_dir for quantization."""
+    return config.output_dir if kind == "train" else config.export_dir
+
+
+def config_yaml(config: RunConfig) -> str:
+    """The config as the YAML a run keeps (changed keys only; load_config reads it back)."""
+    return yaml.safe_dump(config.changed(), sort_keys=False, allow_unicode=True)
+
+
+def write_snapshot(text: str, job_id: str, name: str) -> Path:
+    """Keep the config a job ran with in <state>/runs, named by time, job id and run name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    snapshot = ensure(state_dir() / "runs") / f"{stamp}-{job_id}-{name}.yaml"
+    snapshot.write_text(text, encoding="utf-8")
+    return snapshot
+
+
+def host_python(backend: Backend) -> str:
+    """The interpreter that runs tunedeck on the backend's host, as its agent reports it."""
+    hello = backend.check() if hasattr(backend, "check") else {}
+    return hello.get("python") or "python3"
+
+
+def remote_runner_argv(python: str, module: str, settings: dict) -> list[str]:
+    """The runner's argv on another host: no config file there, every setting as key=value.
+
+    Values are JSON, which the runner reads back as YAML scalars (strings stay strings).
+    """
+    argv = [python, "-m", module, STDIN_CONFIG]
+    return argv + [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+
+
+def rerun_command(
+    kind: str, config_path: str | Path, overrides: Sequence[str], host: str | None
+) -> str:
+    """`tunedeck train CFG key=value ... [--host H]`, quoted for a shell."""
+    argv = ["tunedeck", kind, str(config_path), *overrides]
+    if host and host != LOCAL_HOST:
+        argv += ["--host", host]
+    return shlex.join(argv)
+
+
+def _command_line(
+    kind: str, config_path: str | Path | None, overrides: Sequence[str], snapshot: Path, host: str
+) -> str:
+    """The user's own file and overrides when there was a file, else the snapshot alone."""
+    if config_path is None:
+        return rerun_command(kind, snapshot, (), host)
+    return rerun_command(kind, config_path, overrides, host)
+
+
+def _new_job_id() -> str:
+    """An id free in this box's registry, chosen first so that the snapshot can carry it."""
+    registry = JobRegistry()
+    try:
+        return registry.new_id()
+    finally:
+        registry.close()
