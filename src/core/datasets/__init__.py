@@ -28,6 +28,7 @@ from tunedeck.core.datasets.validate import (
     ValidationReport,
     validate,
     validate_dataset,
+    validate_entry,
 )
 
 __all__ = [
@@ -64,4 +65,5 @@ __all__ = [
     "to_conversation",
     "validate",
     "validate_dataset",
+    "validate_entry",
 ]

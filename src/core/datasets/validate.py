@@ -140,7 +140,7 @@ def validate(
         if name not in info.names:
             info.get(name)  # raises with a did-you-mean hint
     reports = [
-        _validate_entry(info, name, max_issues, progress) for name in dict.fromkeys(selected)
+        validate_entry(info, name, max_issues, progress) for name in dict.fromkeys(selected)
     ]
     return ValidationReport(str(info.path), reports)
 
@@ -271,9 +271,13 @@ def _suspects(values: list[Any], clean_rows: Any, clean_row: Any, offset: int = 
     return found
 
 
-def _validate_entry(
-    info: DatasetInfo, name: str, max_issues: int, progress: ProgressCallback | None
+def validate_entry(
+    info: DatasetInfo,
+    name: str,
+    max_issues: int = 50,
+    progress: ProgressCallback | None = None,
 ) -> DatasetReport:
+    """One entry of a loaded dataset_info.json: its spec problems, then its rows."""
     entry_issues = [issue for issue in info.issues if issue.dataset == name]
     spec = info.specs.get(name)
     if spec is None:
