@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tunedeck.core.datasets import load_dataset_info, readers, scan_json_array, validate
+from tunedeck.core.datasets import json_array, load_dataset_info, readers, scan_json_array, validate
 from tunedeck.core.datasets.convert import RowChecker
 from tunedeck.core.datasets.spec import spec_from_entry
 
@@ -77,7 +77,8 @@ def scanned(path) -> list[tuple]:
 @pytest.fixture(params=[(1 << 20, 1 << 15), (300, 100), (7, 7)], ids=["default", "small", "tiny"])
 def sizes(request, monkeypatch):
     """Chunk (read) and batch sizes: small ones put chunk edges everywhere."""
-    monkeypatch.setattr(readers, "CHUNK", request.param[0])
+    monkeypatch.setattr(json_array, "CHUNK", request.param[0])
+    monkeypatch.setattr(json_array, "BATCH", request.param[1])
     monkeypatch.setattr(readers, "BATCH", request.param[1])
 
 

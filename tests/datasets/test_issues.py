@@ -319,3 +319,14 @@ def test_unknown_dataset_name_raises_with_suggestion(make_data):
     with pytest.raises(DatasetError) as caught:
         validate(data, ["alpaca_dmeo"])
     assert "alpaca_demo" in (caught.value.hint or "")
+
+
+def test_validate_entry_keeps_the_entry_spec_warnings(make_data):
+    from tunedeck.core.datasets import load_dataset_info, validate_entry
+
+    rows = [{"instruction": "q", "output": "a"}]
+    data = make_data({"typo": {"file_name": "a.json", "colums": {}}}, {"a.json": rows})
+    report = validate_entry(load_dataset_info(data), "typo")
+    assert report.status == "warning" and report.rows == 1
+    warning = only(report.issues, "unknown_key")
+    assert warning.severity == "warning" and "columns" in warning.message

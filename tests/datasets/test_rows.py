@@ -12,8 +12,8 @@ from tunedeck.core.datasets import (
     count_rows,
     get_row,
     iter_conversations,
+    json_array,
     load_dataset_info,
-    readers,
     scan_json_array,
 )
 from tunedeck.core.datasets.conversation import Role
@@ -168,7 +168,7 @@ def test_json_file_holding_json_lines_is_read(make_data):
 
 
 def test_array_splitter_survives_tiny_chunks_and_tricky_strings(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "CHUNK", 7)
+    monkeypatch.setattr(json_array, "CHUNK", 7)
     rows = ALPACA * 20 + [{"a": [{"b": "}]"}, [1, [2]]]}, 5, "x]"]
     for text in (json.dumps(rows), json.dumps(rows, indent=4), json.dumps(rows, indent=1)):
         path = tmp_path / "rows.json"

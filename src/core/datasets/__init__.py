@@ -3,14 +3,13 @@
 from tunedeck.core.datasets.conversation import Conversation, Message, Role, RowLocation
 from tunedeck.core.datasets.convert import Problem, RowChecker, to_conversation
 from tunedeck.core.datasets.issues import Issue
+from tunedeck.core.datasets.json_array import scan_json_array
 from tunedeck.core.datasets.readers import (
     FILE_TYPES,
     DataFileError,
     RawRow,
     data_files,
     iter_rows,
-    scan_json_array,
-    split_json_array,
 )
 from tunedeck.core.datasets.rows import RowView, count_rows, get_row, iter_conversations
 from tunedeck.core.datasets.spec import (
@@ -61,7 +60,6 @@ __all__ = [
     "load_dataset_info",
     "spec_from_entry",
     "scan_json_array",
-    "split_json_array",
     "to_conversation",
     "validate",
     "validate_dataset",

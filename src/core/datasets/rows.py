@@ -18,12 +18,8 @@ from typing import Any
 from tunedeck.core.datasets.conversation import Conversation, RowLocation
 from tunedeck.core.datasets.convert import RowChecker
 from tunedeck.core.datasets.issues import ERROR, Issue
-from tunedeck.core.datasets.readers import (
-    data_files,
-    json_layout,
-    read_file_rows,
-    scan_json_array,
-)
+from tunedeck.core.datasets.json_array import scan_json_array
+from tunedeck.core.datasets.readers import data_files, json_layout, read_file_rows
 from tunedeck.core.datasets.spec import DatasetSpec
 from tunedeck.core.errors import DatasetError, Location
 from tunedeck.core.locations import cache_dir, ensure

@@ -139,9 +139,7 @@ def validate(
     for name in selected:
         if name not in info.names:
             info.get(name)  # raises with a did-you-mean hint
-    reports = [
-        validate_entry(info, name, max_issues, progress) for name in dict.fromkeys(selected)
-    ]
+    reports = [validate_entry(info, name, max_issues, progress) for name in dict.fromkeys(selected)]
     return ValidationReport(str(info.path), reports)
 
 
