@@ -33,7 +33,7 @@ class RowView:
     file: str
     row: int
     line: int | None
-    raw: Any
+    raw: Any  # the decoded row; for an unreadable JSON row, its text as stored
     conversation: Conversation | None
     issues: tuple[Issue, ...] = ()
 
@@ -72,7 +72,7 @@ def get_row(spec: DatasetSpec, data_dir: str | Path, index: int) -> RowView:
             checker = RowChecker(spec, data_dir)
             if error is not None:
                 issue = Issue(ERROR, "row_unreadable", error, name, row, None, line, spec.name)
-                return RowView(index, name, row, line, None, None, (issue,))
+                return RowView(index, name, row, line, value, None, (issue,))
             conversation, problems = checker.convert(value, RowLocation(name, row))
             issues = tuple(
                 Issue(p.severity, p.code, p.message, name, row, p.column, line, spec.name)
@@ -101,7 +101,8 @@ def _file_row_count(path: Path, kind: str) -> int:
 
 
 def _read_one(path: Path, kind: str, position: int) -> tuple[int, int | None, Any, str | None]:
-    """(row, line, value, error) of the row at 0-based position in one file."""
+    """(row, line, value, error) of the row at 0-based position in one file; the value of
+    an unreadable JSON row is its text, so that a row browser can show what is broken."""
     if kind not in ("json", "text"):
         for item in read_file_rows(path, kind):
             if item[0] == position + 1:
@@ -129,7 +130,8 @@ def _read_one(path: Path, kind: str, position: int) -> tuple[int, int | None, An
     try:
         return row, line, orjson.loads(data), None
     except orjson.JSONDecodeError as error:
-        return row, line, None, f"invalid JSON on line {line}: {error.msg}"
+        text = data.decode("utf-8", "replace").rstrip("\r\n")
+        return row, line, text, f"invalid JSON on line {line}: {error.msg}"
 
 
 def _offsets(path: Path, kind: str) -> array:
