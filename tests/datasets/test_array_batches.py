@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tunedeck.core.datasets import json_array, load_dataset_info, readers, scan_json_array, validate
-from tunedeck.core.datasets.convert import RowChecker
+from tunedeck.core.datasets.convert import converter_for
+from tunedeck.core.datasets.fast_checks import batch_check, row_check
 from tunedeck.core.datasets.spec import spec_from_entry
 
 TRICKY = [
@@ -208,11 +209,12 @@ SPECS = {
     rows=st.lists(ALPACA_ROW | SHAREGPT_ROW | SCALARS, max_size=6),
 )
 def test_fast_checks_pass_only_rows_the_full_walk_finds_clean(name, rows):
-    checker = RowChecker(spec_from_entry(name, SPECS[name]))
-    row_ok, rows_ok = checker.fast_check(), checker.fast_batch_check()
+    spec = spec_from_entry(name, SPECS[name])
+    converter = converter_for(spec)
+    row_ok, rows_ok = row_check(spec), batch_check(spec)
     for row in rows:
         if row_ok(row):
-            assert checker.problems(row) == []
+            assert converter.problems(row) == []
     if rows_ok(rows):
         assert all(map(row_ok, rows))
 
@@ -222,8 +224,8 @@ def test_fast_checks_pass_clean_rows(shared_data):
     for name in ("alpaca_en_demo", "glaive_toolcall_en_demo", "identity"):
         spec = info.get(name)
         rows = json.loads((shared_data / spec.file_name).read_text())
-        checker = RowChecker(spec, shared_data)
-        clean = [row for row in rows if not checker.problems(row)]
+        converter = converter_for(spec, shared_data)
+        clean = [row for row in rows if not converter.problems(row)]
         assert len(clean) > len(rows) * 0.9
-        assert checker.fast_batch_check()(clean)
-        assert all(map(checker.fast_check(), clean))
+        assert batch_check(spec)(clean)
+        assert all(map(row_check(spec), clean))

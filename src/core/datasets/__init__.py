@@ -1,7 +1,15 @@
 """Datasets in LLaMA-Factory's format: specs, streaming readers, normalisation, validation, stats."""
 
 from tunedeck.core.datasets.conversation import Conversation, Message, Role, RowLocation
-from tunedeck.core.datasets.convert import Problem, RowChecker, to_conversation
+from tunedeck.core.datasets.convert import (
+    CONVERTERS,
+    AlpacaConverter,
+    Converter,
+    OpenaiConverter,
+    SharegptConverter,
+    converter_for,
+    to_conversation,
+)
 from tunedeck.core.datasets.issues import Issue
 from tunedeck.core.datasets.json_array import scan_json_array
 from tunedeck.core.datasets.readers import (
@@ -31,6 +39,12 @@ from tunedeck.core.datasets.validate import (
 )
 
 __all__ = [
+    "CONVERTERS",
+    "AlpacaConverter",
+    "Converter",
+    "OpenaiConverter",
+    "SharegptConverter",
+    "converter_for",
     "FILE_TYPES",
     "Columns",
     "Conversation",
@@ -41,10 +55,8 @@ __all__ = [
     "DatasetStats",
     "Issue",
     "Message",
-    "Problem",
     "RawRow",
     "Role",
-    "RowChecker",
     "RowLocation",
     "RowView",
     "Summary",

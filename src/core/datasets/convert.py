@@ -1,69 +1,49 @@
 """One raw row -> a `Conversation`, with LLaMA-Factory's alpaca/sharegpt/openai semantics.
 
-The same walk names every reason a row would be dropped or break training (as
-`Problem`s), so validation and conversion never disagree.
+One converter class per formatting, registered in CONVERTERS by its name; `converter_for`
+picks the one a spec needs. The same walk names every reason a row would be dropped or break
+training (as unlocated `Issue`s: only the column is known here), so validation and
+conversion never disagree. The cheap pre-checks of clean rows live in fast_checks.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import partial
-from itertools import chain, repeat
-from operator import itemgetter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tunedeck.core.datasets.conversation import Conversation, Message, Role, RowLocation
+from tunedeck.core.datasets.issues import ERROR, WARNING, Issue
 from tunedeck.core.datasets.spec import DatasetSpec, _json_type, dataset_kind
-from tunedeck.core.errors import DatasetError, Location, Severity
+from tunedeck.core.errors import DatasetError, Location
 
 PLACEHOLDERS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 REMOTE_MEDIA = ("http://", "https://", "data:", "s3://", "gs://", "oss://")
 TOOL_RESPONSE_JOIN = "\n</tool_response>\n<tool_response>\n"
 
+Turns = list[tuple[str, str]]  # (role, content) pairs
 
-@dataclass(frozen=True)
-class Problem:
-    """Why a row is not usable (or is suspicious, when severity is warning)."""
-
-    code: str
-    message: str
-    column: str | None = None
-    severity: Severity = Severity.ERROR
+CONVERTERS: dict[str, type[Converter]] = {}
 
 
-_ONLY_TEXT = frozenset((str,))
-_ONLY_LIST = frozenset((list,))
-_TEXT_OR_NULL = frozenset((str, type(None)))
+def register(formatting: str) -> Callable[[type[Converter]], type[Converter]]:
+    """Class decorator: the converter for `formatting` (a name is registered once)."""
+
+    def add(cls: type[Converter]) -> type[Converter]:
+        if formatting in CONVERTERS:
+            raise ValueError(f"a converter for {formatting!r} is already registered")
+        cls.formatting = formatting
+        CONVERTERS[formatting] = cls
+        return cls
+
+    return add
 
 
-def _all_text(values: Iterable[Any]) -> bool:
-    """True when every value is a string with something besides whitespace.
-
-    Raises TypeError at a value that is not a string (str.strip refuses it).
-    """
-    return all(map(str.strip, values))
-
-
-def _plain_history(history: Any) -> bool:
-    """True when an alpaca history is absent or a list of [prompt, response] string pairs."""
-    if history is None:
-        return True
-    if history.__class__ is not list:
-        return False
-    for pair in history:
-        if pair.__class__ is not list or len(pair) != 2:
-            return False
-        if pair[0].__class__ is not str or pair[1].__class__ is not str:
-            return False
-    return True
-
-
-class RowInvalid(Exception):
-    """Internal: stops the walk of one row at its first blocking problem."""
+def converter_for(spec: DatasetSpec, data_dir: str | Path | None = None) -> Converter:
+    """The converter of the spec's formatting, settings resolved once for every row."""
+    return CONVERTERS.get(spec.formatting, SharegptConverter)(spec, data_dir)
 
 
 def to_conversation(
@@ -73,8 +53,8 @@ def to_conversation(
     location: RowLocation | None = None,
 ) -> Conversation:
     """Normalise one raw row; DatasetError (with file/row/column) when the row is invalid."""
-    conversation, problems = RowChecker(spec, data_dir).convert(value, location)
-    errors = [problem for problem in problems if problem.severity == "error"]
+    conversation, problems = converter_for(spec, data_dir).convert(value, location)
+    errors = [problem for problem in problems if problem.severity == ERROR]
     if conversation is None or errors:
         first = errors[0]
         where = Location(
@@ -86,8 +66,22 @@ def to_conversation(
     return conversation
 
 
-class RowChecker:
-    """The normaliser for one spec: settings resolved once, then applied row by row."""
+class RowInvalid(Exception):
+    """Internal: stops the walk of one row at its first blocking problem."""
+
+
+def _problem(code: str, message: str, column: str | None = None, severity=ERROR) -> Issue:
+    """An Issue that knows only its column; validation adds where the row is."""
+    return Issue(severity, code, message, None, None, column)
+
+
+class Converter:
+    """The walk shared by every formatting: row shape, tools, media, KTO label.
+
+    A subclass says how a row's columns become turns (`_turns`).
+    """
+
+    formatting: ClassVar[str] = ""
 
     def __init__(self, spec: DatasetSpec, data_dir: str | Path | None = None):
         self.spec = spec
@@ -104,16 +98,16 @@ class RowChecker:
 
     # -- public ---------------------------------------------------------------
 
-    def problems(self, value: Any) -> list[Problem]:
+    def problems(self, value: Any) -> list[Issue]:
         """Every problem of one row (empty when the row is fine)."""
-        return self._walk(value, build=False)[1]
+        return self._walk(value)[1]
 
     def convert(
         self, value: Any, location: RowLocation | None = None
-    ) -> tuple[Conversation | None, list[Problem]]:
+    ) -> tuple[Conversation | None, list[Issue]]:
         """(Conversation or None when unusable, problems) for one row."""
-        parts, problems = self._walk(value, build=True)
-        if parts is None or any(problem.severity == "error" for problem in problems):
+        parts, problems = self._walk(value)
+        if parts is None or any(problem.severity == ERROR for problem in problems):
             return None, problems
         prompt, response, system, tools, media, kto = parts
         return (
@@ -131,176 +125,17 @@ class RowChecker:
             problems,
         )
 
-    def fast_check(self) -> Callable[[Any], bool] | None:
-        """A cheap test that passes the common clean row (None: no fast path for this spec).
-
-        It returns True only for rows the full walk finds no problem in; anything unusual
-        returns False, and the caller runs the walk to name the problem.
-        """
-        if self.kind != "sft" or self.spec.ranking:
-            return None
-        if self.spec.formatting == "alpaca":
-            return self._alpaca_check()
-        if self.spec.formatting == "sharegpt" and self.columns.messages:
-            return self._sharegpt_check()
-        return None
-
-    def fast_batch_check(self) -> Callable[[list[Any]], bool] | None:
-        """A test that passes a whole list of rows when fast_check would pass each one.
-
-        It works column by column with map() and set operations, so a clean batch costs
-        a few C-level passes instead of a Python call per row.
-        """
-        if self.fast_check() is None:
-            return None
-        if self.spec.formatting == "alpaca":
-            return self._alpaca_batch_check()
-        return self._sharegpt_batch_check()
-
-    def _alpaca_check(self) -> Callable[[Any], bool] | None:
-        columns = self.columns
-        if not columns.prompt or not columns.response:
-            return None
-        prompt, query, response = columns.prompt, columns.query, columns.response
-        optional = tuple(name for name in (query, columns.system, columns.tools) if name)
-        history = columns.history
-        text = str
-
-        def check(row: Any) -> bool:
-            try:
-                p = row[prompt]
-                r = row[response]
-                if p.__class__ is not text or r.__class__ is not text:
-                    return False
-                for name in optional:
-                    value = row.get(name)
-                    if value is not None and value.__class__ is not text:
-                        return False
-                if history and not _plain_history(row.get(history)):
-                    return False
-            except (KeyError, TypeError, AttributeError):
-                return False
-            return bool(p.strip()) and bool(r.strip())
-
-        return check
-
-    def _sharegpt_check(self) -> Callable[[Any], bool]:
-        columns, tags = self.columns, self.tags
-        messages_column, role_tag, content_tag = columns.messages, tags.role_tag, tags.content_tag
-        system_tag = tags.system_tag
-        user_roles = frozenset(tag for tag in (tags.user_tag, tags.observation_tag) if tag)
-        assistant_roles = frozenset(tag for tag in (tags.assistant_tag, tags.function_tag) if tag)
-        system_column, tools_column = columns.system, columns.tools
-        only_text = frozenset((str,))
-
-        def check(row: Any) -> bool:
-            try:
-                messages = row[messages_column]
-                if messages.__class__ is not list:
-                    return False
-                roles = [message[role_tag] for message in messages]  # TypeError: not a dict
-                contents = [message[content_tag] for message in messages]
-                if not only_text.issuperset(map(type, contents)):
-                    return False
-                if system_tag and roles and roles[0] == system_tag:
-                    del roles[0], contents[0]
-                elif system_column:
-                    system = row.get(system_column)
-                    if system is not None and system.__class__ is not str:
-                        return False
-                if tools_column:
-                    tools = row.get(tools_column)
-                    if tools is not None and tools.__class__ is not str:
-                        return False
-                return (
-                    len(roles) % 2 == 0
-                    and len(roles) > 0
-                    and user_roles.issuperset(roles[0::2])
-                    and assistant_roles.issuperset(roles[1::2])
-                    and bool(contents[-1].strip())
-                    and bool(contents[-2].strip())
-                )
-            except (KeyError, TypeError, AttributeError):
-                return False
-
-        return check
-
-    def _alpaca_batch_check(self) -> Callable[[list[Any]], bool]:
-        columns = self.columns
-        required = tuple(itemgetter(name) for name in (columns.prompt, columns.response))
-        optional = tuple(name for name in (columns.query, columns.system, columns.tools) if name)
-        history = columns.history
-        get = dict.get
-
-        def check(rows: list[Any]) -> bool:
-            try:
-                for column in required:
-                    if not _all_text(map(column, rows)):
-                        return False
-            except (KeyError, TypeError):  # TypeError: not an object, or not a string
-                return False
-            for name in optional:
-                if not _TEXT_OR_NULL.issuperset(map(type, map(get, rows, repeat(name)))):
-                    return False
-            return not history or all(map(_plain_history, map(get, rows, repeat(history))))
-
-        return check
-
-    def _sharegpt_batch_check(self) -> Callable[[list[Any]], bool]:
-        columns, tags = self.columns, self.tags
-        messages_of = itemgetter(columns.messages)
-        role_of, content_of = itemgetter(tags.role_tag), itemgetter(tags.content_tag)
-        last, second_last = itemgetter(-1), itemgetter(-2)
-        optional = tuple(name for name in (columns.system, columns.tools) if name)
-        patterns: dict[tuple, bool] = {}  # role sequence -> whether the walk accepts it
-        row_check = self._sharegpt_check()
-        get = dict.get
-
-        def check(rows: list[Any]) -> bool:
-            try:
-                conversations = list(map(messages_of, rows))
-                if not _ONLY_LIST.issuperset(map(type, conversations)):
-                    return False
-                contents = map(content_of, chain.from_iterable(conversations))
-                if not _ONLY_TEXT.issuperset(map(type, contents)):
-                    return False
-                for roles in set(map(tuple, map(partial(map, role_of), conversations))):
-                    known = patterns.get(roles)
-                    if known is None:
-                        row = {
-                            columns.messages: [
-                                {tags.role_tag: role, tags.content_tag: "x"} for role in roles
-                            ]
-                        }
-                        known = patterns[roles] = row_check(row)
-                    if not known:
-                        return False
-                for turn in (last, second_last):
-                    if not _all_text(map(content_of, map(turn, conversations))):
-                        return False
-            except (KeyError, TypeError, IndexError):  # TypeError: not an object, or a list role
-                return False
-            return all(
-                _TEXT_OR_NULL.issuperset(map(type, map(get, rows, repeat(name))))
-                for name in optional
-            )
-
-        return check
-
     # -- the walk ---------------------------------------------------------------
 
-    def _walk(self, value: Any, build: bool) -> tuple[tuple | None, list[Problem]]:
-        problems: list[Problem] = []
+    def _walk(self, value: Any) -> tuple[tuple | None, list[Issue]]:
+        problems: list[Issue] = []
         if not isinstance(value, dict):
             problems.append(
-                Problem("row_not_object", f"the row is {_json_type(value)}, expected an object")
+                _problem("row_not_object", f"the row is {_json_type(value)}, expected an object")
             )
             return None, problems
         try:
-            if self.spec.formatting == "alpaca":
-                prompt, response, system = self._alpaca(value, problems)
-            else:
-                prompt, response, system = self._messages(value, problems)
+            prompt, response, system = self._turns(value, problems)
             tools = self._tools(value, problems)
             media = self._media(value, prompt, response, problems)
         except RowInvalid:
@@ -310,35 +145,217 @@ class RowChecker:
             kto = value[self.columns.kto_tag]
         return (prompt, response, system, tools, media, kto), problems
 
-    def _alpaca(self, row: dict, problems: list[Problem]) -> tuple[list, list, str]:
-        columns = self.columns
-        prompt: list[tuple[str, str]] = []
-        if columns.history:
-            history = row.get(columns.history)
-            if history is not None:
-                if not isinstance(history, list):
-                    self._fail(
-                        problems,
-                        "wrong_type",
-                        f"'{columns.history}' is {_json_type(history)}, expected a list of "
-                        "[prompt, response] pairs",
-                        columns.history,
-                    )
-                for index, pair in enumerate(history):
-                    if (
-                        not isinstance(pair, list)
-                        or len(pair) != 2
-                        or not all(isinstance(text, str) for text in pair)
-                    ):
-                        self._fail(
-                            problems,
-                            "wrong_type",
-                            f"history item {index + 1} is not a [prompt, response] pair of strings",
-                            f"{columns.history}[{index}]",
-                        )
-                    prompt.append(("user", pair[0]))
-                    prompt.append(("assistant", pair[1]))
+    def _turns(self, row: dict, problems: list[Issue]) -> tuple[Turns, Turns, str]:
+        """(prompt, response, system) of one row; RowInvalid at a blocking problem."""
+        raise NotImplementedError
 
+    def _tools(self, row: dict, problems: list[Issue]) -> str:
+        column = self.columns.tools
+        if not column:
+            return ""
+        tools = row.get(column)
+        if tools is None:
+            return ""
+        if isinstance(tools, str):
+            return tools
+        self._fail(
+            problems,
+            "wrong_type",
+            f"'{column}' is {_json_type(tools)}, expected a JSON string describing the tools",
+            column,
+        )
+        return ""
+
+    def _media(
+        self, row: dict, prompt: Turns, response: Turns, problems: list[Issue]
+    ) -> dict[str, tuple[str, ...]]:
+        found: dict[str, tuple[str, ...]] = {}
+        for name, column in self.media:
+            value = row.get(column)
+            if value is None or value == []:
+                items: list[Any] = []
+            elif isinstance(value, str):
+                items = [value]
+            elif isinstance(value, list):
+                items = value
+            else:
+                problems.append(
+                    _problem(
+                        "wrong_type",
+                        f"'{column}' is {_json_type(value)}, expected a path or a list of paths",
+                        column,
+                    )
+                )
+                continue
+            paths: list[str] = []
+            for item in items:
+                frames = item if isinstance(item, list) else [item]
+                for frame in frames:
+                    if isinstance(frame, str):
+                        paths.append(frame)
+                    elif not isinstance(frame, dict):  # dicts: decoded media (bytes/path)
+                        problems.append(
+                            _problem(
+                                "wrong_type",
+                                f"'{column}' holds {_json_type(frame)}, expected paths",
+                                column,
+                            )
+                        )
+            missing = [path for path in paths if not self._media_exists(path)]
+            if missing:
+                shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+                problems.append(
+                    _problem(
+                        "media_missing",
+                        f"{len(missing)} file(s) in '{column}' do not exist: {shown}",
+                        column,
+                    )
+                )
+            placeholder = PLACEHOLDERS[name]
+            in_prompt = sum(content.count(placeholder) for _, content in prompt)
+            in_response = max((content.count(placeholder) for _, content in response), default=0)
+            placeholders = in_prompt + in_response
+            if placeholders != len(items):
+                problems.append(
+                    _problem(
+                        "media_count_mismatch",
+                        f"{placeholders} {placeholder} placeholder(s) in the messages but "
+                        f"{len(items)} file(s) in '{column}'",
+                        column,
+                    )
+                )
+            found[name] = tuple(self._resolve(item) for item in items)
+        return found
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _fail(self, problems: list[Issue], code: str, message: str, column: str | None = None):
+        problems.append(_problem(code, message, column))
+        raise RowInvalid
+
+    def _empty(self, problems: list[Issue], code: str, message: str, column: str | None):
+        severity = WARNING if self.kind == "pretrain" else ERROR
+        problems.append(_problem(code, message, column, severity))
+
+    def _string(self, row: dict, column: str | None, problems: list[Issue], required: bool) -> str:
+        if not column:
+            return ""
+        if column not in row:
+            if required:
+                self._fail(
+                    problems,
+                    "column_missing",
+                    f"the row has no '{column}' column{self._keys_hint(row)}",
+                    column,
+                )
+            return ""
+        value = row[column]
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self._fail(
+                problems,
+                "wrong_type",
+                f"'{column}' is {_json_type(value)}, expected a string",
+                column,
+            )
+        return value
+
+    def _kto_tag(self, row: dict, problems: list[Issue]) -> bool:
+        column = self.columns.kto_tag
+        if column not in row:
+            self._fail(
+                problems,
+                "column_missing",
+                f"the row has no '{column}' column (the kto_tag){self._keys_hint(row)}",
+                column,
+            )
+        tag = row[column]
+        if not isinstance(tag, bool):
+            self._fail(
+                problems,
+                "kto_tag_not_bool",
+                f"'{column}' is {tag!r}; a KTO label must be true or false",
+                column,
+            )
+        return tag
+
+    def _keys_hint(self, row: dict) -> str:
+        keys = list(row)[:8]
+        return f" (it has {', '.join(repr(key) for key in keys)})" if keys else " (it is empty)"
+
+    def _resolve(self, item: Any) -> str:
+        """A media path as LLaMA-Factory uses it: under the data dir when it exists there."""
+        if not isinstance(item, str):
+            return str(item)
+        if self.data_dir is not None and not os.path.isabs(item):
+            candidate = self.data_dir / item
+            if candidate.is_file():
+                return str(candidate)
+        return item
+
+    def _media_exists(self, path: str) -> bool:
+        if path.startswith(REMOTE_MEDIA):
+            return True
+        known = self._exists.get(path)
+        if known is None:
+            candidate = (
+                path if os.path.isabs(path) or self.data_dir is None else str(self.data_dir / path)
+            )
+            known = os.path.isfile(candidate) or os.path.isfile(path)
+            if len(self._exists) < 100_000:
+                self._exists[path] = known
+        return known
+
+
+@register("alpaca")
+class AlpacaConverter(Converter):
+    """instruction (+ input) is the prompt, output the answer; history adds earlier turns."""
+
+    def _turns(self, row: dict, problems: list[Issue]) -> tuple[Turns, Turns, str]:
+        prompt = self._history(row, problems)
+        prompt.append(("user", self._prompt(row, problems)))
+        if self.kind == "kto":
+            response = self._kto_response(row, problems)
+        elif self.spec.ranking:
+            response = self._ranking_response(row, problems)
+        else:
+            response = self._response(row, problems)
+        system = self._string(row, self.columns.system, problems, required=False)
+        return prompt, response, system
+
+    def _history(self, row: dict, problems: list[Issue]) -> Turns:
+        column = self.columns.history
+        turns: Turns = []
+        history = row.get(column) if column else None
+        if history is None:
+            return turns
+        if not isinstance(history, list):
+            self._fail(
+                problems,
+                "wrong_type",
+                f"'{column}' is {_json_type(history)}, expected a list of [prompt, response] pairs",
+                column,
+            )
+        for index, pair in enumerate(history):
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not all(isinstance(text, str) for text in pair)
+            ):
+                self._fail(
+                    problems,
+                    "wrong_type",
+                    f"history item {index + 1} is not a [prompt, response] pair of strings",
+                    f"{column}[{index}]",
+                )
+            turns.append(("user", pair[0]))
+            turns.append(("assistant", pair[1]))
+        return turns
+
+    def _prompt(self, row: dict, problems: list[Issue]) -> str:
+        """The prompt column and the query column, joined by a newline."""
+        columns = self.columns
         texts = []
         present = False
         for column in (columns.prompt, columns.query):
@@ -367,52 +384,84 @@ class RowChecker:
                 wanted,
             )
         content = "\n".join(texts)
-        prompt.append(("user", content))
         if not content.strip():
             self._empty(problems, "empty_prompt", "the prompt is empty", columns.prompt)
+        return content
 
-        response: list[tuple[str, str]] = []
-        if self.kind == "kto":
-            text = self._string(row, columns.response, problems, required=True)
-            tag = self._kto_tag(row, problems)
+    def _kto_response(self, row: dict, problems: list[Issue]) -> Turns:
+        column = self.columns.response
+        text = self._string(row, column, problems, required=True)
+        tag = self._kto_tag(row, problems)
+        if not text.strip():
+            problems.append(_problem("empty_response", "the response is empty", column))
+        response = [("assistant", text), ("assistant", "")]
+        if not tag:
+            response.reverse()
+        return response
+
+    def _ranking_response(self, row: dict, problems: list[Issue]) -> Turns:
+        response: Turns = []
+        for column in (self.columns.chosen, self.columns.rejected):
+            if not column:
+                self._fail(
+                    problems,
+                    "ranking_columns",
+                    "a ranking entry needs 'chosen' and 'rejected' columns",
+                )
+            text = self._string(row, column, problems, required=True)
             if not text.strip():
-                problems.append(
-                    Problem("empty_response", "the response is empty", columns.response)
-                )
-            response = [("assistant", text), ("assistant", "")]
-            if not tag:
-                response.reverse()
-        elif self.spec.ranking:
-            for column in (columns.chosen, columns.rejected):
-                if not column:
-                    self._fail(
-                        problems,
-                        "ranking_columns",
-                        "a ranking entry needs 'chosen' and 'rejected' columns",
-                    )
-                text = self._string(row, column, problems, required=True)
-                if not text.strip():
-                    problems.append(Problem("empty_response", f"'{column}' is empty", column))
-                response.append(("assistant", text))
-        elif columns.response:
-            text = self._string(row, columns.response, problems, required=self.kind == "sft")
-            if columns.response in row and row[columns.response] is not None:
-                if not text.strip():
-                    problems.append(
-                        Problem("empty_response", "the response is empty", columns.response)
-                    )
-                response = [("assistant", text)]
-            elif self.kind == "sft":
-                problems.append(
-                    Problem("empty_response", "the response is missing", columns.response)
-                )
+                problems.append(_problem("empty_response", f"'{column}' is empty", column))
+            response.append(("assistant", text))
+        return response
 
-        system = self._string(row, columns.system, problems, required=False)
+    def _response(self, row: dict, problems: list[Issue]) -> Turns:
+        column = self.columns.response
+        if not column:
+            return []
+        text = self._string(row, column, problems, required=self.kind == "sft")
+        if column in row and row[column] is not None:
+            if not text.strip():
+                problems.append(_problem("empty_response", "the response is empty", column))
+            return [("assistant", text)]
+        if self.kind == "sft":
+            problems.append(_problem("empty_response", "the response is missing", column))
+        return []
+
+
+@register("sharegpt")
+class SharegptConverter(Converter):
+    """A list of messages with role tags; user/observation and assistant/function alternate."""
+
+    def __init__(self, spec: DatasetSpec, data_dir: str | Path | None = None):
+        super().__init__(spec, data_dir)
+        tags = self.tags
+        self.user_tags = (tags.user_tag, tags.observation_tag)
+        self.assistant_tags = (tags.assistant_tag, tags.function_tag)
+        self.mapping = _tag_mapping(tags)
+
+    def _turns(self, row: dict, problems: list[Issue]) -> tuple[Turns, Turns, str]:
+        messages = self._message_list(row, problems)
+        system, offset = self._system(row, messages, problems)
+        aligned = self._align(messages, offset, problems)
+        self._check_count(aligned, problems)
+        column = self.columns.messages
+        if self.kind == "kto":
+            prompt, response = aligned[:-1], self._kto_response(row, aligned, problems)
+        elif self.spec.ranking:
+            prompt, response = aligned, self._ranking_response(row, problems)
+        else:
+            prompt, response = aligned[:-1], aligned[-1:]
+            if not response[0][1].strip():
+                problems.append(
+                    _problem("empty_response", "the last message (the answer) is empty", column)
+                )
+        if not prompt or not prompt[-1][1].strip():
+            self._empty(problems, "empty_prompt", "the prompt (last user turn) is empty", column)
         return prompt, response, system
 
-    def _messages(self, row: dict, problems: list[Problem]) -> tuple[list, list, str]:
-        columns, tags = self.columns, self.tags
-        column = columns.messages
+    def _message_list(self, row: dict, problems: list[Issue]) -> list[dict]:
+        """The messages column: a list of objects that each carry the role tag."""
+        column = self.columns.messages
         if not column:
             self._fail(problems, "column_missing", "the entry names no 'messages' column")
         if column not in row:
@@ -430,7 +479,7 @@ class RowChecker:
                 f"'{column}' is {_json_type(messages)}, expected a list of messages",
                 column,
             )
-        role_tag, content_tag = tags.role_tag, tags.content_tag
+        role_tag = self.tags.role_tag
         for index, message in enumerate(messages):
             if not isinstance(message, dict):
                 self._fail(
@@ -446,64 +495,27 @@ class RowChecker:
                     f"message {index + 1} has no '{role_tag}' key (the entry's role_tag)",
                     f"{column}[{index}]",
                 )
-        offset = 0
-        system = ""
-        if tags.system_tag and messages and messages[0][role_tag] == tags.system_tag:
-            system = self._content(messages[0], 0, problems)
-            offset = 1
-        elif columns.system:
-            system = self._string(row, columns.system, problems, required=False)
+        return messages
 
-        user_tags = (tags.user_tag, tags.observation_tag)
-        assistant_tags = (tags.assistant_tag, tags.function_tag)
-        mapping = self._tag_mapping()
-        aligned: list[tuple[str, str]] = []
-        openai = self.spec.formatting == "openai"
-        pending_tools: list[str] = []
+    def _system(self, row: dict, messages: list[dict], problems: list[Issue]) -> tuple[str, int]:
+        """(system prompt, index of the first turn): a leading system message, or the column."""
+        tags = self.tags
+        if tags.system_tag and messages and messages[0][tags.role_tag] == tags.system_tag:
+            return self._content(messages[0], 0, problems), 1
+        if self.columns.system:
+            return self._string(row, self.columns.system, problems, required=False), 0
+        return "", 0
+
+    def _align(self, messages: list[dict], offset: int, problems: list[Issue]) -> Turns:
+        """The turns after the system message, checked to alternate from the user."""
+        role_tag, mapping = self.tags.role_tag, self.mapping
+        user_tags, assistant_tags = self.user_tags, self.assistant_tags
+        column = self.columns.messages
+        aligned: Turns = []
         for index in range(offset, len(messages)):
             message = messages[index]
-            role = message[role_tag]
-            if role == tags.system_tag and role not in mapping:
-                self._fail(
-                    problems,
-                    "role_order",
-                    f"message {index + 1} is a system message ({role_tag} {role!r}); "
-                    "only the first message may be one",
-                    f"{column}[{index}].{role_tag}",
-                )
-            if not isinstance(role, str) or role not in mapping:
-                self._fail(
-                    problems,
-                    "unknown_role",
-                    f"message {index + 1} has {role_tag} {role!r}, which is none of the role "
-                    f"tags this entry declares ({self._declared_tags()})",
-                    f"{column}[{index}].{role_tag}",
-                )
-            content = self._content(message, index, problems, openai=openai)
-            if openai:
-                if role in assistant_tags and message.get("tool_calls"):
-                    calls = message["tool_calls"]
-                    try:
-                        content = json.dumps(
-                            [call["function"] for call in calls], ensure_ascii=False
-                        )
-                    except (TypeError, KeyError):
-                        self._fail(
-                            problems,
-                            "wrong_type",
-                            f"message {index + 1}: 'tool_calls' must be a list of "
-                            "{'function': ...} objects",
-                            f"{column}[{index}].tool_calls",
-                        )
-                    role = tags.function_tag
-                if role == tags.observation_tag:
-                    pending_tools.append(content)
-                    continue
-                if pending_tools:
-                    aligned.append(("observation", TOOL_RESPONSE_JOIN.join(pending_tools)))
-                    pending_tools = []
-                aligned.append((mapping[role], content))
-                continue
+            role = self._role(message, index, problems)
+            content = self._content(message, index, problems)
             expected = user_tags if len(aligned) % 2 == 0 else assistant_tags
             if role not in expected:
                 self._fail(
@@ -516,22 +528,32 @@ class RowChecker:
                     f"{column}[{index}].{role_tag}",
                 )
             aligned.append((mapping[role], content))
-        if pending_tools:
-            aligned.append(("observation", TOOL_RESPONSE_JOIN.join(pending_tools)))
-        if openai:
-            for position, (role, _) in enumerate(aligned):
-                expected_roles = (
-                    ("user", "observation") if position % 2 == 0 else ("assistant", "function")
-                )
-                if role not in expected_roles:
-                    self._fail(
-                        problems,
-                        "role_order",
-                        f"turn {position + 1} (after the system message) is {role} but "
-                        f"{' or '.join(expected_roles)} is expected there",
-                        column,
-                    )
+        return aligned
 
+    def _role(self, message: dict, index: int, problems: list[Issue]) -> str:
+        """The message's role tag, which must be one this entry declares (system only first)."""
+        tags, mapping = self.tags, self.mapping
+        role_tag, column = tags.role_tag, self.columns.messages
+        role = message[role_tag]
+        if role == tags.system_tag and role not in mapping:
+            self._fail(
+                problems,
+                "role_order",
+                f"message {index + 1} is a system message ({role_tag} {role!r}); "
+                "only the first message may be one",
+                f"{column}[{index}].{role_tag}",
+            )
+        if not isinstance(role, str) or role not in mapping:
+            self._fail(
+                problems,
+                "unknown_role",
+                f"message {index + 1} has {role_tag} {role!r}, which is none of the role "
+                f"tags this entry declares ({self._declared_tags()})",
+                f"{column}[{index}].{role_tag}",
+            )
+        return role
+
+    def _check_count(self, aligned: Turns, problems: list[Issue]) -> None:
         ranking = self.spec.ranking
         count = len(aligned)
         if (not ranking and count % 2) or (ranking and count % 2 == 0) or count == 0:
@@ -542,208 +564,73 @@ class RowChecker:
                 f"{count} message(s) after the system message; a "
                 f"{'ranking' if ranking else self.kind} row needs {need}"
                 + ("" if ranking else " of user/assistant turns, ending with the answer"),
-                column,
+                self.columns.messages,
             )
 
-        if self.kind == "kto":
-            tag = self._kto_tag(row, problems)
-            prompt, response = aligned[:-1], aligned[-1:]
-            if not response[0][1].strip():
-                problems.append(Problem("empty_response", "the last message is empty", column))
-            response = response + [("assistant", "")]
-            if not tag:
-                response.reverse()
-        elif ranking:
-            prompt = aligned
-            response = []
-            for name in ("chosen", "rejected"):
-                answer_column = getattr(columns, name)
-                if not answer_column:
-                    self._fail(
-                        problems,
-                        "ranking_columns",
-                        "a ranking entry needs 'chosen' and 'rejected' columns",
-                    )
-                if answer_column not in row:
-                    self._fail(
-                        problems,
-                        "column_missing",
-                        f"the row has no '{answer_column}' column{self._keys_hint(row)}",
-                        answer_column,
-                    )
-                answer = row[answer_column]
-                if not isinstance(answer, dict) or role_tag not in answer:
-                    self._fail(
-                        problems,
-                        "wrong_type",
-                        f"'{answer_column}' is {_json_type(answer)}, expected a message object "
-                        f"with '{role_tag}' and '{content_tag}'",
-                        answer_column,
-                    )
-                if answer[role_tag] not in assistant_tags:
-                    self._fail(
-                        problems,
-                        "role_order",
-                        f"'{answer_column}' has {role_tag} {answer[role_tag]!r}; the answer must "
-                        f"be {' or '.join(repr(tag) for tag in assistant_tags if tag)}",
-                        answer_column,
-                    )
-                text = self._content(answer, None, problems, column=answer_column)
-                if not text.strip():
-                    problems.append(
-                        Problem("empty_response", f"'{answer_column}' is empty", answer_column)
-                    )
-                response.append((mapping[answer[role_tag]], text))
-        else:
-            prompt, response = aligned[:-1], aligned[-1:]
-            if not response[0][1].strip():
-                problems.append(
-                    Problem("empty_response", "the last message (the answer) is empty", column)
+    def _kto_response(self, row: dict, aligned: Turns, problems: list[Issue]) -> Turns:
+        tag = self._kto_tag(row, problems)
+        response = aligned[-1:]
+        if not response[0][1].strip():
+            problems.append(
+                _problem("empty_response", "the last message is empty", self.columns.messages)
+            )
+        response = response + [("assistant", "")]
+        if not tag:
+            response.reverse()
+        return response
+
+    def _ranking_response(self, row: dict, problems: list[Issue]) -> Turns:
+        """The chosen and rejected answers, each one assistant message object."""
+        role_tag, content_tag = self.tags.role_tag, self.tags.content_tag
+        response: Turns = []
+        for name in ("chosen", "rejected"):
+            column = getattr(self.columns, name)
+            if not column:
+                self._fail(
+                    problems,
+                    "ranking_columns",
+                    "a ranking entry needs 'chosen' and 'rejected' columns",
                 )
-        if not prompt or not prompt[-1][1].strip():
-            self._empty(problems, "empty_prompt", "the prompt (last user turn) is empty", column)
-        return prompt, response, system
-
-    def _tools(self, row: dict, problems: list[Problem]) -> str:
-        column = self.columns.tools
-        if not column:
-            return ""
-        tools = row.get(column)
-        if tools is None:
-            return ""
-        if isinstance(tools, str):
-            return tools
-        if self.spec.formatting == "openai" and isinstance(tools, (list, dict)):
-            return json.dumps(tools, ensure_ascii=False)
-        self._fail(
-            problems,
-            "wrong_type",
-            f"'{column}' is {_json_type(tools)}, expected a JSON string describing the tools",
-            column,
-        )
-        return ""
-
-    def _media(
-        self, row: dict, prompt: list, response: list, problems: list[Problem]
-    ) -> dict[str, tuple[str, ...]]:
-        found: dict[str, tuple[str, ...]] = {}
-        for name, column in self.media:
-            value = row.get(column)
-            if value is None or value == []:
-                items: list[Any] = []
-            elif isinstance(value, str):
-                items = [value]
-            elif isinstance(value, list):
-                items = value
-            else:
-                problems.append(
-                    Problem(
-                        "wrong_type",
-                        f"'{column}' is {_json_type(value)}, expected a path or a list of paths",
-                        column,
-                    )
-                )
-                continue
-            paths: list[str] = []
-            for item in items:
-                frames = item if isinstance(item, list) else [item]
-                for frame in frames:
-                    if isinstance(frame, str):
-                        paths.append(frame)
-                    elif not isinstance(frame, dict):  # dicts: decoded media (bytes/path)
-                        problems.append(
-                            Problem(
-                                "wrong_type",
-                                f"'{column}' holds {_json_type(frame)}, expected paths",
-                                column,
-                            )
-                        )
-            missing = [path for path in paths if not self._media_exists(path)]
-            if missing:
-                shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-                problems.append(
-                    Problem(
-                        "media_missing",
-                        f"{len(missing)} file(s) in '{column}' do not exist: {shown}",
-                        column,
-                    )
-                )
-            placeholder = PLACEHOLDERS[name]
-            in_prompt = sum(content.count(placeholder) for _, content in prompt)
-            in_response = max((content.count(placeholder) for _, content in response), default=0)
-            placeholders = in_prompt + in_response
-            if placeholders != len(items):
-                problems.append(
-                    Problem(
-                        "media_count_mismatch",
-                        f"{placeholders} {placeholder} placeholder(s) in the messages but "
-                        f"{len(items)} file(s) in '{column}'",
-                        column,
-                    )
-                )
-            found[name] = tuple(self._resolve(item) for item in items)
-        return found
-
-    # -- helpers ----------------------------------------------------------------
-
-    def _fail(self, problems: list[Problem], code: str, message: str, column: str | None = None):
-        problems.append(Problem(code, message, column))
-        raise RowInvalid
-
-    def _empty(self, problems: list[Problem], code: str, message: str, column: str | None):
-        severity = Severity.WARNING if self.kind == "pretrain" else Severity.ERROR
-        problems.append(Problem(code, message, column, severity))
-
-    def _string(
-        self, row: dict, column: str | None, problems: list[Problem], required: bool
-    ) -> str:
-        if not column:
-            return ""
-        if column not in row:
-            if required:
+            if column not in row:
                 self._fail(
                     problems,
                     "column_missing",
                     f"the row has no '{column}' column{self._keys_hint(row)}",
                     column,
                 )
-            return ""
-        value = row[column]
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            self._fail(
-                problems,
-                "wrong_type",
-                f"'{column}' is {_json_type(value)}, expected a string",
-                column,
-            )
-        return value
+            answer = row[column]
+            if not isinstance(answer, dict) or role_tag not in answer:
+                self._fail(
+                    problems,
+                    "wrong_type",
+                    f"'{column}' is {_json_type(answer)}, expected a message object "
+                    f"with '{role_tag}' and '{content_tag}'",
+                    column,
+                )
+            if answer[role_tag] not in self.assistant_tags:
+                self._fail(
+                    problems,
+                    "role_order",
+                    f"'{column}' has {role_tag} {answer[role_tag]!r}; the answer must "
+                    f"be {' or '.join(repr(tag) for tag in self.assistant_tags if tag)}",
+                    column,
+                )
+            text = self._content(answer, None, problems, column=column)
+            if not text.strip():
+                problems.append(_problem("empty_response", f"'{column}' is empty", column))
+            response.append((self.mapping[answer[role_tag]], text))
+        return response
 
     def _content(
-        self,
-        message: dict,
-        index: int | None,
-        problems: list[Problem],
-        openai: bool = False,
-        column: str | None = None,
+        self, message: dict, index: int | None, problems: list[Issue], column: str | None = None
     ) -> str:
+        """A message's text (content_tag), which must be a string."""
         tag = self.tags.content_tag
-        where = column or f"{self.columns.messages}[{index}]"
-        label = f"message {index + 1}" if index is not None else f"'{column}'"
         if tag not in message:
-            if openai and message.get("tool_calls"):
-                return ""
-            self._fail(
-                problems,
-                "column_missing",
-                f"{label} has no '{tag}' key (the entry's content_tag)",
-                where,
-            )
+            self._no_content(index, problems, column)
         content = message[tag]
-        if content is None and openai:
-            return ""
         if not isinstance(content, str):
+            where, label = self._where(index, column)
             self._fail(
                 problems,
                 "wrong_type",
@@ -752,37 +639,20 @@ class RowChecker:
             )
         return content
 
-    def _kto_tag(self, row: dict, problems: list[Problem]) -> bool:
-        column = self.columns.kto_tag
-        if column not in row:
-            self._fail(
-                problems,
-                "column_missing",
-                f"the row has no '{column}' column (the kto_tag){self._keys_hint(row)}",
-                column,
-            )
-        tag = row[column]
-        if not isinstance(tag, bool):
-            self._fail(
-                problems,
-                "kto_tag_not_bool",
-                f"'{column}' is {tag!r}; a KTO label must be true or false",
-                column,
-            )
-        return tag
+    def _no_content(self, index: int | None, problems: list[Issue], column: str | None) -> None:
+        where, label = self._where(index, column)
+        self._fail(
+            problems,
+            "column_missing",
+            f"{label} has no '{self.tags.content_tag}' key (the entry's content_tag)",
+            where,
+        )
 
-    def _tag_mapping(self) -> dict[str, str]:
-        tags = self.tags
-        mapping = {}
-        for tag, role in (
-            (tags.user_tag, "user"),
-            (tags.assistant_tag, "assistant"),
-            (tags.observation_tag, "observation"),
-            (tags.function_tag, "function"),
-        ):
-            if tag:
-                mapping.setdefault(tag, role)
-        return mapping
+    def _where(self, index: int | None, column: str | None) -> tuple[str, str]:
+        """(column path, how to name it) of a message in the list or in its own column."""
+        where = column or f"{self.columns.messages}[{index}]"
+        label = f"message {index + 1}" if index is not None else f"'{column}'"
+        return where, label
 
     def _declared_tags(self) -> str:
         tags = self.tags
@@ -796,29 +666,88 @@ class RowChecker:
         declared = ", ".join(f"{name} {tag!r}" for name, tag in pairs if tag)
         return declared or "none"
 
-    def _keys_hint(self, row: dict) -> str:
-        keys = list(row)[:8]
-        return f" (it has {', '.join(repr(key) for key in keys)})" if keys else " (it is empty)"
 
-    def _resolve(self, item: Any) -> str:
-        """A media path as LLaMA-Factory uses it: under the data dir when it exists there."""
-        if not isinstance(item, str):
-            return str(item)
-        if self.data_dir is not None and not os.path.isabs(item):
-            candidate = self.data_dir / item
-            if candidate.is_file():
-                return str(candidate)
-        return item
+@register("openai")
+class OpenaiConverter(SharegptConverter):
+    """OpenAI chat messages: tool_calls become function turns, consecutive tool results one
+    observation turn, content may be null; tools may be a JSON list or object."""
 
-    def _media_exists(self, path: str) -> bool:
-        if path.startswith(REMOTE_MEDIA):
-            return True
-        known = self._exists.get(path)
-        if known is None:
-            candidate = (
-                path if os.path.isabs(path) or self.data_dir is None else str(self.data_dir / path)
+    def _align(self, messages: list[dict], offset: int, problems: list[Issue]) -> Turns:
+        tags, mapping = self.tags, self.mapping
+        column = self.columns.messages
+        aligned: Turns = []
+        pending_tools: list[str] = []
+        for index in range(offset, len(messages)):
+            message = messages[index]
+            role = self._role(message, index, problems)
+            content = self._turn_content(message, index, problems)
+            if role in self.assistant_tags and message.get("tool_calls"):
+                content = self._tool_calls(message, index, problems)
+                role = tags.function_tag
+            if role == tags.observation_tag:
+                pending_tools.append(content)
+                continue
+            if pending_tools:
+                aligned.append(("observation", TOOL_RESPONSE_JOIN.join(pending_tools)))
+                pending_tools = []
+            aligned.append((mapping[role], content))
+        if pending_tools:
+            aligned.append(("observation", TOOL_RESPONSE_JOIN.join(pending_tools)))
+        for position, (role, _) in enumerate(aligned):
+            expected = ("user", "observation") if position % 2 == 0 else ("assistant", "function")
+            if role not in expected:
+                self._fail(
+                    problems,
+                    "role_order",
+                    f"turn {position + 1} (after the system message) is {role} but "
+                    f"{' or '.join(expected)} is expected there",
+                    column,
+                )
+        return aligned
+
+    def _turn_content(self, message: dict, index: int, problems: list[Issue]) -> str:
+        """Content of a turn: may be missing beside tool_calls, or null."""
+        tag = self.tags.content_tag
+        if tag not in message:
+            if message.get("tool_calls"):
+                return ""
+            self._no_content(index, problems, None)
+        if message[tag] is None:
+            return ""
+        return self._content(message, index, problems)
+
+    def _tool_calls(self, message: dict, index: int, problems: list[Issue]) -> str:
+        """An assistant's tool_calls as the JSON list of their `function` objects."""
+        try:
+            return json.dumps(
+                [call["function"] for call in message["tool_calls"]], ensure_ascii=False
             )
-            known = os.path.isfile(candidate) or os.path.isfile(path)
-            if len(self._exists) < 100_000:
-                self._exists[path] = known
-        return known
+        except (TypeError, KeyError):
+            self._fail(
+                problems,
+                "wrong_type",
+                f"message {index + 1}: 'tool_calls' must be a list of {{'function': ...}} objects",
+                f"{self.columns.messages}[{index}].tool_calls",
+            )
+        return ""
+
+    def _tools(self, row: dict, problems: list[Issue]) -> str:
+        column = self.columns.tools
+        tools = row.get(column) if column else None
+        if isinstance(tools, (list, dict)):
+            return json.dumps(tools, ensure_ascii=False)
+        return super()._tools(row, problems)
+
+
+def _tag_mapping(tags: Any) -> dict[str, str]:
+    """Role tag -> role, the first declaration of a tag winning."""
+    mapping: dict[str, str] = {}
+    for tag, role in (
+        (tags.user_tag, "user"),
+        (tags.assistant_tag, "assistant"),
+        (tags.observation_tag, "observation"),
+        (tags.function_tag, "function"),
+    ):
+        if tag:
+            mapping.setdefault(tag, role)
+    return mapping

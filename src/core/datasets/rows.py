@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.core.datasets.conversation import Conversation, RowLocation
-from tunedeck.core.datasets.convert import RowChecker
+from tunedeck.core.datasets.convert import converter_for
 from tunedeck.core.datasets.issues import ERROR, Issue
 from tunedeck.core.datasets.json_array import scan_json_array
 from tunedeck.core.datasets.readers import data_files, json_layout, read_file_rows
@@ -41,13 +41,13 @@ class RowView:
 def iter_conversations(spec: DatasetSpec, data_dir: str | Path) -> Iterator[Conversation]:
     """The usable rows of a local entry as Conversations (rows LLaMA-Factory drops are skipped)."""
     files, kind = data_files(spec, data_dir)
-    checker = RowChecker(spec, data_dir)
+    converter = converter_for(spec, data_dir)
     for path in files:
         name = str(path)
         for row, _line, value, error in read_file_rows(path, kind):
             if error is not None:
                 continue
-            conversation, _ = checker.convert(value, RowLocation(name, row))
+            conversation, _ = converter.convert(value, RowLocation(name, row))
             if conversation is not None:
                 yield conversation
 
@@ -69,11 +69,11 @@ def get_row(spec: DatasetSpec, data_dir: str | Path, index: int) -> RowView:
         if remaining < count:
             row, line, value, error = _read_one(path, kind, remaining)
             name = str(path)
-            checker = RowChecker(spec, data_dir)
+            converter = converter_for(spec, data_dir)
             if error is not None:
                 issue = Issue(ERROR, "row_unreadable", error, name, row, None, line, spec.name)
                 return RowView(index, name, row, line, value, None, (issue,))
-            conversation, problems = checker.convert(value, RowLocation(name, row))
+            conversation, problems = converter.convert(value, RowLocation(name, row))
             issues = tuple(
                 Issue(p.severity, p.code, p.message, name, row, p.column, line, spec.name)
                 for p in problems

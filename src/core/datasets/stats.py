@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.core.datasets.conversation import RowLocation
-from tunedeck.core.datasets.convert import RowChecker
+from tunedeck.core.datasets.convert import converter_for
 from tunedeck.core.datasets.readers import data_files, read_file_rows
 from tunedeck.core.datasets.spec import DatasetSpec, dataset_kind
 
@@ -108,7 +108,7 @@ class DatasetStats:
 def dataset_stats(spec: DatasetSpec, data_dir: str | Path) -> DatasetStats:
     """Walk a local entry once and summarise it (prompt = every turn before the answer)."""
     files, kind = data_files(spec, data_dir)
-    checker = RowChecker(spec, data_dir)
+    converter = converter_for(spec, data_dir)
     rows = bad = 0
     roles: dict[str, int] = {}
     prompt_chars: list[int] = []
@@ -122,7 +122,7 @@ def dataset_stats(spec: DatasetSpec, data_dir: str | Path) -> DatasetStats:
             if error is not None:
                 bad += 1
                 continue
-            conversation, problems = checker.convert(value, RowLocation(str(path), row))
+            conversation, problems = converter.convert(value, RowLocation(str(path), row))
             if problems:
                 bad += 1
             if conversation is None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunedeck.core.datasets.convert import RowChecker
+from tunedeck.core.datasets.convert import converter_for
+from tunedeck.core.datasets.fast_checks import batch_check, row_check
 from tunedeck.core.datasets.issues import ERROR, WARNING, Issue
 from tunedeck.core.datasets.readers import DataFileError, data_files, read_file_batches
 from tunedeck.core.datasets.spec import DatasetInfo, DatasetSpec, dataset_kind, load_dataset_info
@@ -168,8 +169,8 @@ def validate_dataset(
         keep.add(Issue(ERROR, error.code, error.message, error.location.file, dataset=spec.name))
         report.status = "error"
         return report
-    checker = RowChecker(spec, data_dir)
-    problems = checker.problems
+    converter = converter_for(spec, data_dir)
+    problems = converter.problems
     rows = 0
     for file in files:
         name = str(file)
@@ -202,7 +203,7 @@ def validate_dataset(
             if bad:
                 report.error_rows += 1
 
-        rows += _check_file(file, kind, checker, slow, on_bytes)
+        rows += _check_file(file, kind, spec, slow, on_bytes)
         if progress is not None:
             progress(spec.name, name, file.stat().st_size, file.stat().st_size)
     report.rows = rows
@@ -232,13 +233,13 @@ def validate_dataset(
     return report
 
 
-def _check_file(path: Path, kind: str, checker: RowChecker, slow: Any, progress: Any) -> int:
+def _check_file(path: Path, kind: str, spec: DatasetSpec, slow: Any, progress: Any) -> int:
     """Read one file a batch at a time; rows the fast checks do not pass go to `slow`.
 
     The fast checks pass the common clean row at little more than the cost of parsing
     it; the full walk (`slow`) runs only for the rest. Returns the number of rows.
     """
-    clean_rows, clean_row = checker.fast_batch_check(), checker.fast_check()
+    clean_rows, clean_row = batch_check(spec), row_check(spec)
     rows = 0
     for batch in read_file_batches(path, kind, progress):
         values = batch.values
