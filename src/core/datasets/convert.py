@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from tunedeck.core.datasets.conversation import Conversation, Message, Role, RowLocation
 from tunedeck.core.datasets.issues import ERROR, WARNING, Issue
-from tunedeck.core.datasets.spec import DatasetSpec, _json_type, dataset_kind
-from tunedeck.core.errors import DatasetError, Location
+from tunedeck.core.datasets.spec import DatasetSpec, Tags, _json_type, dataset_kind
+from tunedeck.core.errors import DatasetError, Location, Severity
 
 PLACEHOLDERS = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
 REMOTE_MEDIA = ("http://", "https://", "data:", "s3://", "gs://", "oss://")
@@ -70,7 +70,9 @@ class RowInvalid(Exception):
     """Internal: stops the walk of one row at its first blocking problem."""
 
 
-def _problem(code: str, message: str, column: str | None = None, severity=ERROR) -> Issue:
+def _problem(
+    code: str, message: str, column: str | None = None, severity: Severity = ERROR
+) -> Issue:
     """An Issue that knows only its column; validation adds where the row is."""
     return Issue(severity, code, message, None, None, column)
 
@@ -739,7 +741,7 @@ class OpenaiConverter(SharegptConverter):
         return super()._tools(row, problems)
 
 
-def _tag_mapping(tags: Any) -> dict[str, str]:
+def _tag_mapping(tags: Tags) -> dict[str, str]:
     """Role tag -> role, the first declaration of a tag winning."""
     mapping: dict[str, str] = {}
     for tag, role in (
