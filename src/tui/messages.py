@@ -55,3 +55,45 @@ class LogAppended(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LogAppended) and message.path == self.path
+
+
+@dataclass
+class JobsListed(Message):
+    """Fresh job states from the pool (newest first), and the hosts that did not answer."""
+
+    jobs: tuple
+    unreachable: dict[str, str]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, JobsListed)
+
+
+@dataclass
+class MetricsLoaded(Message):
+    """One job's own loss and eval_loss series (MinMaxSeries), built by a worker."""
+
+    job_id: str
+    key: tuple | None
+    loss: object
+    eval_loss: object
+
+
+@dataclass
+class JobCancelled(Message):
+    """A cancel ended: the core CancelResult."""
+
+    result: object
+
+
+@dataclass
+class HostsListed(Message):
+    """The hosts to show (hosts.toml as it is now), by name and target."""
+
+    targets: dict[str, str]
+
+
+@dataclass
+class HostProbed(Message):
+    """One host answered (or not): the core HostProbe."""
+
+    probe: object

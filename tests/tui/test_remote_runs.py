@@ -3,11 +3,13 @@ followed, its loss drawn, then cancelled from the screen."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 
 import pytest
 from pilot_tools import EXAMPLE_DATA, screen_text, wait_until
-from sshd_server import loop_host, remote_home, sshd  # noqa: F401 - fixtures
+from sshd_server import box_account, loop_host, remote_box, remote_home, sshd  # noqa: F401 - fixtures
 from textual.widgets import DataTable
 
 from tunedeck.core.jobs import cancel, find_job, submit
@@ -94,3 +96,35 @@ async def _follow_chart_and_cancel(job) -> None:
             timeout=90,
         )
         assert "cancelled" in screen_text(app)
+
+
+@pytest.mark.slow
+async def test_a_remote_run_watched_by_the_app_ends_succeeded_in_the_app_and_the_cli(
+    remote_box,  # noqa: F811 - the fixture imported above
+):
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("3")
+        await wait_until(pilot, lambda: app.current_mode == "runs", "runs screen")
+        runs = app.screen
+        job_id = _tunedeck("run", "--host", remote_box.name, "-q", "--", "sleep", "6").strip()
+        await wait_until(pilot, lambda: job_id in runs.jobs, "the remote run listed", timeout=60)
+        seen = set()
+
+        def ended() -> bool:
+            seen.add(runs.jobs[job_id].state.value)
+            return runs.jobs[job_id].state.is_final
+
+        await wait_until(pilot, ended, "the remote run to end", timeout=90)
+        assert runs.jobs[job_id].state.value == "succeeded"
+        assert "lost" not in seen
+    listed = {doc["id"]: doc for doc in json.loads(_tunedeck("runs", "--json"))}
+    assert (listed[job_id]["state"], listed[job_id]["host"]) == ("succeeded", remote_box.name)
+
+
+def _tunedeck(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tunedeck.tui", *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

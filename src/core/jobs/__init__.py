@@ -41,6 +41,7 @@ def submit(
     env: dict[str, str] | None = None,
     output_dir: str | None = None,
     config: str | None = None,
+    command_line: str | None = None,
 ) -> Job:
     """Start `argv` as a detached job on this box (host None/"local") or on `host`."""
     spec = JobSpec(
@@ -51,6 +52,7 @@ def submit(
         env=dict(env or {}),
         output_dir=output_dir,
         config=config,
+        command_line=command_line,
     )
     backend = get_backend(host)
     try:

@@ -89,11 +89,16 @@ class LocalBackend:
         return found
 
     def list(self) -> list[Job]:
-        return [self.refresh(job) for job in self.registry.list()]
+        """This box's jobs, refreshed (remote rows are their hosts' business)."""
+        return [self.refresh(job) for job in self.registry.list(LOCAL_HOST)]
 
     def refresh(self, job: Job) -> Job:
-        """The job as it is now: a vanished process with no recorded exit becomes lost."""
-        if job.state.is_final:
+        """The job as it is now: a vanished process with no recorded exit becomes lost.
+
+        Only a job of this box is checked here: a remote job's processes are never visible
+        locally, so it is returned as recorded.
+        """
+        if job.state.is_final or not job.is_local:
             return job
         if procs.is_alive(job.pid, job.pid_start):
             return self._with_progress(job)
@@ -168,11 +173,13 @@ class LocalBackend:
                 hint=f"cancel it first: tunedeck runs cancel {job.id}",
             )
         self.registry.remove(job.id)
-        if job.log_path:
-            Path(job.log_path).unlink(missing_ok=True)
+        for path in (job.log_path, job.metrics_path):
+            if path:
+                Path(path).unlink(missing_ok=True)
 
     def metrics(self, job: Job) -> list[metrics.MetricPoint]:
-        return metrics.read_metrics_files(job.output_dir, job.log_path)
+        """The job's own points (never another run's in the same output_dir)."""
+        return metrics.read_job_metrics(job)
 
     def gpus(self) -> list[Gpu]:
         return query_gpus()
@@ -210,7 +217,7 @@ class LocalBackend:
         return current
 
     def _with_progress(self, job: Job) -> Job:
-        progress = metrics.read_progress(job.output_dir, job.log_path)
+        progress = metrics.read_job_progress(job)
         if (progress.fraction, progress.last_loss) == (job.progress, job.last_loss):
             return job
         return self.registry.update(

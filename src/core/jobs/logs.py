@@ -1,4 +1,11 @@
-"""Job logs read by byte offset, so a follower resumes exactly where it stopped."""
+"""Job logs read by byte offset, so a follower resumes exactly where it stopped.
+
+One reader for every face: `LogFile` opens a file once and reads it with bounded `os.pread`
+calls (the tail, the lines around an offset, a search), so memory stays flat for files of any
+size. What changed is told by one rule: size below our offset (or rewritten bytes before it)
+is a truncation, a new (st_dev, st_ino) at the path is a rotation. `follow_file` (the CLI and
+the agent) and the app's log view both read through it. Nothing here renders.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_LIMIT = 1 << 20
+CHUNK = 64 * 1024
+MAX_LINE = 64 * 1024  # a longer line is shown cut; we never read further for one line
+APPEND_READ_LIMIT = 64 * 1024  # a bigger burst is skipped: we read the new tail instead
+MARK_BYTES = 64  # the bytes compared to tell an append from a rewrite
 
 
 @dataclass(frozen=True)
@@ -74,20 +85,20 @@ def follow_file(
 ) -> Iterator[LogChunk]:
     """New bytes as they are appended (watchfiles wakes us); ends once `finished()` and drained.
 
-    Truncation restarts from 0 (flagged); a replaced file (new inode, i.e. rotation) is read
-    to its end first, then the new file is followed from its start.
+    Truncation restarts from 0 (flagged); a replaced file (rotation) is read to its end first,
+    then the new file is followed from its start.
     """
     from watchfiles import watch
 
-    path = Path(path)
-    reader = _FileReader(path, offset)
+    log = LogFile(path)
+    log.open()
     try:
         done = finished()
-        yield from reader.drain(limit)
+        offset = yield from _drain(log, offset, limit)
         if done or (stop_event and stop_event.is_set()):
             return
         for _changes in watch(
-            path.parent,
+            log.path.parent,
             debounce=100,
             step=5,
             rust_timeout=250,
@@ -96,60 +107,289 @@ def follow_file(
             recursive=False,
         ):
             done = finished()
-            yield from reader.drain(limit)
+            offset = yield from _drain(log, offset, limit)
             if done:
                 return
     finally:
-        reader.close()
+        log.close()
 
 
-class _FileReader:
-    """Keeps the open file and its inode, to notice truncation and rotation."""
+def _drain(log: LogFile, offset: int, limit: int) -> Iterator[LogChunk]:
+    """Yield every byte after `offset`, across truncation and rotation; return the new offset."""
+    while True:
+        if not log.is_open and not log.open_if_present():
+            return offset
+        size = log.current_size()
+        truncated = offset > size
+        if truncated:
+            offset = 0
+        if offset < size:
+            data = log.read(offset, min(limit, size - offset))
+            yield LogChunk(data, offset, offset + len(data), size, truncated)
+            offset += len(data)
+            continue
+        if truncated:
+            yield LogChunk(b"", 0, 0, size, True)
+        if not log.replaced():
+            return offset
+        log.open()  # rotated: the old file is drained, follow the new one from its start
+        offset = 0
 
-    def __init__(self, path: Path, offset: int):
-        self.path, self.offset = path, offset
-        self.file = None
-        self.inode: int | None = None
 
-    def drain(self, limit: int) -> Iterator[LogChunk]:
-        if self.file is None and not self._open():
-            return
-        while True:
-            size = os.fstat(self.file.fileno()).st_size
-            truncated = self.offset > size
-            if truncated:
-                self.offset = 0
-            if self.offset < size:
-                self.file.seek(self.offset)
-                data = self.file.read(min(limit, size - self.offset))
-                chunk = LogChunk(data, self.offset, self.offset + len(data), size, truncated)
-                self.offset = chunk.next_offset
-                yield chunk
-                continue
-            if truncated:
-                yield LogChunk(b"", 0, 0, size, True)
-            if self._rotated():
-                self.file.close()
-                self.file, self.offset = None, 0
-                if not self._open():
-                    return
-                continue
-            return
+@dataclass(frozen=True)
+class Line:
+    """One line of text and the byte offset where it starts."""
 
-    def _open(self) -> bool:
+    offset: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """What `poll` saw since the last poll."""
+
+    size: int
+    grew: bool = False
+    truncated: bool = False
+    rotated: bool = False
+    missing: bool = False
+
+
+class LogFile:
+    """A file opened once and read with `os.pread`; reopened when rotated."""
+
+    poll_seconds = 0.05  # a stat of a local file is cheap
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._inode: tuple[int, int] | None = None
+        self.size = 0
+        self._mark = b""  # the last bytes before `size`: if they change, the file was rewritten
+
+    def open(self) -> int:
+        """Open (or reopen) the file and return its size; a missing file has size 0."""
+        self.close()
         try:
-            self.file = open(self.path, "rb")
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self.size = 0
+            return 0
+        stat = os.fstat(self._fd)
+        self._inode = (stat.st_dev, stat.st_ino)
+        self.size = stat.st_size
+        self._mark = self._read_mark()
+        return self.size
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    def open_if_present(self) -> bool:
+        """Open the file if it exists now; True when it is open."""
+        self.open()
+        return self._fd is not None
+
+    def current_size(self) -> int:
+        """The open file's size now (it may have grown since `size` was read)."""
+        return os.fstat(self._fd).st_size if self._fd is not None else 0
+
+    def replaced(self) -> bool:
+        """Rotation: the path now names another file than the one we hold (dev, ino)."""
+        try:
+            stat = os.stat(self.path)
         except FileNotFoundError:
             return False
-        self.inode = os.fstat(self.file.fileno()).st_ino
-        return True
-
-    def _rotated(self) -> bool:
-        try:
-            return os.stat(self.path).st_ino != self.inode
-        except FileNotFoundError:
-            return False
+        return (stat.st_dev, stat.st_ino) != self._inode
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def poll(self) -> Change:
+        """Stat the path: has the file grown, been truncated, or been replaced by a new one?"""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return Change(size=self.size, missing=True)
+        if self._fd is None or (stat.st_dev, stat.st_ino) != self._inode:
+            had_file = self._fd is not None
+            self.open()
+            return Change(size=self.size, rotated=had_file, grew=not had_file and self.size > 0)
+        previous, self.size = self.size, stat.st_size
+        rewritten = (
+            stat.st_size > previous and self._mark and self._read_mark(previous) != self._mark
+        )
+        if stat.st_size < previous or rewritten:
+            self._mark = self._read_mark()
+            return Change(size=stat.st_size, truncated=True)
+        if stat.st_size > previous:
+            self._mark = self._read_mark()
+        return Change(size=stat.st_size, grew=stat.st_size > previous)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes at `offset` (fewer at the end of the file)."""
+        if self._fd is None or length <= 0 or offset < 0:
+            return b""
+        return os.pread(self._fd, length, offset)
+
+    def _read_mark(self, end: int | None = None) -> bytes:
+        end = self.size if end is None else end
+        return self.read(max(0, end - MARK_BYTES), min(end, MARK_BYTES))
+
+    def tail(self, count: int, end: int | None = None) -> tuple[list[Line], int]:
+        """The last `count` lines ending at `end` (default: the file size), and the offset after
+        the last complete line (a partial last line is included but not counted as read)."""
+        end = self.size if end is None else end
+        position, buffer = end, b""
+        while position > 0 and buffer.count(b"\n") <= count and len(buffer) < count * MAX_LINE:
+            step = min(CHUNK, position)
+            position -= step
+            buffer = self.read(position, step) + buffer
+        lines = _split(buffer, position, drop_first_partial=position > 0)
+        return lines[-count:] if count else [], _complete_end(buffer, position)
+
+    def lines_after(self, offset: int, count: int) -> list[Line]:
+        """Up to `count` lines starting at `offset` (which should be a line start)."""
+        lines: list[Line] = []
+        position = offset
+        while len(lines) < count and position < self.size:
+            buffer = self.read(position, CHUNK)
+            if not buffer:
+                break
+            cut = buffer.rfind(b"\n")
+            if cut < 0:  # a line longer than a chunk, or the partial last line
+                text = buffer if position + len(buffer) >= self.size else buffer[:MAX_LINE]
+                lines.append(Line(position, _decode(text)))
+                position = self._next_line_start(position + len(buffer))
+                continue
+            block = _split(buffer[: cut + 1], position, drop_first_partial=False)
+            lines.extend(block)
+            position += cut + 1
+        return lines[:count]
+
+    def lines_before(self, offset: int, count: int) -> list[Line]:
+        """Up to `count` lines that end just before `offset` (a line start)."""
+        if offset <= 0:
+            return []
+        lines, _ = self.tail(count, end=offset)
+        return lines
+
+    def read_appended(self, offset: int) -> tuple[list[Line], int] | None:
+        """Lines added after `offset` (a line start) and the new complete-line end; None when
+        the burst is too large to read whole (the caller then shows the tail instead)."""
+        if self.size - offset > APPEND_READ_LIMIT:
+            return None
+        buffer = self.read(offset, self.size - offset)
+        return _split(buffer, offset, drop_first_partial=False), _complete_end(buffer, offset)
+
+    def find(self, needle: str, start: int, *, backwards: bool = False) -> int | None:
+        """Offset of the start of the next line containing `needle` (case-insensitive),
+        searching from `start` forwards or backwards, one chunk at a time."""
+        pattern = needle.lower().encode()
+        if not pattern:
+            return None
+        overlap = len(pattern) - 1
+        if not backwards:
+            position = start
+            while position < self.size:
+                chunk = self.read(position, CHUNK + overlap).lower()
+                hit = chunk.find(pattern)
+                if hit >= 0:
+                    return self._line_start(position + hit)
+                position += CHUNK
+            return None
+        position = start
+        while position > 0:
+            begin = max(0, position - CHUNK)
+            chunk = self.read(begin, position - begin + overlap).lower()
+            hit = chunk.rfind(pattern, 0, position - begin + overlap)
+            if hit >= 0 and begin + hit < position:
+                return self._line_start(begin + hit)
+            position = begin
+        return None
+
+    def _line_start(self, offset: int) -> int:
+        position = offset
+        while position > 0:
+            begin = max(0, position - CHUNK)
+            chunk = self.read(begin, position - begin)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                return begin + cut + 1
+            if offset - begin > MAX_LINE:
+                return offset
+            position = begin
+        return 0
+
+    def _next_line_start(self, offset: int) -> int:
+        position = offset
+        while position < self.size:
+            chunk = self.read(position, CHUNK)
+            cut = chunk.find(b"\n")
+            if cut >= 0:
+                return position + cut + 1
+            position += len(chunk)
+        return self.size
+
+
+class RemoteLogFile(LogFile):
+    """A job log on another host, read by byte offset through `read(offset, limit)` (a backend's
+    read_log); the same line reading as a local file, one round trip per poll."""
+
+    poll_seconds = 1.0
+
+    def __init__(self, name: str, read: Callable[[int, int], LogChunk]):
+        super().__init__(Path(name))
+        self._read_chunk = read
+        self._opened = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened
+
+    def open(self) -> int:
+        self.size = self._read_chunk(0, 0).size
+        self._opened = True
+        return self.size
+
+    def close(self) -> None:
+        self._opened = False
+
+    def poll(self) -> Change:
+        previous = self.size
+        try:
+            self.open()
+        except Exception:  # an unreachable host reads as a missing file until it answers
+            return Change(size=previous, missing=True)
+        if self.size < previous:
+            return Change(size=self.size, truncated=True)
+        return Change(size=self.size, grew=self.size > previous)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if not self._opened or length <= 0 or offset < 0:
+            return b""
+        return self._read_chunk(offset, length).data
+
+
+def _split(buffer: bytes, base: int, *, drop_first_partial: bool) -> list[Line]:
+    lines: list[Line] = []
+    offset = base
+    parts = buffer.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    for index, part in enumerate(parts):
+        if not (index == 0 and drop_first_partial):
+            lines.append(Line(offset, _decode(part[:MAX_LINE])))
+        offset += len(part) + 1
+    return lines
+
+
+def _complete_end(buffer: bytes, base: int) -> int:
+    cut = buffer.rfind(b"\n")
+    return base + cut + 1 if cut >= 0 else base
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").rstrip("\r").replace("\t", "    ")

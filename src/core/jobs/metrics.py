@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tunedeck.core.jobs.model import Job
 
 TAIL_BYTES = 256 * 1024
+TRAINER_LOG = "trainer_log.jsonl"  # LLaMA-Factory's metrics file in a run's output_dir
+ABSENT = "absent"
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class Progress:
 def read_metrics_files(output_dir: str | None, log_path: str | None) -> list[MetricPoint]:
     """trainer_log.jsonl in output_dir when it exists, else Trainer dict lines in the log."""
     if output_dir:
-        trainer_log = Path(output_dir) / "trainer_log.jsonl"
+        trainer_log = Path(output_dir) / TRAINER_LOG
         if trainer_log.is_file():
             return parse_trainer_log(trainer_log.read_text(encoding="utf-8", errors="replace"))
     if log_path and Path(log_path).is_file():
@@ -45,8 +53,77 @@ def read_metrics_files(output_dir: str | None, log_path: str | None) -> list[Met
 
 def read_progress(output_dir: str | None, log_path: str | None) -> Progress:
     """Progress from the last entries only (the tails of the files), for cheap job lists."""
-    if output_dir:
-        trainer_log = Path(output_dir) / "trainer_log.jsonl"
+    trainer_log = Path(output_dir) / TRAINER_LOG if output_dir else None
+    return _progress(trainer_log, log_path)
+
+
+def read_job_metrics(job: Job) -> list[MetricPoint]:
+    """This job's own points: its trainer_log.jsonl, never another run's in the same output_dir
+    (one that ran before it, or its resume); else Trainer lines in its own log."""
+    trainer_log = job_trainer_log(job)
+    if trainer_log is not None:
+        return parse_trainer_log(trainer_log.read_text(encoding="utf-8", errors="replace"))
+    return read_metrics_files(None, job.log_path)
+
+
+def read_job_progress(job: Job) -> Progress:
+    """Fraction done and last loss from this job's own points (see read_job_metrics)."""
+    return _progress(job_trainer_log(job), job.log_path)
+
+
+def job_trainer_log(job: Job) -> Path | None:
+    """The trainer_log.jsonl that holds this job's points, None when the job wrote none."""
+    if job.metrics_path:
+        path = Path(job.metrics_path)  # the copy taken when it ended
+        return path if path.is_file() else None
+    if not job.output_dir:
+        return None
+    path = Path(job.output_dir) / TRAINER_LOG
+    if job.metrics_before is not None:  # recorded at start: did this job write the file?
+        if job.state.is_final or trainer_log_mark(job.output_dir) == job.metrics_before:
+            return None
+    return path if path.is_file() else None
+
+
+def trainer_log_mark(output_dir: str | None) -> str:
+    """Which trainer_log.jsonl is in output_dir now: "inode:size:mtime_ns", or "absent"."""
+    if not output_dir:
+        return ABSENT
+    try:
+        stat = os.stat(Path(output_dir) / TRAINER_LOG)
+    except OSError:
+        return ABSENT
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def keep_job_metrics(job: Job, copy_to: Path) -> str | None:
+    """At the job's end: copy the trainer_log.jsonl it wrote to `copy_to` (a later run or a
+    resume may rewrite the original); None when the job wrote none."""
+    if job.metrics_before is None or trainer_log_mark(job.output_dir) == job.metrics_before:
+        return None
+    try:
+        shutil.copyfile(Path(job.output_dir) / TRAINER_LOG, copy_to)
+    except OSError:
+        return None
+    return str(copy_to)
+
+
+def metrics_stamp(job: Job) -> tuple | None:
+    """What changes when a local job's points change; None (always re-read) for remote jobs."""
+    if not job.is_local:
+        return None
+    stamp: list = [job.state.value, job.metrics_path]
+    for path in (job_trainer_log(job), Path(job.log_path) if job.log_path else None):
+        try:
+            stat = path.stat() if path else None
+        except OSError:
+            stat = None
+        stamp.append((stat.st_size, stat.st_mtime_ns) if stat else None)
+    return tuple(stamp)
+
+
+def _progress(trainer_log: Path | None, log_path: str | None) -> Progress:
+    if trainer_log is not None:
         if trainer_log.is_file():
             entries = [_json(line) for line in _tail_text(trainer_log).splitlines()]
             entries = [e for e in entries if e]

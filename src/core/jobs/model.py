@@ -69,6 +69,10 @@ class Job:
     message: str | None = None
     # What a user types to run it again (`tunedeck train CFG ...`); argv is what the job executes.
     command_line: str | None = None
+    # Which metric points are this job's own: output_dir/trainer_log.jsonl as it was before the
+    # job started ("absent", or inode:size:mtime), and the copy of it taken when the job ended.
+    metrics_before: str | None = None
+    metrics_path: str | None = None
 
     @property
     def is_local(self) -> bool:

@@ -46,6 +46,10 @@ def _supervise(db: str, job_id: str) -> int:
     if job.cancel_requested_at:
         registry.set(job_id, state=JobState.CANCELLED, ended_at=time.time(), cancel_signal=None)
         return 0
+    from tunedeck.core.jobs.metrics import trainer_log_mark
+
+    # Which metrics file was there before: a run that never trains must not claim its points.
+    job = registry.set(job_id, metrics_before=trainer_log_mark(job.output_dir))
     log_fd = os.open(job.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     env = {**os.environ, **job.env, "TUNEDECK_JOB_ID": job.id}
     try:
@@ -84,11 +88,15 @@ def _supervise(db: str, job_id: str) -> int:
 
 
 def _record_end(registry, job_id: str, status: int) -> None:
-    from tunedeck.core.jobs.metrics import read_progress
+    from pathlib import Path
+
+    from tunedeck.core.jobs.metrics import keep_job_metrics, read_job_progress
     from tunedeck.core.jobs.model import JobState
 
     job = registry.get(job_id)
-    progress = read_progress(job.output_dir, job.log_path)
+    kept = keep_job_metrics(job, Path(job.log_path).with_suffix(".metrics.jsonl"))
+    job = job.evolve(metrics_path=kept)
+    progress = read_job_progress(job)
 
     def finish(job):
         exit_code = status if status >= 0 else None
@@ -101,6 +109,7 @@ def _record_end(registry, job_id: str, status: int) -> None:
             state = JobState.FAILED
         return job.evolve(
             state=state,
+            metrics_path=kept,
             exit_code=exit_code,
             signal=signal_number,
             ended_at=time.time(),

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tunedeck.core.errors import HostError, UsageError
+from tunedeck.core.errors import UsageError
 
 runs_app = typer.Typer(
     help="Jobs on this box and on remote hosts: list, show, logs, cancel, rm.",
@@ -225,30 +225,14 @@ def _refreshed_jobs(host: str | None):
 
 
 def _refresh_all(jobs):
-    """Fresh states: local ones checked here, remote ones in one request per host."""
-    from tunedeck.core.jobs import get_backend
-    from tunedeck.core.jobs.local import LocalBackend
+    """Fresh states through the core pool; a host that did not answer keeps its last state."""
+    from tunedeck.core.jobs.pool import BackendPool
 
-    fresh = {j.id: j for j in jobs}
-    local = LocalBackend()
-    by_host: dict[str, list[str]] = {}
-    for job in jobs:
-        if job.state.is_final:
-            continue
-        if job.is_local:
-            fresh[job.id] = local.refresh(job)
-        else:
-            by_host.setdefault(job.host, []).append(job.id)
-    for host, ids in by_host.items():
-        backend = get_backend(host)
-        try:
-            for job in backend.status(ids):
-                fresh[job.id] = job
-        except HostError as error:
-            _note(f"{host}: showing the last known state ({error.message})")
-        finally:
-            backend.close()
-    return [fresh[j.id] for j in jobs]
+    with BackendPool() as pool:
+        refreshed = pool.refresh(jobs)
+    for host, why in refreshed.unreachable.items():
+        _note(f"{host}: showing the last known state ({why})")
+    return list(refreshed.jobs)
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shlex
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -14,19 +12,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
+from textual.worker import Worker, WorkerState
 
 from tunedeck.core.jobs.backend import DEFAULT_GRACE
-from tunedeck.tui.messages import JobSubmitted, SelectJob
+from tunedeck.core.jobs.logs import RemoteLogFile
+from tunedeck.core.jobs.metrics import metrics_stamp
+from tunedeck.core.jobs.pool import REST_SECONDS, BackendPool
+from tunedeck.tui.messages import JobCancelled, JobsListed, JobSubmitted, MetricsLoaded, SelectJob
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.screens.confirm import ConfirmScreen
-from tunedeck.tui.widgets.log_file import Change, LogFile
 from tunedeck.tui.widgets.log_view import LogView
 from tunedeck.tui.widgets.loss_chart import LossChart
 from tunedeck.tui.widgets.series import MinMaxSeries
 
 LIST_SECONDS = 1.0
 REMOTE_LIST_SECONDS = 3.0
-REMOTE_RETRY_SECONDS = 30.0  # after a host failed, leave it alone this long
+REMOTE_RETRY_SECONDS = REST_SECONDS  # after a host failed, the pool leaves it alone this long
 METRICS_SECONDS = 1.0
 REMOTE_METRICS_SECONDS = 3.0
 CANCEL_GRACE = DEFAULT_GRACE  # the same grace as `tunedeck runs cancel`
@@ -58,11 +59,10 @@ class RunsScreen(DeckScreen):
         self.jobs: dict[str, Any] = {}
         self.selected: str | None = None
         self._metrics_key: tuple | None = None
-        self._remote_listed_at = 0.0
+        self._wanted: str | None = None  # a job handed over by SelectJob, selected once listed
         self._remote_metrics_at = 0.0
-        self._backends: dict[str, Any] = {}  # one warm agent session per remote host
-        self._host_failed_at: dict[str, float] = {}
-        self._backends_lock = threading.Lock()
+        # one warm agent session per remote host, asked every few seconds
+        self.pool = BackendPool(rest_seconds=REMOTE_RETRY_SECONDS, remote_every=REMOTE_LIST_SECONDS)
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="runs-top"):
@@ -83,68 +83,26 @@ class RunsScreen(DeckScreen):
 
     # Job list ----------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="runs-list")
+    @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_jobs(self) -> None:
-        from tunedeck.core.jobs import JobRegistry, get_backend
+        refreshed = self.pool.jobs()
+        ordered = sorted(refreshed.jobs, key=lambda job: job.created_at, reverse=True)
+        self.post_message(JobsListed(tuple(ordered), dict(refreshed.unreachable)))
 
-        local = get_backend(None)
-        try:
-            jobs = {job.id: job for job in local.list() if job.is_local}
-        finally:
-            local.close()
-        registry = JobRegistry()
-        remote = [job for job in registry.list() if not job.is_local]
-        registry.close()
-        if time.monotonic() - self._remote_listed_at > REMOTE_LIST_SECONDS:
-            self._remote_listed_at = time.monotonic()
-            remote = self._refresh_remote(remote)
-        jobs.update({job.id: job for job in remote})
-        ordered = sorted(jobs.values(), key=lambda job: job.created_at, reverse=True)
-        self.from_thread(self._show_jobs, ordered)
-
-    def _refresh_remote(self, jobs: list[Any]) -> list[Any]:
-        from tunedeck.core.errors import TunedeckError
-
-        by_host: dict[str, list[Any]] = {}
-        for job in jobs:
-            if not job.state.is_final:
-                by_host.setdefault(job.host, []).append(job)
-        fresh = {job.id: job for job in jobs}
-        for host, active in by_host.items():
-            if time.monotonic() - self._host_failed_at.get(host, -REMOTE_RETRY_SECONDS) < (
-                REMOTE_RETRY_SECONDS
-            ):
-                continue
-            try:
-                fresh.update({j.id: j for j in self._backend(host).status([j.id for j in active])})
-            except TunedeckError as error:
-                self._drop_backend(host)
-                self.from_thread(
-                    self.notify, f"{host}: {error}", title="Host unreachable", severity="warning"
-                )
-        return list(fresh.values())
-
-    def _backend(self, host: str) -> Any:
-        """The screen's warm connection to a host: after the first, a request is a round trip."""
-        from tunedeck.core.jobs import get_backend
-
-        with self._backends_lock:
-            if host not in self._backends:
-                self._backends[host] = get_backend(host)
-            return self._backends[host]
-
-    def _drop_backend(self, host: str) -> None:
-        with self._backends_lock:
-            self._host_failed_at[host] = time.monotonic()
-            backend = self._backends.pop(host, None)
-        if backend is not None:
-            backend.close()
+    @on(JobsListed)
+    def _jobs_listed(self, message: JobsListed) -> None:
+        for host, why in message.unreachable.items():
+            self.notify(f"{host}: {why}", title="Host unreachable", severity="warning")
+        self._show_jobs(list(message.jobs))
 
     def on_unmount(self) -> None:
-        with self._backends_lock:
-            backends, self._backends = list(self._backends.values()), {}
-        for backend in backends:
-            backend.close()
+        self.pool.close()
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker of this screen is reported."""
+        if event.state == WorkerState.ERROR:
+            self.notify(str(event.worker.error), title="Runs", severity="error")
 
     def _show_jobs(self, jobs: list[Any]) -> None:
         table = self.query_one("#jobs-table", DataTable)
@@ -158,6 +116,9 @@ class RunsScreen(DeckScreen):
                 table.add_row(*cells, key=job.id)
         for key in [k for k in table.rows if k.value not in self.jobs]:
             table.remove_row(key)
+        if self._wanted in self.jobs:
+            wanted, self._wanted = self._wanted, None
+            self.select_job(wanted)
         if not jobs:
             self.query_one("#job-detail", Static).update(
                 Text("no runs yet: press 4 to launch one", style="dim")
@@ -186,7 +147,7 @@ class RunsScreen(DeckScreen):
         if job.is_local:
             log_view.open(job.log_path)
         else:
-            log_view.open(RemoteLog(job))
+            log_view.open(_remote_log(job, self.pool))
         self._metrics_key = None
         self.query_one("#job-chart", LossChart).replace([])
         self._refresh_metrics()
@@ -230,25 +191,24 @@ class RunsScreen(DeckScreen):
 
     @work(thread=True, exclusive=True, group="runs-metrics")
     def load_metrics(self, job: Any) -> None:
-        from tunedeck.core.jobs import read_metrics
-
-        key = _metrics_key(job)
+        key = metrics_stamp(job)
         if key is not None and key == self._metrics_key:
             return
         try:
-            points = read_metrics(job) if job.is_local else self._backend(job.host).metrics(job)
+            points = self.pool.metrics(job)
         except Exception:  # metrics are a view: a broken file must not stop the screen
             return
         loss = MinMaxSeries((p.step, p.loss) for p in points if p.loss is not None)
         evals = MinMaxSeries((p.step, p.eval_loss) for p in points if p.eval_loss is not None)
-        self.from_thread(self._show_metrics, job.id, key, loss, evals)
+        self.post_message(MetricsLoaded(job.id, key, loss, evals))
 
-    def _show_metrics(self, job_id: str, key: tuple | None, loss, evals) -> None:
-        if job_id != self.selected:
+    @on(MetricsLoaded)
+    def _metrics_loaded(self, message: MetricsLoaded) -> None:
+        if message.job_id != self.selected:
             return
-        self._metrics_key = key
+        self._metrics_key = message.key
         chart = self.query_one("#job-chart", LossChart)
-        chart.loss, chart.eval_loss = loss, evals
+        chart.loss, chart.eval_loss = message.loss, message.eval_loss
         chart.refresh()
 
     # Actions -----------------------------------------------------------------------------------
@@ -281,19 +241,17 @@ class RunsScreen(DeckScreen):
             answered,
         )
 
-    @work(thread=True, group="runs-cancel")
+    @work(thread=True, group="runs-cancel", exit_on_error=False)
     def cancel_job(self, job: Any) -> None:
-        from tunedeck.core.errors import TunedeckError
-        from tunedeck.core.jobs import cancel
+        self.post_message(JobCancelled(self.pool.cancel(job, grace=CANCEL_GRACE)))
 
-        try:
-            result = cancel(job, grace=CANCEL_GRACE)
-        except TunedeckError as error:
-            self.from_thread(self.notify, str(error), severity="error")
-            return
-        signal = result.signal or "nothing (already finished)"
-        self.from_thread(self.notify, f"{job.id} cancelled with {signal}")
-        self.from_thread(self.refresh_jobs)
+    @on(JobCancelled)
+    def _job_cancelled(self, message: JobCancelled) -> None:
+        result = message.result
+        self.notify(
+            f"{result.job.id} cancelled with {result.signal or 'nothing (already finished)'}"
+        )
+        self.refresh_jobs()
 
     def action_resume_job(self) -> None:
         job = self._current()
@@ -304,30 +262,28 @@ class RunsScreen(DeckScreen):
             return
         self.resubmit(job)
 
-    @work(thread=True, group="runs-submit")
+    @work(thread=True, group="runs-submit", exit_on_error=False)
     def resubmit(self, job: Any) -> None:
-        from tunedeck.core.errors import TunedeckError
         from tunedeck.core.jobs import submit
 
-        argv = list(job.argv)
+        argv, command_line = list(job.argv), job.command_line
         if job.kind == "train" and not any(a.startswith("resume_from_checkpoint=") for a in argv):
             argv.append("resume_from_checkpoint=true")  # the runner picks the last checkpoint
-        try:
-            new = submit(
-                argv,
-                name=job.name,
-                kind=job.kind,
-                host=job.host,
-                cwd=job.cwd,
-                env=dict(job.env),
-                output_dir=job.output_dir,
-                config=job.config,
-            )
-        except TunedeckError as error:
-            self.from_thread(self.notify, str(error), severity="error")
-            return
-        self.from_thread(self.notify, f"re-submitted {job.name} as {new.id}")
-        self.from_thread(self.post_message, JobSubmitted(new.id))
+            if command_line:
+                command_line += " resume_from_checkpoint=true"
+        new = submit(
+            argv,
+            name=job.name,
+            kind=job.kind,
+            host=job.host,
+            cwd=job.cwd,
+            env=dict(job.env),
+            output_dir=job.output_dir,
+            config=job.config,
+            command_line=command_line,
+        )
+        self.notify(f"re-submitted {job.name} as {new.id}")
+        self.post_message(JobSubmitted(new.id))
 
     def action_output_dir(self) -> None:
         job = self._current()
@@ -342,7 +298,7 @@ class RunsScreen(DeckScreen):
     def action_copy_command(self) -> None:
         job = self._current()
         if job is not None:
-            command = shlex.join(job.argv)
+            command = rerun_command(job)
             self.app.copy_to_clipboard(command)
             self.notify(command, title="Command copied")
 
@@ -354,47 +310,25 @@ class RunsScreen(DeckScreen):
 
     @on(SelectJob)
     def _select_job(self, message: SelectJob) -> None:
-        self.refresh_jobs()
-        self.call_later(self.select_job, message.job_id)
+        """The app handed over a job (e.g. one just submitted): select it once it is listed."""
+        if message.job_id in self.jobs:
+            self.select_job(message.job_id)
+        else:
+            self._wanted = message.job_id
+            self.refresh_jobs()
 
 
-class RemoteLog(LogFile):
-    """A job log on another host, read by byte offset through the jobs backend."""
+def rerun_command(job: Any) -> str:
+    """What `y` copies: the `tunedeck ...` line a user can rerun, else the job's own argv."""
+    return job.command_line or shlex.join(job.argv)
 
-    poll_seconds = 1.0  # one SSH round trip per poll
 
-    def __init__(self, job: Any):
-        super().__init__(Path(f"{job.host}:{job.log_path or job.id}"))
-        self._job = job
-        self._backend: Any = None
-
-    def open(self) -> int:
-        from tunedeck.core.jobs import get_backend
-
-        if self._backend is None:
-            self._backend = get_backend(self._job.host)
-        self.size = self._backend.read_log(self._job, 0, 0).size
-        return self.size
-
-    def close(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
-
-    def poll(self) -> Change:
-        previous = self.size
-        try:
-            self.open()
-        except Exception:
-            return Change(size=previous, missing=True)
-        if self.size < previous:
-            return Change(size=self.size, truncated=True)
-        return Change(size=self.size, grew=self.size > previous)
-
-    def read(self, offset: int, length: int) -> bytes:
-        if self._backend is None or length <= 0:
-            return b""
-        return self._backend.read_log(self._job, offset, length).data
+def _remote_log(job: Any, pool: BackendPool) -> RemoteLogFile:
+    """The job's log on its host, read by offset over the pool's warm session."""
+    return RemoteLogFile(
+        f"{job.host}:{job.log_path or job.id}",
+        lambda offset, limit: pool.read_log(job, offset, limit),
+    )
 
 
 _COLUMNS = ("id", "name", "kind", "host", "state", "progress", "eta", "loss")
@@ -433,23 +367,6 @@ def _eta(job: Any) -> str:
     minutes, seconds = divmod(int(remaining), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-
-
-def _metrics_key(job: Any) -> tuple | None:
-    """What changes when new metrics arrive (local files only); None means always re-read."""
-    if not job.is_local:
-        return None
-    key = [job.state.value]
-    for path in (
-        Path(job.output_dir) / "trainer_log.jsonl" if job.output_dir else None,
-        Path(job.log_path) if job.log_path else None,
-    ):
-        try:
-            stat = path.stat() if path else None
-        except OSError:
-            stat = None
-        key.append((stat.st_size, stat.st_mtime_ns) if stat else None)
-    return tuple(key)
 
 
 SCREEN = RunsScreen

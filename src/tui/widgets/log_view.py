@@ -22,7 +22,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from tunedeck.tui.messages import LogAppended
-from tunedeck.tui.widgets.log_file import Line, LogFile
+from tunedeck.core.jobs.logs import Line, LogFile
 
 
 class LogLines(Widget, can_focus=True):
