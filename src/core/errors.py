@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 
 class Severity(StrEnum):
@@ -32,13 +31,6 @@ class Location:
         if self.column:
             parts.append(f"'{self.column}'")
         return ", ".join(p for p in parts if p)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "row": self.row, "line": self.line, "column": self.column}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Location:
-        return cls(data.get("file"), data.get("row"), data.get("line"), data.get("column"))
 
 
 class TunedeckError(Exception):
