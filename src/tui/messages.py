@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.message import Message
 
@@ -97,3 +98,76 @@ class HostProbed(Message):
     """One host answered (or not): the core HostProbe."""
 
     probe: object
+
+
+@dataclass
+class DatasetInfoLoaded(Message):
+    """A worker read dataset_info.json: the core DatasetInfo."""
+
+    info: Any
+
+
+@dataclass
+class ValidationProgressed(Message):
+    """Validation moved on within an entry (a sidecar ValidationProgress); stale ones drop."""
+
+    progress: Any
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ValidationProgressed)
+
+
+@dataclass
+class ReportsReady(Message):
+    """Entries validated since the last batch: core DatasetReports (one table redraw)."""
+
+    reports: tuple
+
+
+@dataclass
+class ValidationFinished(Message):
+    """Validation walked every entry; `failed` holds the entries that crashed."""
+
+    failed: tuple = ()
+
+
+@dataclass
+class StatsLoaded(Message):
+    """One entry's core DatasetStats."""
+
+    dataset: str
+    stats: Any
+
+
+@dataclass
+class RowLoaded(Message):
+    """One row of an entry: the core RowView."""
+
+    dataset: str
+    view: Any
+
+
+@dataclass
+class PreviewChoicesLoaded(Message):
+    """What Preview can choose from: the DatasetInfo and the template names."""
+
+    info: Any
+    templates: tuple
+
+
+@dataclass
+class SampleRendered(Message):
+    """One row rendered for Preview (a sidecar Sample), with the entry's row count."""
+
+    request: Any
+    sample: Any
+    total: int
+
+
+@dataclass
+class LengthsMeasured(Message):
+    """Lengths of an entry's rows for the histogram, in `unit` (tokens or chars)."""
+
+    request: Any
+    lengths: list
+    unit: str

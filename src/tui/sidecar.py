@@ -3,15 +3,19 @@ transformers) and walking whole datasets (so the app's event loop never competes
 long CPU-bound walk for the GIL).
 
 Run as `python -m tunedeck.tui.sidecar`; it reads one JSON request per line on stdin
-and answers JSON lines on stdout. Tokenizers stay loaded between requests.
+and answers JSON lines on stdout. Tokenizers stay loaded between requests. The app's side,
+`SidecarClient`, decodes every answer into core types (or raises `SidecarError`).
 
   {"op": "render", "data_dir", "dataset", "index", "template", "tokenizer", "cutoff_len",
-   "train_on_prompt", "mask_history"}  ->  {"ok": true, "rendered": Rendered.to_json()}
+   "train_on_prompt", "mask_history"}  ->  {"ok": true, "rendered": Rendered.to_json(),
+                                            "kept": [segment], "rejected_kept": [segment]}
   {"op": "lengths", "data_dir", "dataset", "template", "tokenizer", "limit"}
                                        ->  {"ok": true, "lengths": [tokens per row]}
+                                           (characters per row without a tokenizer)
   {"op": "stats", "data_dir", "dataset"}  ->  {"ok": true, "stats": DatasetStats.to_dict()}
-  {"op": "validate", "data_dir"}       ->  streamed: {"progress": [name, done, total]} and
-                                           {"report": DatasetReport.to_dict()} lines, then
+  {"op": "validate", "data_dir"}       ->  streamed: {"progress": [name, done, total]},
+                                           {"report": DatasetReport.to_dict()} and
+                                           {"failed": [name, error]} lines, then
                                            {"ok": true, "end": true}
   any failure                          ->  {"ok": false, "error": "...", "hint": "..."}
 """
@@ -23,10 +27,62 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from tunedeck.core.errors import TunedeckError
 
 SIDECAR_ARGV = [sys.executable, "-m", "tunedeck.tui.sidecar"]
 PROGRESS_SECONDS = 0.2
+DEFAULT_CUTOFF_LEN = 2048
+LENGTHS_LIMIT = 2000
+NO_CUTOFF = 1 << 30  # render without truncation (only text, so any bound that never cuts)
+
+
+class SidecarError(TunedeckError):
+    """The sidecar answered with a failure, or stopped."""
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What to render or measure: one dataset entry through one template (and tokenizer)."""
+
+    data_dir: str
+    dataset: str
+    template: str | None = None
+    tokenizer: str | None = None
+    cutoff_len: int = DEFAULT_CUTOFF_LEN
+    train_on_prompt: bool = False
+    mask_history: bool = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One rendered row; with a tokenizer, `kept` is the text its kept ids decode to, in
+    runs of trained and masked tokens (what cutoff_len leaves), and `rejected_kept` the
+    same for a ranking row's rejected answer."""
+
+    index: int
+    rendered: Any  # tunedeck.core.templates.Rendered
+    kept: tuple[Any, ...] | None = None  # Segments
+    rejected_kept: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ValidationProgress:
+    """Validation is `done` bytes of `total` into the entry `dataset`."""
+
+    dataset: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class EntryFailed:
+    """Validating one entry crashed; the others went on."""
+
+    dataset: str
+    error: str
 
 
 class SidecarClient:
@@ -37,7 +93,49 @@ class SidecarClient:
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def request(self, **request: Any) -> dict:
+    def validate(self, data_dir: str) -> Iterator[ValidationProgress | EntryFailed | Any]:
+        """Every entry's DatasetReport as it is ready, with progress and crashed entries."""
+        from tunedeck.core.datasets import DatasetReport
+
+        for message in self._stream(op="validate", data_dir=data_dir):
+            if "progress" in message:
+                yield ValidationProgress(*message["progress"])
+            elif "report" in message:
+                yield DatasetReport.from_dict(message["report"])
+            elif "failed" in message:
+                yield EntryFailed(*message["failed"])
+
+    def stats(self, data_dir: str, dataset: str) -> Any:
+        """The entry's DatasetStats."""
+        from tunedeck.core.datasets import DatasetStats
+
+        answer = self._request(op="stats", data_dir=data_dir, dataset=dataset)
+        return DatasetStats.from_dict(answer["stats"])
+
+    def sample(self, request: SampleRequest, index: int) -> Sample:
+        """Row `index` rendered with token ids and labels."""
+        answer = self._request(op="render", index=index, **asdict(request))
+        return Sample(
+            index,
+            rendered_from_json(answer["rendered"]),
+            _segments(answer.get("kept")),
+            _segments(answer.get("rejected_kept")),
+        )
+
+    def lengths(self, request: SampleRequest, limit: int = LENGTHS_LIMIT) -> list[int]:
+        """Token lengths (before cutoff_len) of the first `limit` usable rows."""
+        return self._request(op="lengths", limit=limit, **asdict(request))["lengths"]
+
+    def close(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.stdin.close()
+            try:
+                process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _request(self, **request: Any) -> dict:
         with self._lock:
             for _ in range(2):  # restart once if the sidecar died
                 process = self._ensure()
@@ -48,11 +146,11 @@ class SidecarClient:
                 except (BrokenPipeError, OSError):
                     line = ""
                 if line:
-                    return json.loads(line)
+                    return _checked(json.loads(line))
                 self._process = None
-            return {"ok": False, "error": "the tokenizer sidecar process stopped"}
+            raise SidecarError("the sidecar process stopped")
 
-    def stream(self, **request: Any) -> Iterator[dict]:
+    def _stream(self, **request: Any) -> Iterator[dict]:
         """Send a request whose answer is many lines; yields each until the last."""
         with self._lock:
             process = self._ensure()
@@ -61,27 +159,17 @@ class SidecarClient:
                 process.stdin.flush()
             except (BrokenPipeError, OSError):
                 self._process = None
-                yield {"ok": False, "error": "the sidecar process stopped"}
-                return
+                raise SidecarError("the sidecar process stopped") from None
             while True:
                 line = process.stdout.readline()
                 if not line:
                     self._process = None
-                    yield {"ok": False, "error": "the sidecar process stopped"}
-                    return
+                    raise SidecarError("the sidecar process stopped")
                 message = json.loads(line)
-                yield message
                 if "ok" in message:
+                    _checked(message)
                     return
-
-    def close(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.stdin.close()
-            try:
-                process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                yield message
 
     def _ensure(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
@@ -94,6 +182,43 @@ class SidecarClient:
                 bufsize=1,
             )
         return self._process
+
+
+def rendered_from_json(doc: dict) -> Any:
+    """Rendered.to_json() read back into a Rendered."""
+    from tunedeck.core.templates import Rendered, Truncation
+
+    cut = doc.get("truncated")
+    rejected = doc.get("rejected")
+    return Rendered(
+        segments=_segments(doc.get("segments")) or (),
+        input_ids=doc.get("input_ids"),
+        labels=doc.get("labels"),
+        truncated=None
+        if cut is None
+        else Truncation(
+            cut["original_tokens"], cut["kept_tokens"], cut["cutoff_len"], tuple(cut["parts"])
+        ),
+        kind=doc.get("kind", "sft"),
+        rejected=None if rejected is None else rendered_from_json(rejected),
+    )
+
+
+def _segments(docs: list[dict] | None) -> tuple[Any, ...] | None:
+    from tunedeck.core.templates import Segment
+
+    if docs is None:
+        return None
+    return tuple(Segment(d["role"], d["text"], bool(d["trainable"]), d["source"]) for d in docs)
+
+
+def _checked(answer: dict) -> dict:
+    if not answer.get("ok"):
+        raise SidecarError(answer.get("error") or "the sidecar failed", hint=answer.get("hint"))
+    return answer
+
+
+# ---------------------------------------------------------------------------- the process
 
 
 def main() -> None:
@@ -121,70 +246,115 @@ def _send(message: dict) -> None:
 def _validate(request: dict) -> None:
     import time
 
-    from tunedeck.core.datasets import load_dataset_info, validate_dataset
+    from tunedeck.core.datasets import load_dataset_info, validate_entry
 
     info = load_dataset_info(request["data_dir"])
     last = [0.0]
 
-    def progress(name: str, *where_done_total: Any) -> None:
+    def progress(name: str, _file: str, done: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] > PROGRESS_SECONDS:
             last[0] = now
-            _send({"progress": [name, where_done_total[-2], where_done_total[-1]]})
+            _send({"progress": [name, done, total]})
 
-    for spec in info.specs.values():
+    for name in info.specs:
         try:
-            report = validate_dataset(spec, info.data_dir, progress=progress)
+            report = validate_entry(info, name, progress=progress)
         except Exception as error:  # one broken entry must not stop the others
-            _send({"failed": [spec.name, str(error)]})
+            _send({"failed": [name, str(error)]})
             continue
         _send({"report": report.to_dict()})
 
 
 def _answer(request: dict, tokenizers: dict) -> dict:
-    from tunedeck.core.datasets import (
-        dataset_stats,
-        get_row,
-        iter_conversations,
-        load_dataset_info,
-    )
-    from tunedeck.core.templates import load_tokenizer, render
+    from tunedeck.core.datasets import dataset_stats, load_dataset_info
 
     info = load_dataset_info(request["data_dir"])
-    spec = info.get(request["dataset"])
+    spec = info.get_local(request["dataset"])
     if request["op"] == "stats":
         return {"ok": True, "stats": dataset_stats(spec, info.data_dir).to_dict()}
     template = request.get("template") or None
-    tokenizer = None
-    if request.get("tokenizer"):
-        key = (request["tokenizer"], template or "")
-        if key not in tokenizers:
-            tokenizers[key] = load_tokenizer(request["tokenizer"], template)
-        tokenizer = tokenizers[key]
-    options = {
-        "cutoff_len": int(request.get("cutoff_len") or 2048),
-        "train_on_prompt": bool(request.get("train_on_prompt")),
-        "mask_history": bool(request.get("mask_history")),
-    }
+    tokenizer = _tokenizer(request, template, tokenizers)
     if request["op"] == "render":
-        view = get_row(spec, info.data_dir, int(request.get("index", 0)))
-        if view.conversation is None:
-            return {"ok": False, "error": "; ".join(i.message for i in view.issues) or "bad row"}
-        rendered = render(view.conversation, template, tokenizer=tokenizer, **options)
-        return {"ok": True, "rendered": rendered.to_json()}
+        return _render(request, info, spec, template, tokenizer)
     if request["op"] == "lengths":
-        limit = int(request.get("limit") or 2000)
-        lengths = []
-        options["cutoff_len"] = 1 << 30  # lengths before truncation
-        for number, conversation in enumerate(iter_conversations(spec, info.data_dir)):
-            if number >= limit:
-                break
-            rendered = render(conversation, template, tokenizer=tokenizer, **options)
-            lengths.append(
-                len(rendered.input_ids) if rendered.input_ids is not None else len(rendered.text)
-            )
-        return {"ok": True, "lengths": lengths}
+        return _lengths(request, info, spec, template, tokenizer)
     return {"ok": False, "error": f"unknown op {request['op']!r}"}
+
+
+def _tokenizer(request: dict, template: str | None, tokenizers: dict) -> Any:
+    from tunedeck.core.templates import load_tokenizer
+
+    if not request.get("tokenizer"):
+        return None
+    key = (request["tokenizer"], template or "")
+    if key not in tokenizers:
+        tokenizers[key] = load_tokenizer(request["tokenizer"], template)
+    return tokenizers[key]
+
+
+def _render(request: dict, info: Any, spec: Any, template: str | None, tokenizer: Any) -> dict:
+    from tunedeck.core.datasets import get_row
+    from tunedeck.core.templates import render
+
+    view = get_row(spec, info.data_dir, int(request.get("index", 0)))
+    if view.conversation is None:
+        return {"ok": False, "error": "; ".join(i.message for i in view.issues) or "bad row"}
+    rendered = render(
+        view.conversation,
+        template,
+        tokenizer=tokenizer,
+        cutoff_len=int(request.get("cutoff_len") or DEFAULT_CUTOFF_LEN),
+        train_on_prompt=bool(request.get("train_on_prompt")),
+        mask_history=bool(request.get("mask_history")),
+    )
+    answer = {"ok": True, "rendered": rendered.to_json()}
+    if tokenizer is not None:
+        answer["kept"] = _kept_runs(rendered, tokenizer)
+        if rendered.rejected is not None:
+            answer["rejected_kept"] = _kept_runs(rendered.rejected, tokenizer)
+    return answer
+
+
+def _kept_runs(rendered: Any, tokenizer: Any) -> list[dict]:
+    """The kept ids decoded in runs of equal loss flag: exactly the text training sees."""
+    from tunedeck.core.templates import IGNORE_INDEX
+
+    runs: list[dict] = []
+    ids, labels = rendered.input_ids or [], rendered.labels or []
+    start = 0
+    for end in range(1, len(ids) + 1):
+        trained = labels[start] != IGNORE_INDEX
+        if end == len(ids) or (labels[end] != IGNORE_INDEX) != trained:
+            text = tokenizer.decode(ids[start:end], skip_special_tokens=False)
+            runs.append({"role": "", "text": text, "trainable": trained, "source": "data"})
+            start = end
+    return runs
+
+
+def _lengths(request: dict, info: Any, spec: Any, template: str | None, tokenizer: Any) -> dict:
+    from itertools import islice
+
+    from tunedeck.core.datasets import iter_conversations
+
+    conversations = islice(
+        iter_conversations(spec, info.data_dir), int(request.get("limit") or LENGTHS_LIMIT)
+    )
+    return {"ok": True, "lengths": list(_length_path(conversations, template, tokenizer))}
+
+
+def _length_path(conversations: Any, template: str | None, tokenizer: Any) -> Iterator[int]:
+    """Token lengths through the core's one counting path; without a tokenizer, the
+    characters of each rendered row."""
+    if tokenizer is None:
+        from tunedeck.core.templates import render
+
+        return (len(render(c, template, cutoff_len=NO_CUTOFF).text) for c in conversations)
+    try:
+        from tunedeck.core.templates import token_lengths
+    except ImportError:  # not re-exported (yet): its home module
+        from tunedeck.core.templates.render import token_lengths
+    return token_lengths(conversations, template, tokenizer)
 
 
 if __name__ == "__main__":

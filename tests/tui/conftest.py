@@ -46,3 +46,21 @@ def broken_workspace(workspace) -> Path:
     info["broken_rows"] = {"file_name": "broken_rows.json"}
     (workspace / "dataset_info.json").write_text(json.dumps(info, indent=2))
     return workspace
+
+
+@pytest.fixture
+def flawed_workspace(workspace) -> Path:
+    """The example data plus `typo_entry` (a misspelt `colums` key) and `bad_lines`, whose
+    third JSON line is broken."""
+    (workspace / "typo.json").write_text(json.dumps([{"instruction": "a", "output": "b"}]))
+    (workspace / "bad.jsonl").write_text(
+        '{"instruction": "one", "output": "1"}\n'
+        '{"instruction": "two", "output": "2"}\n'
+        '{"instruction": "three", "output": unquoted words here}\n'
+        '{"instruction": "four", "output": "4"}\n'
+    )
+    info = json.loads((workspace / "dataset_info.json").read_text())
+    info["typo_entry"] = {"file_name": "typo.json", "colums": {"prompt": "instruction"}}
+    info["bad_lines"] = {"file_name": "bad.jsonl"}
+    (workspace / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    return workspace

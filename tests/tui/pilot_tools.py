@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from textual.message import Message
-from textual.worker import WorkerCancelled, WorkerState
+from textual.worker import WorkerCancelled, WorkerFailed, WorkerState
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DATA = REPO / "examples" / "workspace" / "data"
@@ -42,9 +42,10 @@ class Posted:
         return found[-1]
 
 
-async def settle(pilot, group: str | None = None) -> None:
+async def settle(pilot, group: str | None = None, *, failures: bool = False) -> None:
     """Await the app's workers (only those of `group` when given), and the workers their
-    messages start, until none runs; a failed worker fails the test."""
+    messages start, until none runs; a failed worker fails the test unless `failures`
+    (the test expects one, and checks how the screen reports it)."""
     app = pilot.app
     for _ in range(SETTLE_ROUNDS):
         await pilot.pause()
@@ -64,13 +65,18 @@ async def settle(pilot, group: str | None = None) -> None:
                 await worker.wait()
             except WorkerCancelled:  # replaced by a newer one of its group (exclusive)
                 pass
+            except WorkerFailed:
+                if not failures:
+                    raise
     raise AssertionError(f"workers still running after {SETTLE_ROUNDS} rounds: {busy}")
 
 
-async def settle_until(pilot, predicate: Callable[[], bool], what: str) -> None:
+async def settle_until(
+    pilot, predicate: Callable[[], bool], what: str, *, failures: bool = False
+) -> None:
     """Settle the app until `predicate()` holds (for work that a message starts later)."""
     for _ in range(SETTLE_ROUNDS):
-        await settle(pilot)
+        await settle(pilot, failures=failures)
         if predicate():
             return
     raise AssertionError(f"the app never reached: {what}")

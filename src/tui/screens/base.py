@@ -1,10 +1,13 @@
-"""What every screen shares: the navigation bar on top, the footer of keys at the bottom."""
+"""What every screen shares: the navigation bar on top, the footer of keys at the bottom, and
+one place where a failed worker is reported."""
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, Input, TextArea
+from textual.worker import Worker, WorkerState
 
 from tunedeck.tui.screens.order import SCREENS_IN_ORDER
 from tunedeck.tui.widgets.nav_bar import NavBar
@@ -28,6 +31,17 @@ class DeckScreen(Screen):
 
     def set_context(self, text: str) -> None:
         self.query_one(NavBar).context = text
+
+    @on(Worker.StateChanged)
+    def _worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.worker_failed(event.worker.group, event.worker.error)
+
+    def worker_failed(self, group: str, error: BaseException) -> None:
+        """Say why a worker of `group` failed (workers raise; they never notify); screens
+        show the failures they expect in place by overriding this."""
+        hint = getattr(error, "hint", None)
+        self.notify(f"{error}" + (f"\nhint: {hint}" if hint else ""), severity="error")
 
     def from_thread(self, callback, *args, **kwargs) -> None:
         """Run `callback` on the event loop from a thread worker; dropped once this screen or

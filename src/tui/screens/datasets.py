@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 from rich.text import Text
@@ -13,9 +12,19 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, ProgressBar, Static, TabbedContent, TabPane
 
-from tunedeck.tui.messages import OpenDatasetRow, PreviewDataset
+from tunedeck.core.errors import TunedeckError
+from tunedeck.tui.messages import (
+    DatasetInfoLoaded,
+    OpenDatasetRow,
+    PreviewDataset,
+    ReportsReady,
+    RowLoaded,
+    StatsLoaded,
+    ValidationFinished,
+    ValidationProgressed,
+)
 from tunedeck.tui.screens.base import DeckScreen
-from tunedeck.tui.sidecar import SidecarClient
+from tunedeck.tui.sidecar import EntryFailed, SidecarClient, ValidationProgress
 from tunedeck.tui.widgets.conversation_text import conversation_text, raw_text
 
 REPORT_BATCH_SECONDS = 0.3
@@ -33,6 +42,9 @@ class DatasetsScreen(DeckScreen):
 
     MODE = "datasets"
     AUTO_FOCUS = "#datasets-table"
+    DEFAULT_CSS = """
+    #issue-detail { height: auto; max-height: 8; padding: 0 1; background: $panel; }
+    """
     BINDINGS = [
         Binding("v", "validate", "Validate", id="datasets.validate"),
         Binding("p", "preview", "Preview", id="datasets.preview"),
@@ -85,6 +97,7 @@ class DatasetsScreen(DeckScreen):
                     yield VerticalScroll(Static(id="spec-text"))
                 with TabPane("Issues", id="tab-issues"):
                     yield DataTable(id="issues-table", cursor_type="row")
+                    yield Static("", id="issue-detail")
                 with TabPane("Rows", id="tab-rows"):
                     yield Static("", id="row-header", classes="status-line")
                     yield VerticalScroll(Static(id="row-text"))
@@ -105,20 +118,57 @@ class DatasetsScreen(DeckScreen):
             issues.add_column(label, key=label)
         self.load_info()
 
-    # Loading and validation (workers) ---------------------------------------------------------
+    # Loading and validation (workers post what they found; base reports failures) ------------
 
-    @work(thread=True, exclusive=True, group="datasets-load")
+    @work(thread=True, exclusive=True, group="datasets-load", exit_on_error=False)
     def load_info(self) -> None:
-        from tunedeck.core.errors import TunedeckError
+        from tunedeck.core.datasets import load_dataset_info
 
+        self.post_message(DatasetInfoLoaded(load_dataset_info(self.app.data_dir)))
+
+    @work(thread=True, exclusive=True, group="datasets-validate", exit_on_error=False)
+    def validate_all(self, data_dir: str) -> None:
+        """Validation runs in a sidecar process (streaming one report per entry), so a long
+        walk over big files never competes with the event loop for the GIL."""
+        batch: list[Any] = []
+        failed: list[EntryFailed] = []
+        flushed = time.monotonic()
+        for found in self._validator.validate(data_dir):
+            if isinstance(found, ValidationProgress):
+                self.post_message(ValidationProgressed(found))
+            elif isinstance(found, EntryFailed):
+                failed.append(found)
+            else:
+                batch.append(found)
+            if batch and time.monotonic() - flushed > REPORT_BATCH_SECONDS:
+                self.post_message(ReportsReady(tuple(batch)))  # one table redraw per batch
+                batch, flushed = [], time.monotonic()
+        self.post_message(ReportsReady(tuple(batch)))
+        self.post_message(ValidationFinished(tuple(failed)))
+
+    @work(thread=True, exclusive=True, group="datasets-stats", exit_on_error=False)
+    def load_stats(self, name: str) -> None:
         try:
-            from tunedeck.core.datasets import load_dataset_info
+            stats: Any = self._stats_sidecar.stats(str(self.info.path), name)
+        except TunedeckError as error:  # shown in the spec pane, in place of the stats
+            stats = error
+        self.post_message(StatsLoaded(name, stats))
 
-            info = load_dataset_info(self.app.data_dir)
-        except (TunedeckError, ImportError) as error:
-            self.from_thread(self._show_load_error, error)
-            return
-        self.from_thread(self._show_info, info)
+    @work(thread=True, exclusive=True, group="datasets-row", exit_on_error=False)
+    def load_row(self, name: str, index: int) -> None:
+        from tunedeck.core.datasets import get_row
+
+        self.post_message(
+            RowLoaded(name, get_row(self.info.specs[name], self.info.data_dir, index))
+        )
+
+    def worker_failed(self, group: str, error: BaseException) -> None:
+        if group == "datasets-load" and isinstance(error, (TunedeckError, ImportError)):
+            self._show_load_error(error)
+        elif group == "datasets-row" and isinstance(error, TunedeckError):
+            self.query_one("#row-header", Static).update(Text(str(error), style="red"))
+        else:
+            super().worker_failed(group, error)
 
     def _show_load_error(self, error: Exception) -> None:
         hint = getattr(error, "hint", None)
@@ -137,7 +187,9 @@ class DatasetsScreen(DeckScreen):
             Text(f"no dataset_info.json in {self.app.data_dir}", style="red")
         )
 
-    def _show_info(self, info: Any) -> None:
+    @on(DatasetInfoLoaded)
+    def _show_info(self, message: DatasetInfoLoaded) -> None:
+        info = message.info
         self.info = info
         self._fill_table()
         count = len(info.specs)
@@ -177,42 +229,20 @@ class DatasetsScreen(DeckScreen):
         table = self.query_one("#datasets-table", DataTable)
         for key in table.rows:  # mark, do not rebuild: one cheap redraw
             table.update_cell(key, "badge", _badge("pending"))
-        self.validate_all()
+        self.query_one("#validate-progress").display = True
+        self.validate_all(str(self.info.path))
 
-    @work(thread=True, exclusive=True, group="datasets-validate")
-    def validate_all(self) -> None:
-        """Validation runs in a sidecar process (streaming one report per entry), so a long
-        walk over big files never competes with the event loop for the GIL."""
-        progress_bar = self.query_one("#validate-progress", ProgressBar)
-        self.from_thread(setattr, progress_bar, "display", True)
-        batch: list[Any] = []
-        flushed = time.monotonic()
-        for message in self._validator.stream(op="validate", data_dir=str(self.info.path)):
-            if "progress" in message:
-                self.from_thread(self._progress, *message["progress"])
-            elif "report" in message:
-                batch.append(_namespace(message["report"]))
-            elif "failed" in message:
-                name, error = message["failed"]
-                self.from_thread(self.notify, f"{name}: {error}", severity="error")
-            elif not message.get("ok", True):
-                self.from_thread(
-                    self.notify, message.get("error", "validation failed"), severity="error"
-                )
-            if batch and time.monotonic() - flushed > REPORT_BATCH_SECONDS:
-                self.from_thread(self._show_reports, batch)  # one table redraw per batch
-                batch, flushed = [], time.monotonic()
-        self.from_thread(self._show_reports, batch)
-        self.from_thread(self._validation_done)
-
-    def _progress(self, name: str, done: int, total: int) -> None:
+    @on(ValidationProgressed)
+    def _progress(self, message: ValidationProgressed) -> None:
+        progress = message.progress
         bar = self.query_one("#validate-progress", ProgressBar)
-        bar.update(total=max(total, 1), progress=done)
-        self.query_one("#datasets-status", Static).update(f"validating {name}…")
+        bar.update(total=max(progress.total, 1), progress=progress.done)
+        self.query_one("#datasets-status", Static).update(f"validating {progress.dataset}…")
 
-    def _show_reports(self, reports: list[Any]) -> None:
+    @on(ReportsReady)
+    def _show_reports(self, message: ReportsReady) -> None:
         table = self.query_one("#datasets-table", DataTable)
-        for report in reports:
+        for report in message.reports:
             self.reports[report.name] = report
             if report.name in table.rows:
                 table.update_cell(report.name, "badge", _badge(report.status))
@@ -221,7 +251,10 @@ class DatasetsScreen(DeckScreen):
             if report.name == self.selected:
                 self._show_detail()
 
-    def _validation_done(self) -> None:
+    @on(ValidationFinished)
+    def _validation_done(self, message: ValidationFinished) -> None:
+        for failure in message.failed:
+            self.notify(f"{failure.dataset}: {failure.error}", severity="error")
         self.query_one("#validate-progress").display = False
         errors = sum(r.status == "error" for r in self.reports.values())
         warnings = sum(r.status == "warning" for r in self.reports.values())
@@ -230,35 +263,11 @@ class DatasetsScreen(DeckScreen):
         status.append(f" · {warnings} warnings", style="yellow" if warnings else "")
         self.query_one("#datasets-status", Static).update(status)
 
-    @work(thread=True, exclusive=True, group="datasets-stats")
-    def load_stats(self, name: str) -> None:
-        spec = self.info.specs[name]
-        if not spec.is_local:
-            return
-        answer = self._stats_sidecar.request(op="stats", data_dir=str(self.info.path), dataset=name)
-        if answer.get("ok"):
-            stats: Any = _namespace(answer["stats"])
-        else:
-            stats = RuntimeError(answer.get("error", "no stats"))
-        self.from_thread(self._show_stats, name, stats)
-
-    def _show_stats(self, name: str, stats: Any) -> None:
-        self.stats[name] = stats
-        if name == self.selected:
+    @on(StatsLoaded)
+    def _show_stats(self, message: StatsLoaded) -> None:
+        self.stats[message.dataset] = message.stats
+        if message.dataset == self.selected:
             self._show_detail()
-
-    @work(thread=True, exclusive=True, group="datasets-row")
-    def load_row(self, name: str, index: int) -> None:
-        from tunedeck.core.datasets import get_row
-        from tunedeck.core.errors import TunedeckError
-
-        spec = self.info.specs[name]
-        try:
-            view = get_row(spec, self.info.data_dir, index)
-        except TunedeckError as error:
-            self.from_thread(self._show_row_error, name, index, error)
-            return
-        self.from_thread(self._show_row, name, view)
 
     # Display ------------------------------------------------------------------------------------
 
@@ -268,7 +277,7 @@ class DatasetsScreen(DeckScreen):
         self.selected = name
         self.row_index = 0
         self._show_detail()
-        if name not in self.stats:
+        if name not in self.stats and self.info.specs[name].is_local:
             self.load_stats(name)
         self.load_row(name, 0)
 
@@ -281,18 +290,30 @@ class DatasetsScreen(DeckScreen):
         issues.clear()
         for number, issue in enumerate(report.issues if report else ()):
             issues.add_row(
-                Text(issue.severity[:4], style="red" if issue.severity == "error" else "yellow"),
-                _where(issue),
-                issue.code,
-                issue.message,
-                key=str(number),
+                _severity(issue), _where(issue), issue.code, issue.message, key=str(number)
             )
+        self._show_issue(report.issues[0] if report and report.issues else None)
         tab = self.query_one("#dataset-detail", TabbedContent)
         count = report.issue_count if report else 0
         tab.get_tab("tab-issues").label = f"Issues ({count})" if count else "Issues"
 
-    def _show_row(self, name: str, view: Any) -> None:
-        if name != self.selected:
+    def _show_issue(self, issue: Any) -> None:
+        """The highlighted issue in full, wrapped: the table cuts long messages."""
+        detail = self.query_one("#issue-detail", Static)
+        if issue is None:
+            detail.update("")
+            return
+        text = _severity(issue)
+        text.append(f" · {issue.code}", style="dim")
+        if issue.where:
+            text.append(f" · {issue.where}", style="dim")
+        text.append(f"\n{issue.message}")
+        detail.update(text)
+
+    @on(RowLoaded)
+    def _show_row(self, message: RowLoaded) -> None:
+        view = message.view
+        if message.dataset != self.selected:
             return
         self.row_index = view.index
         header = Text(f"row {view.index + 1}", style="bold")
@@ -304,15 +325,13 @@ class DatasetsScreen(DeckScreen):
             for issue in view.issues:
                 body.append(f"{issue.severity}: {issue.message}\n", style="red")
             body.append("\n")
-        if self.show_raw or view.conversation is None:
+        if view.conversation is None and isinstance(view.raw, str):
+            body.append(view.raw)  # an unreadable row: the text as stored
+        elif self.show_raw or view.conversation is None:
             body.append_text(raw_text(view.raw))
         else:
             body.append_text(conversation_text(view.conversation))
         self.query_one("#row-text", Static).update(body)
-
-    def _show_row_error(self, name: str, index: int, error: Exception) -> None:
-        if name == self.selected:
-            self.query_one("#row-header", Static).update(Text(str(error), style="red"))
 
     # Events and actions --------------------------------------------------------------------------
 
@@ -324,6 +343,12 @@ class DatasetsScreen(DeckScreen):
     @on(DataTable.RowSelected, "#datasets-table")
     def _dataset_selected(self, event: DataTable.RowSelected) -> None:
         self.action_show_tab("tab-rows")
+
+    @on(DataTable.RowHighlighted, "#issues-table")
+    def _issue_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        report = self.reports.get(self.selected or "")
+        if report is not None and event.row_key.value is not None:
+            self._show_issue(report.issues[int(str(event.row_key.value))])
 
     @on(DataTable.RowSelected, "#issues-table")
     def _issue_selected(self, event: DataTable.RowSelected) -> None:
@@ -382,21 +407,14 @@ class DatasetsScreen(DeckScreen):
             super().key_escape()
 
 
-def _namespace(document: Any) -> Any:
-    """A JSON document from the sidecar, read back with attribute access (dict keys kept
-    for `roles`, whose keys are data)."""
-    if isinstance(document, dict):
-        return SimpleNamespace(
-            **{k: v if k == "roles" else _namespace(v) for k, v in document.items()}
-        )
-    if isinstance(document, list):
-        return [_namespace(item) for item in document]
-    return document
-
-
 def _badge(status: str) -> Text:
     symbol, style = BADGES.get(status, ("?", "dim"))
     return Text(symbol, style=style)
+
+
+def _severity(issue: Any) -> Text:
+    """The whole severity word, red for errors, yellow for warnings."""
+    return Text(str(issue.severity), style="red" if issue.is_error else "yellow")
 
 
 def _where(issue: Any) -> str:

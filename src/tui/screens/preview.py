@@ -16,14 +16,24 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from tunedeck.tui.messages import PreviewDataset
+from tunedeck.core.templates import IGNORE_INDEX
+from tunedeck.tui.messages import (
+    LengthsMeasured,
+    PreviewChoicesLoaded,
+    PreviewDataset,
+    SampleRendered,
+)
 from tunedeck.tui.screens.base import DeckScreen
-from tunedeck.tui.sidecar import SidecarClient
-from tunedeck.tui.widgets.conversation_text import rendered_text
+from tunedeck.tui.sidecar import DEFAULT_CUTOFF_LEN, Sample, SampleRequest, SidecarClient
+from tunedeck.tui.widgets.conversation_text import (
+    ids_text,
+    rendered_text,
+    segments_text,
+    truncation_text,
+)
 from tunedeck.tui.widgets.histogram import Histogram
 
 DEFAULT_TEMPLATE = "default"
-LENGTH_SAMPLE = 2000
 
 
 class PreviewScreen(DeckScreen):
@@ -87,21 +97,17 @@ class PreviewScreen(DeckScreen):
         elif datasets.value in (Select.NULL, None) and self._local:
             datasets.value = self._local[0]
 
-    @work(thread=True, exclusive=True, group="preview-load")
+    @work(thread=True, exclusive=True, group="preview-load", exit_on_error=False)
     def load_choices(self) -> None:
-        from tunedeck.core.errors import TunedeckError
+        from tunedeck.core.datasets import load_dataset_info
+        from tunedeck.core.templates import TEMPLATES
 
-        try:
-            from tunedeck.core.datasets import load_dataset_info
-            from tunedeck.core.templates import TEMPLATES
+        info = load_dataset_info(self.app.data_dir)
+        self.post_message(PreviewChoicesLoaded(info, tuple(sorted(TEMPLATES))))
 
-            info = load_dataset_info(self.app.data_dir)
-        except (TunedeckError, ImportError) as error:
-            self.from_thread(self._status, Text(str(error), style="red"))
-            return
-        self.from_thread(self._fill_choices, info, sorted(TEMPLATES))
-
-    def _fill_choices(self, info: Any, templates: list[str]) -> None:
+    @on(PreviewChoicesLoaded)
+    def _fill_choices(self, message: PreviewChoicesLoaded) -> None:
+        info, templates = message.info, list(message.templates)
         self.info = info
         local = [name for name, spec in info.specs.items() if spec.is_local]
         datasets = self.query_one("#preview-dataset", Select)
@@ -129,20 +135,21 @@ class PreviewScreen(DeckScreen):
         self.action_render()
         self.action_lengths()
 
-    def _options(self) -> dict | None:
+    def _request(self) -> SampleRequest | None:
+        """What the inputs ask for now (None until a dataset is chosen)."""
         dataset = self.query_one("#preview-dataset", Select).value
         template = self.query_one("#preview-template", Select).value
         if dataset in (Select.NULL, None) or self.info is None:
             return None
         cutoff_text = self.query_one("#preview-cutoff", Input).value.strip()
-        return {
-            "data_dir": str(self.info.data_dir),
-            "dataset": dataset,
-            "template": None if template in (Select.NULL, None) else template,
-            "tokenizer": self.query_one("#preview-tokenizer", Input).value.strip() or None,
-            "cutoff_len": int(cutoff_text) if cutoff_text.isdigit() else 2048,
-            "train_on_prompt": self.query_one("#preview-train-on-prompt", Checkbox).value,
-        }
+        return SampleRequest(
+            data_dir=str(self.info.data_dir),
+            dataset=str(dataset),
+            template=None if template in (Select.NULL, None) else str(template),
+            tokenizer=self.query_one("#preview-tokenizer", Input).value.strip() or None,
+            cutoff_len=int(cutoff_text) if cutoff_text.isdigit() else DEFAULT_CUTOFF_LEN,
+            train_on_prompt=self.query_one("#preview-train-on-prompt", Checkbox).value,
+        )
 
     def action_step(self, delta: int) -> None:
         new = max(0, self.index + delta)
@@ -153,123 +160,145 @@ class PreviewScreen(DeckScreen):
             self.action_render()
 
     def action_render(self) -> None:
-        options = self._options()
-        if options is not None:
+        request = self._request()
+        if request is not None:
             self._status(Text("rendering…", style="dim"))
-            self.render_sample(options, self.index)
+            self.render_sample(request, self.index)
 
     def action_lengths(self) -> None:
-        options = self._options()
-        if options is not None:
-            self.query_one(Histogram).note = "measuring lengths…"
-            self.query_one(Histogram).set_values([], "", None)
-            self.measure_lengths(options)
+        request = self._request()
+        if request is not None:
+            histogram = self.query_one(Histogram)
+            histogram.note = "measuring lengths…"
+            histogram.set_values([], "", None)
+            self.measure_lengths(request)
 
-    @work(thread=True, exclusive=True, group="preview-render")
-    def render_sample(self, options: dict, index: int) -> None:
-        from tunedeck.core.datasets import count_rows, get_row
-        from tunedeck.core.errors import TunedeckError
-        from tunedeck.core.templates import render
+    @work(thread=True, exclusive=True, group="preview-render", exit_on_error=False)
+    def render_sample(self, request: SampleRequest, index: int) -> None:
+        from tunedeck.core.datasets import count_rows
 
-        spec = self.info.specs[options["dataset"]]
-        try:
-            if self.total is None:
-                self.total = count_rows(spec, self.info.data_dir)
-            if options["tokenizer"]:
-                answer = self._tokens.request(op="render", index=index, **options)
-                if not answer.get("ok"):
-                    raise TunedeckError(answer.get("error", "failed"), hint=answer.get("hint"))
-                rendered = answer["rendered"]
-            else:
-                view = get_row(spec, self.info.data_dir, index)
-                if view.conversation is None:
-                    problems = "; ".join(i.message for i in view.issues)
-                    raise TunedeckError(f"row {index + 1} is invalid: {problems}")
-                rendered = render(
-                    view.conversation,
-                    options["template"],
-                    cutoff_len=options["cutoff_len"],
-                    train_on_prompt=options["train_on_prompt"],
-                ).to_json()
-        except TunedeckError as error:
-            self.from_thread(self._show_error, error)
-            return
-        self.from_thread(self._show_rendered, options, index, rendered)
-
-    def _show_rendered(self, options: dict, index: int, rendered: dict) -> None:
-        self.query_one("#preview-text", Static).update(_with_legend(rendered_text(_Doc(rendered))))
-        status = Text(no_wrap=True, overflow="ellipsis")
-        status.append(f"sample {index + 1}", style="bold")
-        status.append(f"/{self.total:,}" if self.total is not None else "")
-        status.append(f" · {rendered.get('kind', 'sft')} · {options['template'] or 'hf'}")
-        ids = rendered.get("input_ids")
-        cutoff = options["cutoff_len"]
-        if ids is not None:
-            trained = sum(1 for label in rendered.get("labels") or [] if label != -100)
-            status.append(
-                f" · {len(ids):,} tokens / cutoff {cutoff:,}",
-                style="red" if len(ids) >= cutoff else "green",
-            )
-            status.append(f" · {trained:,} trained")
+        spec = self.info.specs[request.dataset]
+        total = self.total if self.total is not None else count_rows(spec, self.info.data_dir)
+        if request.tokenizer:
+            sample = self._tokens.sample(request, index)
         else:
-            status.append(
-                f" · {len(_Doc(rendered).text):,} chars (add a tokenizer for ids)", style="dim"
-            )
-        truncation = rendered.get("truncated")
-        if truncation:
-            status.append(
-                f" · cut {truncation['original_tokens'] - truncation['kept_tokens']:,} tokens",
-                style="bold red",
-            )
-        self._status(status)
-        if truncation and truncation.get("parts"):
-            cut = Text("\n\ntruncated by cutoff_len:\n", style="bold red")
-            for part in truncation["parts"]:
-                cut.append(
-                    f"turn {part.get('turn')} {part.get('part')}: "
-                    f"{part.get('removed_tokens')} tokens: ",
-                    style="red",
-                )
-                cut.append(f"{part.get('removed_text', '')}\n", style="strike dim")
-            text = _with_legend(rendered_text(_Doc(rendered)))
-            text.append_text(cut)
-            self.query_one("#preview-text", Static).update(text)
+            sample = _render_here(spec, self.info.data_dir, request, index)
+        self.post_message(SampleRendered(request, sample, total))
 
-    def _show_error(self, error: Exception) -> None:
-        message = Text(str(error), style="red")
-        if getattr(error, "hint", None):
-            message.append(f"  hint: {error.hint}", style="dim")
-        self._status(message)
+    @work(thread=True, exclusive=True, group="preview-lengths", exit_on_error=False)
+    def measure_lengths(self, request: SampleRequest) -> None:
+        """Lengths come from the sidecar: tokens through the core's counting path, or the
+        characters of each rendered row without a tokenizer."""
+        unit = "tokens" if request.tokenizer else "chars"
+        self.post_message(LengthsMeasured(request, self._tokens.lengths(request), unit))
 
-    @work(thread=True, exclusive=True, group="preview-lengths")
-    def measure_lengths(self, options: dict) -> None:
-        from tunedeck.core.datasets import iter_conversations
-        from tunedeck.core.templates import render
-
-        histogram = self.query_one(Histogram)
-        try:
-            if options["tokenizer"]:
-                answer = self._tokens.request(op="lengths", limit=LENGTH_SAMPLE, **options)
-                if not answer.get("ok"):
-                    raise RuntimeError(answer.get("error"))
-                lengths, unit = answer["lengths"], "tokens"
-            else:
-                spec = self.info.specs[options["dataset"]]
-                lengths, unit = [], "chars"
-                for number, conversation in enumerate(iter_conversations(spec, self.info.data_dir)):
-                    if number >= LENGTH_SAMPLE:
-                        break
-                    rendered = render(conversation, options["template"], cutoff_len=1 << 30)
-                    lengths.append(len(rendered.text))
-        except Exception as error:  # the histogram is optional: say why it is missing
+    def worker_failed(self, group: str, error: BaseException) -> None:
+        if group == "preview-render":
+            self._show_error(error)
+        elif group == "preview-lengths":  # the histogram is optional: say why it is missing
+            histogram = self.query_one(Histogram)
             histogram.note = f"no lengths: {error}"
-            self.from_thread(histogram.refresh)
+            histogram.refresh()
+        elif group == "preview-load":
+            self._status(Text(str(error), style="red"))
+        else:
+            super().worker_failed(group, error)
+
+    # Display ------------------------------------------------------------------------------------
+
+    @on(SampleRendered)
+    def _show_rendered(self, message: SampleRendered) -> None:
+        if message.request != self._request() or message.sample.index != self.index:
+            return  # a late answer to inputs that have changed since
+        self.total = message.total
+        sample, request = message.sample, message.request
+        self.query_one("#preview-text", Static).update(sample_text(sample))
+        self._status(_sample_status(sample, request, self.total))
+
+    @on(LengthsMeasured)
+    def _show_lengths(self, message: LengthsMeasured) -> None:
+        if message.request != self._request():
             return
-        cutoff = options["cutoff_len"] if unit == "tokens" else None
-        self.from_thread(histogram.set_values, lengths, unit, cutoff)
+        cutoff = message.request.cutoff_len if message.unit == "tokens" else None
+        self.query_one(Histogram).set_values(message.lengths, message.unit, cutoff)
+
+    def _show_error(self, error: BaseException) -> None:
+        text = Text(str(error), style="red")
+        if getattr(error, "hint", None):
+            text.append(f"  hint: {error.hint}", style="dim")
+        self._status(text)
 
     def _status(self, text: Text) -> None:
         self.query_one("#preview-status", Static).update(text)
+
+
+def _render_here(spec: Any, data_dir: Any, request: SampleRequest, index: int) -> Sample:
+    """Render without a tokenizer in this process: segments only, no transformers."""
+    from tunedeck.core.datasets import get_row
+    from tunedeck.core.errors import DatasetError
+    from tunedeck.core.templates import render
+
+    view = get_row(spec, data_dir, index)
+    if view.conversation is None:
+        problems = "; ".join(i.message for i in view.issues)
+        raise DatasetError(f"row {index + 1} is invalid: {problems}")
+    rendered = render(
+        view.conversation,
+        request.template,
+        cutoff_len=request.cutoff_len,
+        train_on_prompt=request.train_on_prompt,
+    )
+    return Sample(index, rendered)
+
+
+def sample_text(sample: Sample) -> Text:
+    """The legend, the text training sees (the chosen answer, then a ranking row's rejected
+    one), what cutoff_len cut, and the token ids when there are any."""
+    rendered = sample.rendered
+    text = _with_legend(_kept_text(rendered, sample.kept))
+    if rendered.rejected is not None:
+        text.append("\n\nrejected\n", style="bold")
+        text.append_text(_kept_text(rendered.rejected, sample.rejected_kept))
+    for label, side in (("", rendered), ("rejected ", rendered.rejected)):
+        if side is not None and side.truncated is not None and side.truncated.parts:
+            text.append_text(truncation_text(side.truncated, label))
+    if rendered.input_ids is not None:
+        text.append_text(ids_text(rendered, "input_ids"))
+        if rendered.rejected is not None and rendered.rejected.input_ids is not None:
+            text.append_text(ids_text(rendered.rejected, "rejected input_ids"))
+    return text
+
+
+def _kept_text(rendered: Any, kept: tuple | None) -> Text:
+    """Segments when nothing was cut; after a cut, only the text of the kept ids."""
+    if kept is not None and rendered.truncated is not None:
+        return segments_text(kept)
+    return rendered_text(rendered)
+
+
+def _sample_status(sample: Sample, request: SampleRequest, total: int | None) -> Text:
+    rendered = sample.rendered
+    status = Text(no_wrap=True, overflow="ellipsis")
+    status.append(f"sample {sample.index + 1}", style="bold")
+    status.append(f"/{total:,}" if total is not None else "")
+    status.append(f" · {rendered.kind} · {request.template or 'hf'}")
+    ids, cutoff = rendered.input_ids, request.cutoff_len
+    if ids is not None:
+        trained = sum(1 for label in rendered.labels or [] if label != IGNORE_INDEX)
+        status.append(
+            f" · {len(ids):,} tokens / cutoff {cutoff:,}",
+            style="red" if len(ids) >= cutoff else "green",
+        )
+        status.append(f" · {trained:,} trained")
+    else:
+        status.append(f" · {len(rendered.text):,} chars (add a tokenizer for ids)", style="dim")
+    truncation = rendered.truncated
+    if truncation:
+        status.append(
+            f" · cut {truncation.original_tokens - truncation.kept_tokens:,} tokens",
+            style="bold red",
+        )
+    return status
 
 
 def _with_legend(body: Text) -> Text:
@@ -281,20 +310,6 @@ def _with_legend(body: Text) -> Text:
     text.append(" · masked: not underlined\n\n", style="dim")
     text.append_text(body)
     return text
-
-
-class _Doc:
-    """Rendered.to_json() read back with attribute access, for rendered_text."""
-
-    def __init__(self, doc: dict):
-        self.segments = [_Segment(s) for s in doc.get("segments", [])]
-        self.text = "".join(s.text for s in self.segments)
-
-
-class _Segment:
-    def __init__(self, doc: dict):
-        self.role, self.text = doc.get("role", ""), doc.get("text", "")
-        self.trainable, self.source = bool(doc.get("trainable")), doc.get("source", "data")
 
 
 SCREEN = PreviewScreen

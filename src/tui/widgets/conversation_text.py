@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
+# The one home of role colours, for the app's screens and the CLI's panels.
 ROLE_STYLES = {
     "system": "magenta",
     "user": "cyan",
@@ -49,8 +50,14 @@ def raw_text(value: Any) -> Text:
 
 def rendered_text(rendered: Any) -> Text:
     """A rendered prompt: template text dim, data text plain, trained spans underlined green."""
+    return segments_text(rendered.segments)
+
+
+def segments_text(segments: Any) -> Text:
+    """Rendered segments (template text dim, data text in its role's colour), trained ones
+    bold and underlined."""
     text = Text()
-    for segment in rendered.segments:
+    for segment in segments:
         if segment.source == "template":
             style = "dim italic"
         else:
@@ -58,6 +65,32 @@ def rendered_text(rendered: Any) -> Text:
         if segment.trainable:
             style += " bold underline"
         text.append(segment.text, style=style.strip() or None)
+    return text
+
+
+def truncation_text(truncation: Any, label: str = "") -> Text:
+    """What cutoff_len removed, per turn part, struck through."""
+    text = Text(f"\n\n{label}truncated by cutoff_len:\n", style="bold red")
+    for part in truncation.parts:
+        text.append(
+            f"turn {part.get('turn')} {part.get('part')}: {part.get('removed_tokens')} tokens: ",
+            style="red",
+        )
+        text.append(f"{part.get('removed_text', '')}\n", style="strike dim")
+    return text
+
+
+def ids_text(rendered: Any, label: str) -> Text:
+    """The token ids training gets, those in the loss bold and underlined."""
+    from tunedeck.core.templates import IGNORE_INDEX
+
+    ids, labels = rendered.input_ids, rendered.labels or []
+    text = Text(f"\n\n{label} ({len(ids):,})", style="bold")
+    text.append(" · underlined: in the loss\n", style="dim")
+    for position, token in enumerate(ids):
+        trained = position < len(labels) and labels[position] != IGNORE_INDEX
+        text.append(str(token), style="bold underline" if trained else "dim")
+        text.append(" ")
     return text
 
 
