@@ -60,3 +60,20 @@ def test_problem_json_shows_severity_as_text():
     document = problem.to_dict()
     assert json.dumps(document["severity"]) == '"error"'
     assert ConfigProblem.from_dict(_through_json(document)) == problem
+
+
+def test_cli_json_decodes_into_the_same_check(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "run.yaml"
+    path.write_text("stage: sft\nlearning_rate: fast\nuse_unsloth: true\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "tunedeck.tui", "config", "check", str(path), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    decoded = ConfigCheck.from_dict(json.loads(result.stdout))
+    assert decoded == check_config(path)
+    assert decoded.warnings and decoded.errors

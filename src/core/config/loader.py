@@ -81,8 +81,8 @@ class ConfigCheck:
     def to_dict(self) -> dict[str, Any]:
         """What `tunedeck config check --json` prints."""
         return {
-            "ok": self.ok,
             "path": str(self.path) if self.path is not None else None,
+            "ok": self.ok,
             "problems": [problem.to_dict() for problem in self.problems],
             "config": self.config.to_dict() if self.config is not None else None,
         }

@@ -30,14 +30,7 @@ def check_command(
     if as_json:
         from tunedeck.tui.console import print_json
 
-        print_json(
-            {
-                "path": str(config),
-                "ok": check.ok,
-                "problems": [p.to_dict() for p in check.problems],
-                "config": check.config.to_dict() if check.config else None,
-            }
-        )
+        print_json(check.to_dict())
     else:
         print_check(check)
         if check.config is not None:
