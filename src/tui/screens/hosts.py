@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from tunedeck.core.jobs.model import LOCAL_HOST
+from tunedeck.core.jobs.pool import BackendPool, HostProbe
+from tunedeck.tui.messages import HostProbed, HostsListed
 from tunedeck.tui.screens.base import DeckScreen
 
 REFRESH_SECONDS = 15.0
+HOSTS_FILE_SECONDS = 2.0  # how often hosts.toml is looked at (a stat, re-read when it changed)
+COLUMNS = ("host", "target", "state", "latency", "gpus", "detail")
 
 
 class HostsScreen(DeckScreen):
@@ -27,8 +30,10 @@ class HostsScreen(DeckScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.status: dict[str, dict] = {}
-        self.selected = "local"
+        self.pool = BackendPool()
+        self.targets: dict[str, str] = {}
+        self.status: dict[str, HostProbe] = {}
+        self.selected = LOCAL_HOST
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="hosts-top"):
@@ -38,7 +43,7 @@ class HostsScreen(DeckScreen):
 
     def on_mount(self) -> None:
         hosts = self.query_one("#hosts-table", DataTable)
-        for label in ("host", "target", "state", "latency", "gpus", "detail"):
+        for label in COLUMNS:
             hosts.add_column(label, key=label)
         gpus = self.query_one("#gpus-table", DataTable)
         for label in ("gpu", "name", "util", "memory", "processes"):
@@ -46,70 +51,84 @@ class HostsScreen(DeckScreen):
         hosts.focus()
         self.action_refresh_hosts()
         self.set_interval(REFRESH_SECONDS, self.action_refresh_hosts)
+        self.set_interval(HOSTS_FILE_SECONDS, self.list_hosts)
+
+    def on_screen_resume(self) -> None:
+        self.list_hosts()  # hosts added elsewhere while another screen was shown
+
+    def on_unmount(self) -> None:
+        self.pool.close()
 
     def action_refresh_hosts(self) -> None:
-        self.probe_hosts()
+        self.probe_hosts(None)
 
-    @work(thread=True, exclusive=True, group="hosts-probe")
-    def probe_hosts(self) -> None:
-        from tunedeck.core.errors import TunedeckError
-        from tunedeck.core.jobs import get_backend
+    # Workers: they post what they found ---------------------------------------------------
 
-        try:
-            from tunedeck.core.jobs.hosts import load_hosts
+    @work(thread=True, exclusive=True, group="hosts-list", exit_on_error=False)
+    def list_hosts(self) -> None:
+        hosts = self.pool.hosts.current()
+        targets = {LOCAL_HOST: "this machine"} | {n: h.target for n, h in hosts.items()}
+        self.post_message(HostsListed(targets))
 
-            hosts = load_hosts()
-        except TunedeckError as error:
-            self.from_thread(self.notify, str(error), severity="error")
-            hosts = {}
-        rows = {"local": {"target": "this machine", "state": "…"}}
-        rows.update({name: {"target": host.target, "state": "…"} for name, host in hosts.items()})
-        self.from_thread(self._show_hosts, rows, initial=True)
-        for name in rows:
-            started = time.monotonic()
-            row = dict(rows[name])
-            try:
-                backend = get_backend(name)
-                try:
-                    if name != "local":
-                        backend.check()
-                    row["gpus"] = backend.gpus()
-                finally:
-                    backend.close()
-                row["state"] = "ok"
-                if name != "local":  # a round trip to this machine says nothing
-                    row["latency"] = time.monotonic() - started
-            except TunedeckError as error:
-                row["state"] = "unreachable"
-                row["detail"] = str(error)
-            rows[name] = row
-            self.from_thread(self._show_hosts, {name: row})
-
-    def _show_hosts(self, rows: dict[str, dict], initial: bool = False) -> None:
-        table = self.query_one("#hosts-table", DataTable)
-        if initial:
-            table.clear()
-            self.status = {}
-        for name, row in rows.items():
-            self.status[name] = row
-            state = row.get("state", "…")
-            style = {"ok": "green", "unreachable": "bold red"}.get(state, "dim")
-            gpus = row.get("gpus")
-            cells = (
-                name,
-                row.get("target", ""),
-                Text(state, style=style),
-                f"{row['latency'] * 1000:.0f} ms" if row.get("latency") is not None else "",
-                "" if gpus is None else (str(len(gpus)) if gpus else "none"),
-                Text(row.get("detail", ""), style="red"),
+    @work(thread=True, exclusive=True, group="hosts-probe", exit_on_error=False)
+    def probe_hosts(self, names: list[str] | None) -> None:
+        """Probe `names` (None: every host, hosts.toml read again first)."""
+        if names is None:
+            hosts = self.pool.hosts.current()
+            self.post_message(
+                HostsListed({LOCAL_HOST: "this machine"} | {n: h.target for n, h in hosts.items()})
             )
-            if name in table.rows:
-                keys = ("host", "target", "state", "latency", "gpus", "detail")
-                for key, value in zip(keys, cells, strict=True):
-                    table.update_cell(name, key, value, update_width=True)
-            else:
-                table.add_row(*cells, key=name)
+            names = [LOCAL_HOST, *hosts]
+        for name in names:
+            if get_current_worker().is_cancelled:
+                return
+            self.post_message(HostProbed(self.pool.probe(name)))
+
+    @work(thread=True, group="hosts-probe-new", exit_on_error=False)
+    def probe_new_hosts(self, names: list[str]) -> None:
+        for name in names:
+            self.post_message(HostProbed(self.pool.probe(name)))
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker of this screen is reported (e.g. a broken hosts.toml)."""
+        if event.state == WorkerState.ERROR:
+            self.notify(str(event.worker.error), title="Hosts", severity="error")
+
+    # What the workers found -------------------------------------------------------------
+
+    @on(HostsListed)
+    def _hosts_listed(self, message: HostsListed) -> None:
+        table = self.query_one("#hosts-table", DataTable)
+        new = [name for name in message.targets if name not in self.targets]
+        self.targets = dict(message.targets)
+        for key in [k for k in table.rows if k.value not in self.targets]:
+            table.remove_row(key)
+            self.status.pop(str(key.value), None)
+        for name in new:
+            self._show_row(name)
+        unprobed = [name for name in new if name not in self.status]
+        if unprobed and len(new) < len(self.targets):
+            self.probe_new_hosts(unprobed)  # hosts that appeared later: probe them now
         self._show_gpus()
+
+    @on(HostProbed)
+    def _host_probed(self, message: HostProbed) -> None:
+        probe = message.probe
+        if probe.name not in self.targets:
+            return
+        self.status[probe.name] = probe
+        self._show_row(probe.name)
+        self._show_gpus()
+
+    def _show_row(self, name: str) -> None:
+        table = self.query_one("#hosts-table", DataTable)
+        cells = _host_cells(name, self.targets.get(name, ""), self.status.get(name))
+        if name in table.rows:
+            for key, value in zip(COLUMNS, cells, strict=True):
+                table.update_cell(name, key, value, update_width=True)
+        else:
+            table.add_row(*cells, key=name)
 
     @on(DataTable.RowHighlighted, "#hosts-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -118,21 +137,20 @@ class HostsScreen(DeckScreen):
             self._show_gpus()
 
     def _show_gpus(self) -> None:
-        row = self.status.get(self.selected, {})
+        probe = self.status.get(self.selected)
         table = self.query_one("#gpus-table", DataTable)
         table.clear()
-        gpus: list[Any] = row.get("gpus") or []
         detail = Text(f"{self.selected}: ", style="bold")
-        if row.get("state") == "unreachable":
-            detail.append(row.get("detail", "unreachable"), style="red")
-        elif row.get("gpus") is None:
+        if probe is None:
             detail.append("probing…", style="dim")
-        elif not gpus:
+        elif not probe.reachable:
+            detail.append(probe.error or "unreachable", style="red")
+        elif not probe.gpus:
             detail.append("no NVIDIA GPU (nvidia-smi not found or no driver)", style="dim")
         else:
-            detail.append(f"{len(gpus)} GPU(s)")
+            detail.append(f"{len(probe.gpus)} GPU(s)")
         self.query_one("#hosts-detail", Static).update(detail)
-        for gpu in gpus:
+        for gpu in probe.gpus if probe else ():
             table.add_row(
                 str(gpu.index),
                 gpu.name,
@@ -140,6 +158,21 @@ class HostsScreen(DeckScreen):
                 _memory(gpu.memory_used_mib, gpu.memory_total_mib),
                 ", ".join(f"{p.pid} ({p.memory_mib or '?'} MiB)" for p in gpu.processes) or "-",
             )
+
+
+def _host_cells(name: str, target: str, probe: HostProbe | None) -> tuple:
+    """One row of the hosts table: a host not probed yet shows '…'."""
+    if probe is None:
+        return (name, target, Text("…", style="dim"), "", "", Text(""))
+    state = "ok" if probe.reachable else "unreachable"
+    return (
+        name,
+        target,
+        Text(state, style="green" if probe.reachable else "bold red"),
+        f"{probe.latency * 1000:.0f} ms" if probe.latency is not None else "",
+        (str(len(probe.gpus)) if probe.gpus else "none") if probe.reachable else "",
+        Text(probe.error or "", style="red"),
+    )
 
 
 def _percent_bar(value: int | None, width: int = 10) -> Text:
