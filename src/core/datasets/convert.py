@@ -244,12 +244,7 @@ class Converter:
             return ""
         if column not in row:
             if required:
-                self._fail(
-                    problems,
-                    "column_missing",
-                    f"the row has no '{column}' column{self._keys_hint(row)}",
-                    column,
-                )
+                self._missing(row, column, problems)
             return ""
         value = row[column]
         if value is None:
@@ -266,12 +261,7 @@ class Converter:
     def _kto_tag(self, row: dict, problems: list[Issue]) -> bool:
         column = self.columns.kto_tag
         if column not in row:
-            self._fail(
-                problems,
-                "column_missing",
-                f"the row has no '{column}' column (the kto_tag){self._keys_hint(row)}",
-                column,
-            )
+            self._missing(row, column, problems, " (the kto_tag)")
         tag = row[column]
         if not isinstance(tag, bool):
             self._fail(
@@ -281,6 +271,15 @@ class Converter:
                 column,
             )
         return tag
+
+    def _missing(self, row: dict, column: str, problems: list[Issue], note: str = "") -> None:
+        """Stop the walk: the row lacks `column` (the message lists the keys it has)."""
+        self._fail(
+            problems,
+            "column_missing",
+            f"the row has no '{column}' column{note}{self._keys_hint(row)}",
+            column,
+        )
 
     def _keys_hint(self, row: dict) -> str:
         keys = list(row)[:8]
@@ -379,12 +378,7 @@ class AlpacaConverter(Converter):
                 texts.append(text)
         if not present and (columns.prompt or columns.query):
             wanted = columns.prompt or columns.query
-            self._fail(
-                problems,
-                "column_missing",
-                f"the row has no '{wanted}' column{self._keys_hint(row)}",
-                wanted,
-            )
+            self._missing(row, wanted, problems)
         content = "\n".join(texts)
         if not content.strip():
             self._empty(problems, "empty_prompt", "the prompt is empty", columns.prompt)
@@ -467,12 +461,7 @@ class SharegptConverter(Converter):
         if not column:
             self._fail(problems, "column_missing", "the entry names no 'messages' column")
         if column not in row:
-            self._fail(
-                problems,
-                "column_missing",
-                f"the row has no '{column}' column{self._keys_hint(row)}",
-                column,
-            )
+            self._missing(row, column, problems)
         messages = row[column]
         if not isinstance(messages, list):
             self._fail(
@@ -594,12 +583,7 @@ class SharegptConverter(Converter):
                     "a ranking entry needs 'chosen' and 'rejected' columns",
                 )
             if column not in row:
-                self._fail(
-                    problems,
-                    "column_missing",
-                    f"the row has no '{column}' column{self._keys_hint(row)}",
-                    column,
-                )
+                self._missing(row, column, problems)
             answer = row[column]
             if not isinstance(answer, dict) or role_tag not in answer:
                 self._fail(
