@@ -49,7 +49,7 @@ def _ready(mode: str):
             await wait_until(pilot, lambda: app.screen.check is not None, "config checked")
         if mode == "hosts":
             await wait_until(
-                pilot, lambda: "gpus" in app.screen.status.get("local", {}), "local host probed"
+                pilot, lambda: app.screen.status.get("local") is not None, "local host probed"
             )
         if mode == "runs":
             await wait_until(
