@@ -1,7 +1,7 @@
 """Time `tunedeck data lengths` on 100k alpaca rows against a bare batched encode of the same text.
 
     .venv/bin/python bench/lengths_bench.py [--rows N] [--template T] [--fixture] [--rounds R]
-        [--before OLD_RENDER.py]
+        [--before OLD_LENGTHS.py]
 
 The tokenizer is a realistic byte-level BPE (vocab 32,000) trained offline on the text of
 ../shared/llamafactory-data and cached under bench/out/; `--fixture` uses the 512-token test
@@ -12,7 +12,8 @@ into a temporary data folder. Measured in the same run:
 - in-process: `token_lengths` over the streamed conversations, tokenizer already loaded
 - baseline: `tokenizer(texts, add_special_tokens=False)` over the rendered texts of the same rows,
   1,024 texts a call (the texts are rendered beforehand, untimed)
-- before (with --before): `token_lengths` of another copy of render.py, same rows and tokenizer
+- before (with --before): `token_lengths` of another copy of templates/lengths.py (or of an older
+  render.py, which held it), same rows and tokenizer
 
 Each is run once a round, the rounds alternate, and the best round counts (the machine is
 shared). Wall and CPU (user + system) seconds are printed; CPU above wall means the encode ran
@@ -45,7 +46,7 @@ def main() -> int:
     parser.add_argument("--cutoff-len", type=int, default=512)
     parser.add_argument("--fixture", action="store_true", help="use the 512-token test tokenizer")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--before", type=Path, help="another render.py to time alongside")
+    parser.add_argument("--before", type=Path, help="another lengths.py to time alongside")
     args = parser.parse_args()
 
     tok_dir = FIXTURE if args.fixture else realistic_tokenizer(CACHE)
@@ -184,8 +185,7 @@ class InProcess:
 
     def __init__(self, data_dir: Path, tok_dir: Path, template: str, before: Path | None):
         from tunedeck.core.datasets import iter_conversations, load_dataset_info
-        from tunedeck.core.templates import load_tokenizer, render
-        from tunedeck.core.templates.render import token_lengths
+        from tunedeck.core.templates import load_tokenizer, render, token_lengths
 
         info = load_dataset_info(data_dir)
         spec = info.get("alpaca_many")
@@ -225,7 +225,7 @@ def timed(fn) -> tuple[float, float]:
 def load_module(path: Path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("render_before", path)
+    spec = importlib.util.spec_from_file_location("lengths_before", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)

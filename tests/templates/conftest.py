@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tunedeck.core.templates import IGNORE_INDEX
+
 HERE = Path(__file__).resolve().parent
 TOKENIZER_DIR = HERE.parent / "fixtures" / "tokenizer"
 GOLDEN_DIR = HERE / "golden"
@@ -23,7 +25,7 @@ def expand_labels(runs, input_ids) -> list[int]:
     for code, length in runs:
         start = len(labels)
         if code == "m":
-            labels += [-100] * length
+            labels += [IGNORE_INDEX] * length
         elif code == "c":
             labels += input_ids[start : start + length]
         else:

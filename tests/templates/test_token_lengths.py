@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tunedeck.core.datasets import iter_conversations, load_dataset_info
-from tunedeck.core.templates import load_tokenizer, render
-from tunedeck.core.templates.render import token_lengths
+from tunedeck.core.templates import NO_CUTOFF, load_tokenizer, render, text_lengths, token_lengths
 
 from .conftest import TOKENIZER_DIR
 
@@ -20,7 +19,6 @@ DATASETS = [
 ]
 TEMPLATES = ["qwen", "llama3", "qwen3", "deepseekr1", "gemma2", "mistral", "default", "glm4", "hf"]
 ROWS = 40  # per dataset: enough to cover tools, multi-turn, ranking, KTO and plain-text rows
-UNCUT = 1 << 30
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +35,7 @@ def demo_rows(shared_data):
 
 def _rendered_lengths(rows, template, tokenizer, **options):
     return [
-        len(render(conv, template, tokenizer=tokenizer, cutoff_len=UNCUT, **options).input_ids)
+        len(render(conv, template, tokenizer=tokenizer, cutoff_len=NO_CUTOFF, **options).input_ids)
         for conv in rows
     ]
 
@@ -55,6 +53,19 @@ def test_lengths_equal_rendered_ids_with_thinking_off(demo_rows):
     expected = _rendered_lengths(demo_rows, "qwen3", tokenizer, enable_thinking=False)
     counted = list(token_lengths(demo_rows, "qwen3", tokenizer, enable_thinking=False))
     assert counted == expected
+
+
+@pytest.mark.parametrize("template", ["qwen3", "deepseekr1", "qwen"])
+def test_lengths_equal_rendered_ids_with_history_masked(template, demo_rows):
+    tokenizer = load_tokenizer(TOKENIZER_DIR, template)
+    expected = _rendered_lengths(demo_rows, template, tokenizer, mask_history=True)
+    counted = list(token_lengths(demo_rows, template, tokenizer, mask_history=True))
+    assert counted == expected
+
+
+def test_text_lengths_are_the_rendered_characters_before_cutoff(demo_rows):
+    expected = [len(render(conv, "llama3", cutoff_len=NO_CUTOFF).text) for conv in demo_rows]
+    assert list(text_lengths(iter(demo_rows), "llama3")) == expected
 
 
 def test_lengths_are_the_same_through_a_tokenizer_that_overrides_its_call(demo_rows):

@@ -23,11 +23,6 @@ class Special:
 BOS = Special("bos")
 EOS = Special("eos")
 
-
-def named(token: str) -> Special:
-    return Special("token", token)
-
-
 Slot = tuple  # tuple[str | Special, ...]
 
 THINK_WORDS = ("<think>\n", "\n</think>\n\n")
@@ -56,7 +51,12 @@ class Template:
     thought_words: tuple[str, str] = THINK_WORDS
     tool_call_words: tuple[str, str] = TOOL_CALL_WORDS
     from_tokenizer: bool = False  # "hf": slots are derived from the tokenizer's chat_template
+    pretrain_eos: str = ""  # text that ends a pre-training document instead of the eos token
     notes: str = field(default="", compare=False)
+
+
+class DuplicateTemplateError(TemplateError):
+    """A template name registered twice (LLaMA-Factory refuses it too)."""
 
 
 TEMPLATES: dict[str, Template] = {}
@@ -83,7 +83,10 @@ def define(
     efficient_eos: bool = False,
     **options,
 ) -> Template:
-    """Register a template, filling unset slots with LLaMA-Factory's defaults."""
+    """Register a template, filling unset slots with LLaMA-Factory's defaults; a name is
+    registered once."""
+    if name in TEMPLATES:
+        raise DuplicateTemplateError(f"template '{name}' is already defined")
     closing = ("{{content}}",) if efficient_eos else ("{{content}}", EOS)
     template = Template(
         name=name,
@@ -174,6 +177,7 @@ define(
     function_format="llama3",
     stop_words=("<|eot_id|>", "<|eom_id|>"),
     replace_eos=True,
+    pretrain_eos="<|end_of_text|>",  # as LLaMA-Factory ends llama3 pre-training text
 )
 define(
     "llama4",

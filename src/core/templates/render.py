@@ -1,23 +1,23 @@
 """Render a Conversation through a Template: text segments, and with a tokenizer the exact
 input_ids/labels LLaMA-Factory's preprocessing builds (supervised, pairwise, feedback, pretrain).
+
+Token counts without segments or ids are lengths.py's; both lay messages out with elements.py.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import re
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunedeck.core.datasets.conversation import Conversation, Message, Role
+from tunedeck.core.datasets.conversation import Conversation, Message
 from tunedeck.core.errors import TemplateError
+from tunedeck.core.templates.elements import MessageBuilder, MessageElements
 from tunedeck.core.templates.registry import Special, Template
 from tunedeck.core.templates.tokenizer import resolve_template
-from tunedeck.core.templates.tools import describe_tools, format_calls, parse_calls
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label of a token left out of the loss (LLaMA-Factory's and torch's)
+NO_CUTOFF = 1 << 30  # a cutoff_len no row reaches: render whole, truncate nothing
 
 
 @dataclass(frozen=True)
@@ -118,198 +118,19 @@ def render(
     return job.supervised(conversation, cutoff_len, train_on_prompt, mask_history)
 
 
-def token_lengths(
-    conversations: Iterable[Conversation],
-    template: str | Template | None,
-    tokenizer: Any,
-    *,
-    enable_thinking: bool | None = True,
-    batch_size: int = 2048,
-) -> Iterator[int]:
-    """Yield each conversation's full token count before `cutoff_len`, exactly as `render`
-    would count it, streaming: rows are planned in Python while the previous batch is encoded
-    (fast tokenizers encode a batch in Rust on every core, without holding the GIL)."""
-    tpl = resolve_template(template, tokenizer)
-    count = _text_counter(tokenizer)
-    with ThreadPoolExecutor(max_workers=1) as encoder:
-        # every encode runs on the one encoder thread: a tokenizer is not safe to share
-        plan = _LengthPlan(
-            tpl, tokenizer, enable_thinking, lambda texts: encoder.submit(count, texts).result()
-        )
-        in_flight = None
-        for batch in _batched(conversations, batch_size):
-            texts, rows = plan.batch(batch)
-            submitted = (encoder.submit(count, texts), rows)
-            if in_flight is not None:
-                yield from _sum_lengths(*in_flight)
-            in_flight = submitted
-        if in_flight is not None:
-            yield from _sum_lengths(*in_flight)
-
-
-class _LengthPlan:
-    """Turns rows into the strings LLaMA-Factory would tokenize, without segments or ids.
-
-    Elements made only of template text (the prefix, a default system prompt, empty thought
-    blocks) and special tokens added by id are counted once per template and cached.
-    """
-
-    def __init__(self, tpl: Template, tok: Any, thinking: bool | None, count) -> None:
-        self.t = tpl
-        self.tok = tok
-        self.job = _Job(tpl, None, thinking, None)
-        self.count = count
-        self.template_counts: dict[str, int] = {}
-        self.special_counts: dict[Special, int] = {}
-        self.efficient_eos = 1 if tpl.efficient_eos else 0
-        eos = "<|end_of_text|>" if tpl.name == "llama3" else (tok.eos_token or "")
-        bos = tok.bos_token if getattr(tok, "add_bos_token", False) else ""
-        self.pretrain_ends = (bos or "", eos)
-
-    def batch(self, conversations: list[Conversation]) -> tuple[list[str], list[tuple[int, int]]]:
-        """All strings to encode for the batch, and per row (how many strings, fixed tokens)."""
-        texts: list[str] = []
-        rows: list[tuple[int, int]] = []
-        for conv in conversations:
-            before = len(texts)
-            fixed = self.row(conv, texts)
-            rows.append((len(texts) - before, fixed))
-        return texts, rows
-
-    def row(self, conv: Conversation, texts: list[str]) -> int:
-        """Append the row's strings to `texts`; return the tokens counted without encoding."""
-        if not conv.response:
-            bos, eos = self.pretrain_ends
-            texts.append(bos + (conv.prompt[0].content if conv.prompt else "") + eos)
-            return 0
-        if conv.kto_tag is not None and len(conv.response) >= 2:
-            kept = conv.response[0] if conv.response[0].content else conv.response[1]
-            encoded = self.job.oneturn_messages(conv, kept)
-        elif len(conv.response) >= 2:
-            encoded = self.job.oneturn_messages(conv, conv.response[0])
-        else:
-            encoded = self.job.supervised_messages(conv, False)
-        fixed = self.efficient_eos
-        for message in encoded:
-            for element in message.elements:
-                pieces = element[1] if isinstance(element, tuple) else element
-                if isinstance(pieces, Special):
-                    fixed += self._special(pieces)
-                    continue
-                text = "".join([p[0] for p in pieces])
-                if not text:
-                    continue
-                if any(source == "data" and piece for piece, source in pieces):
-                    texts.append(text)
-                else:
-                    fixed += self._template_text(text)
-        return fixed
-
-    def _template_text(self, text: str) -> int:
-        known = self.template_counts.get(text)
-        if known is None:
-            known = self.count([text])[0]
-            if len(self.template_counts) < 4096:
-                self.template_counts[text] = known
-        return known
-
-    def _special(self, special: Special) -> int:
-        known = self.special_counts.get(special)
-        if known is None:
-            tok = self.tok
-            if special.kind == "bos":
-                known = int(tok.bos_token_id is not None)
-            elif special.kind == "eos":
-                known = int(tok.eos_token_id is not None)
-            else:
-                known = 1
-            self.special_counts[special] = known
-        return known
-
-
-def _text_counter(tok: Any):
-    """`count(texts) -> [tokens]`, equal to the lengths `tok(texts, add_special_tokens=False)`
-    gives; a stock fast tokenizer is asked through its Rust backend, which skips building ids,
-    masks and offsets in Python."""
-    backend = _stock_backend(tok)
-    if backend is None:
-
-        def count(texts: list[str]) -> list[int]:
-            if not texts:
-                return []
-            return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
-
-        return count
-    encode = getattr(backend, "encode_batch_fast", None) or backend.encode_batch
-
-    def count_fast(texts: list[str]) -> list[int]:
-        return [len(e) for e in encode(texts, add_special_tokens=False)] if texts else []
-
-    return count_fast
-
-
-def _stock_backend(tok: Any):
-    """The `tokenizers.Tokenizer` behind `tok` when calling `tok` does nothing but encode with
-    it (no subclass override of the call path); None otherwise."""
-    try:
-        from transformers.tokenization_utils_tokenizers import TokenizersBackend
-    except ImportError:
-        return None
-    cls = type(tok)
-    if not isinstance(tok, TokenizersBackend) or any(
-        getattr(cls, name) is not getattr(TokenizersBackend, name)
-        for name in ("__call__", "_encode_plus", "set_truncation_and_padding")
-    ):
-        return None
-    # a call leaves the backend as every call sets it: no truncation or padding, and special
-    # tokens split or not as the tokenizer says; later direct calls see the same state
-    tok(["probe"], add_special_tokens=False)
-    return tok._tokenizer
-
-
-def _batched(items: Iterable, size: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _sum_lengths(counted, rows: list[tuple[int, int]]) -> Iterator[int]:
-    counts = counted.result()
-    position = 0
-    for n, fixed in rows:
-        yield fixed + sum(counts[position : position + n])
-        position += n
-
-
-# An element is what LLaMA-Factory tokenizes in one call: a string built from pieces
-# (text, source), or a special token added by id.
-_Piece = tuple[str, str]
-
-
-@dataclass
-class _Message:
-    role: str
-    elements: list[list[_Piece] | Special]
-    ids: list[int] | None = None
-
-
 class _Job:
+    """One render call: the template, the tokenizer (or None for text only) and the options."""
+
     def __init__(self, template: Template, tokenizer: Any, thinking: bool | None, today):
         self.t = template
         self.tok = tokenizer
-        self.thinking = thinking
-        self.today = today
+        self.messages = MessageBuilder(template, thinking, today)
 
     # -- the four preprocessing paths -------------------------------------------------------
 
     def supervised(self, conv: Conversation, cutoff: int, on_prompt: bool, mask: bool):
         t = self.t
-        encoded = self.supervised_messages(conv, mask)
+        encoded = self.messages.supervised(conv, mask)
         n_turns = len(encoded) // 2
         last_turn = n_turns - 1
         seg_train: dict[int, bool] = {}
@@ -322,7 +143,8 @@ class _Job:
             return Rendered(segments=segments, kind="sft")
 
         eos_id = self.tok.eos_token_id
-        pairs = [(encoded[2 * k].ids, encoded[2 * k + 1].ids, k) for k in range(n_turns)]
+        ids = self._tokenize(encoded)
+        pairs = [(ids[2 * k], ids[2 * k + 1], k) for k in range(n_turns)]
         if mask:
             pairs = pairs[::-1]
         input_ids: list[int] = []
@@ -366,43 +188,31 @@ class _Job:
 
     def oneturn(self, conv: Conversation, answer: Message, cutoff: int, kind: str):
         """Prompt = every turn before the answer (masked), target = the answer."""
-        t = self.t
-        encoded = self.oneturn_messages(conv, answer)
-        trainable = {i: False for i in range(len(encoded) - 1)}
-        trainable[len(encoded) - 1] = True
-        tail = [self._special_piece(Special("eos"))] if t.efficient_eos else []
-        segments = self._segments(encoded, trainable, tail)
+        side = self._side(conv, answer)
         if self.tok is None:
-            return Rendered(segments=segments, kind=kind)
-        prompt_ids = [i for m in encoded[:-1] for i in m.ids]
-        answer_ids = list(encoded[-1].ids) + ([self.tok.eos_token_id] if t.efficient_eos else [])
-        return self._pair_ids(segments, prompt_ids, answer_ids, len(answer_ids), cutoff, kind)
+            return Rendered(segments=side.segments, kind=kind)
+        return self._pair_ids(side, len(side.answer_ids), cutoff, kind)
 
     def pairwise(self, conv: Conversation, chosen: Message, rejected: Message, cutoff: int):
-        chosen_r = self.oneturn(conv, chosen, cutoff, "ranking")
-        rejected_r = self.oneturn(conv, rejected, cutoff, "ranking")
+        sides = self._side(conv, chosen), self._side(conv, rejected)
         if self.tok is None:
-            return Rendered(segments=chosen_r.segments, kind="ranking", rejected=rejected_r)
+            rejected_r = Rendered(segments=sides[1].segments, kind="ranking")
+            return Rendered(segments=sides[0].segments, kind="ranking", rejected=rejected_r)
         # both sides are truncated with the longer response's length, as DPO training does
-        longest = max(chosen_r._answer_len, rejected_r._answer_len)  # type: ignore[attr-defined]
-        out = []
-        for side in (chosen_r, rejected_r):
-            p, a = side._prompt_ids, side._answer_ids  # type: ignore[attr-defined]
-            out.append(self._pair_ids(side.segments, p, a, longest, cutoff, "ranking"))
+        longest = max(len(side.answer_ids) for side in sides)
+        chosen_r, rejected_r = (self._pair_ids(s, longest, cutoff, "ranking") for s in sides)
         return Rendered(
-            segments=out[0].segments,
-            input_ids=out[0].input_ids,
-            labels=out[0].labels,
-            truncated=out[0].truncated,
+            segments=chosen_r.segments,
+            input_ids=chosen_r.input_ids,
+            labels=chosen_r.labels,
+            truncated=chosen_r.truncated,
             kind="ranking",
-            rejected=out[1],
+            rejected=rejected_r,
         )
 
     def pretrain(self, conv: Conversation, cutoff: int):
         text = conv.prompt[0].content if conv.prompt else ""
-        eos_text = (
-            "<|end_of_text|>" if self.t.name == "llama3" else self._special_text(Special("eos"))
-        )
+        eos_text = self.t.pretrain_eos or self._special_text(Special("eos"))
         bos = bool(self.tok is not None and getattr(self.tok, "add_bos_token", False))
         segs = []
         if bos:
@@ -422,137 +232,54 @@ class _Job:
             kind="pretrain",
         )
 
-    # -- the messages each path encodes (shared with token counting) -----------------------
-
-    def supervised_messages(self, conv: Conversation, mask: bool) -> list[_Message]:
-        t = self.t
-        messages = [*conv.prompt, conv.response[0]]
-        last = len(messages) - 2
-        empty_thought_turns: list[int] = []
-        if t.reasoning:
-            messages = list(messages)
-            if self.thinking is False:
-                for i in range(1, len(messages), 2):
-                    messages[i] = _strip_thought(t, messages[i])
-            if mask:  # history thoughts are dropped; only the last turn keeps its own
-                for i in range(1, len(messages) - 2, 2):
-                    messages[i] = _strip_thought(t, messages[i])
-            turns = [last] if mask else range(0, len(messages), 2)
-            empty_thought_turns = [i for i in turns if not _has_thought(t, messages[i + 1])]
-        encoded = self._encode(messages, conv.system, conv.tools)
-        for i in empty_thought_turns:
-            self._add_empty_thought(encoded, i)
-        return encoded
-
-    def oneturn_messages(self, conv: Conversation, answer: Message) -> list[_Message]:
-        t = self.t
-        messages = [*conv.prompt, answer]
-        add_thought = False
-        if t.reasoning:
-            for i in range(1, len(messages) - 2, 2):
-                messages[i] = _strip_thought(t, messages[i])
-            if self.thinking is False:
-                messages[-1] = _strip_thought(t, messages[-1])
-            add_thought = not _has_thought(t, messages[-1])
-        encoded = self._encode(messages, conv.system, conv.tools)
-        if add_thought:
-            self._add_empty_thought(encoded, len(encoded) - 2)
-        return encoded
-
     # -- helpers --------------------------------------------------------------------------
 
-    def _pair_ids(self, segments, prompt_ids, answer_ids, answer_len_for_split, cutoff, kind):
+    def _side(self, conv: Conversation, answer: Message) -> _Side:
+        """One answer after the prompt: its segments and, with a tokenizer, untruncated ids."""
+        t = self.t
+        encoded = self.messages.oneturn(conv, answer)
+        trainable = {i: False for i in range(len(encoded) - 1)}
+        trainable[len(encoded) - 1] = True
+        tail = [self._special_piece(Special("eos"))] if t.efficient_eos else []
+        segments = self._segments(encoded, trainable, tail)
+        if self.tok is None:
+            return _Side(segments)
+        ids = self._tokenize(encoded)
+        prompt_ids = [i for message_ids in ids[:-1] for i in message_ids]
+        answer_ids = ids[-1] + ([self.tok.eos_token_id] if t.efficient_eos else [])
+        return _Side(segments, prompt_ids, answer_ids)
+
+    def _pair_ids(self, side: _Side, answer_len_for_split: int, cutoff: int, kind: str):
+        prompt_ids, answer_ids = side.prompt_ids, side.answer_ids
         s_len, t_len = infer_seqlen(len(prompt_ids), answer_len_for_split, cutoff)
         cuts = _cut(self.tok, 0, "prompt", prompt_ids, s_len) + _cut(
             self.tok, 0, "response", answer_ids, t_len
         )
         p, a = prompt_ids[:s_len], answer_ids[:t_len]
-        rendered = Rendered(
-            segments=segments,
+        return Rendered(
+            segments=side.segments,
             input_ids=p + a,
             labels=[IGNORE_INDEX] * len(p) + a,
             truncated=_truncation(len(prompt_ids) + len(answer_ids), len(p) + len(a), cutoff, cuts),
             kind=kind,
         )
-        object.__setattr__(rendered, "_prompt_ids", prompt_ids)
-        object.__setattr__(rendered, "_answer_ids", answer_ids)
-        object.__setattr__(rendered, "_answer_len", len(answer_ids))
-        return rendered
 
-    def _encode(self, messages: list[Message], system: str, tools: str) -> list[_Message]:
-        t = self.t
-        system_source = "data" if system else "template"
-        system = system or t.default_system
-        out: list[_Message] = []
-        for i, msg in enumerate(messages):
-            role = msg.role.value if isinstance(msg.role, Role) else str(msg.role)
-            elements: list = []
-            fused: list[_Piece] = []
-            if i == 0:
-                elements += [_as_element(p, "template") for p in t.prefix]
-                if system or tools:
-                    tool_text = (
-                        describe_tools(t.tool_format, tools, today=self.today) if tools else ""
-                    )
-                    content = [(system, system_source), (tool_text, "data")]
-                    sys_elements = _fill(t.system, content)
-                    if t.fuse_system:
-                        first = sys_elements[0]
-                        fused = first if isinstance(first, list) else []
-                    else:
-                        elements += [("system", e) for e in sys_elements]
-            if role == "user":
-                body = [*fused, (msg.content, "data")]
-                elements += _fill(t.user, body, idx=str(i // 2))
-            elif role == "assistant":
-                elements += _fill(t.assistant, [(msg.content, "data")])
-            elif role == "observation":
-                elements += _fill(t.observation, [(msg.content, "data")])
-            elif role == "function":
-                text = self._function_text(msg.content)
-                elements += _fill(t.function, [(text, "data")])
-            else:
-                raise TemplateError(f"unexpected role '{role}' in a conversation")
-            out.append(_Message(role=role, elements=elements))
-        if self.tok is not None:
-            self._tokenize(out)
-        return out
-
-    def _function_text(self, content: str) -> str:
-        t = self.t
-        if t.fuse_system:  # these templates format calls without thought handling
-            return format_calls(t.function_format, parse_calls(content))
-        call_match = _span(t.tool_call_words, content)
-        if call_match is None:
-            thought = _span(t.thought_words, content)
-            json_part = content.replace(thought.group(0), "") if thought else content
-            text = format_calls(t.function_format, parse_calls(json_part))
-            return thought.group(0) + text if thought else text
-        before = content.replace(call_match.group(0), "")
-        return before + format_calls(t.function_format, parse_calls(call_match.group(1)))
-
-    def _tokenize(self, messages: list[_Message]) -> None:
-        texts = []
-        for m in messages:
-            for e in m.elements:
-                pieces = e[1] if isinstance(e, tuple) else e
-                if isinstance(pieces, list):
-                    text = "".join(p[0] for p in pieces)
-                    if text:
-                        texts.append(text)
-        batches = (
-            iter(self.tok(texts, add_special_tokens=False)["input_ids"]) if texts else iter(())
-        )
-        for m in messages:
+    def _tokenize(self, messages: list[MessageElements]) -> list[list[int]]:
+        """Each message's ids: its text elements encoded in one batch call, one text each,
+        and its special tokens added by id."""
+        texts = [[e.text for e in m.elements] for m in messages]
+        batch = [text for row in texts for text in row if text]
+        encoded = iter(self.tok(batch, add_special_tokens=False)["input_ids"] if batch else ())
+        out = []
+        for message, row in zip(messages, texts, strict=True):
             ids: list[int] = []
-            for e in m.elements:
-                pieces = e[1] if isinstance(e, tuple) else e
-                if isinstance(pieces, list):
-                    if "".join(p[0] for p in pieces):
-                        ids += next(batches)
-                else:
-                    ids += self._special_ids(pieces)
-            m.ids = ids
+            for element, text in zip(message.elements, row, strict=True):
+                if element.special is not None:
+                    ids += self._special_ids(element.special)
+                elif text:
+                    ids += next(encoded)
+            out.append(ids)
+        return out
 
     def _special_ids(self, special: Special) -> list[int]:
         tok = self.tok
@@ -579,46 +306,27 @@ class _Job:
     def _special_piece(self, special: Special) -> Segment:
         return Segment("assistant", self._special_text(special), True, "template")
 
-    def _add_empty_thought(self, encoded: list[_Message], turn: int):
-        """An empty <think></think> block: trained on in the response when thinking is on,
-        appended to the prompt (masked) otherwise."""
-        words = self.t.thought_words[0] + self.t.thought_words[1]
-        piece = [(words, "template")]
-        ids = self.tok(words, add_special_tokens=False)["input_ids"] if self.tok else None
-        if not self.thinking:
-            msg = encoded[turn]
-            msg.elements.append(("thought", piece))
-            if ids is not None:
-                msg.ids = msg.ids + ids
-        else:
-            msg = encoded[turn + 1]
-            msg.elements.insert(0, ("thought", piece))
-            if ids is not None:
-                msg.ids = ids + msg.ids
-
-    def _segments(self, encoded: list[_Message], trainable: dict[int, bool], tail: list):
+    def _segments(self, encoded: list[MessageElements], trainable: dict[int, bool], tail: list):
         segs: list[Segment] = []
-        for i, m in enumerate(encoded):
+        for i, message in enumerate(encoded):
             train = trainable.get(i, False)
-            for e in m.elements:
-                role = m.role
-                pieces = e
-                if isinstance(e, tuple):
-                    tag, pieces = e
-                    if tag == "system":
-                        role = "system"
-                    elif tag == "prefix":
-                        role = "prefix"
-                    elif tag == "thought":
-                        role = "assistant"
-                if isinstance(pieces, Special):
-                    pieces = [(self._special_text(pieces), "template")]
-                for text, source in pieces:
+            for element in message.elements:
+                role = element.role(message.role)
+                for text, source in element.shown(self._special_text):
                     if text:
                         _append(segs, Segment(role, text, train, source))
         for seg in tail:
             _append(segs, seg)
         return tuple(segs)
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One answer of a one-turn render; the ids are None without a tokenizer."""
+
+    segments: tuple[Segment, ...]
+    prompt_ids: list[int] | None = None
+    answer_ids: list[int] | None = None
 
 
 def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
@@ -635,39 +343,6 @@ def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int
     return new_source, new_target
 
 
-def _as_element(part, source: str):
-    if isinstance(part, Special):
-        return ("prefix", part)
-    return ("prefix", [(part, source)])
-
-
-def _fill(slots: tuple, content: list[_Piece], idx: str | None = None) -> list:
-    """Apply a slot list: the first `{{content}}` of each string slot becomes `content`."""
-    elements: list = []
-    for slot in slots:
-        if isinstance(slot, Special):
-            elements.append(slot)
-            continue
-        before, mark, after = slot.partition("{{content}}")
-        pieces = [(before, "template")]
-        if mark:
-            pieces += content
-            pieces.append((after, "template"))
-        if idx is not None:
-            pieces = _replace_first(pieces, "{{idx}}", idx)
-        elements.append(pieces)
-    return elements
-
-
-def _replace_first(pieces: list[_Piece], needle: str, value: str) -> list[_Piece]:
-    for n, (text, source) in enumerate(pieces):
-        if needle in text:
-            pieces = list(pieces)
-            pieces[n] = (text.replace(needle, value, 1), source)
-            break
-    return pieces
-
-
 def _append(segs: list[Segment], seg: Segment) -> None:
     if segs:
         prev = segs[-1]
@@ -675,22 +350,6 @@ def _append(segs: list[Segment], seg: Segment) -> None:
             segs[-1] = Segment(prev.role, prev.text + seg.text, prev.trainable, prev.source)
             return
     segs.append(seg)
-
-
-def _span(words: tuple[str, str], content: str):
-    pattern = re.compile(f"{re.escape(words[0])}(.*?){re.escape(words[1])}", re.DOTALL)
-    return pattern.search(content)
-
-
-def _strip_thought(t: Template, msg: Message) -> Message:
-    pattern = re.compile(
-        f"{re.escape(t.thought_words[0])}(.*?){re.escape(t.thought_words[1])}", re.DOTALL
-    )
-    return Message(msg.role, pattern.sub("", msg.content).lstrip("\n"))
-
-
-def _has_thought(t: Template, msg: Message) -> bool:
-    return t.thought_words[0].strip() in msg.content or t.thought_words[1].strip() in msg.content
 
 
 def _cut(tok, turn: int, part: str, ids: list[int], kept: int) -> list[dict]:

@@ -70,8 +70,7 @@ def fix_tokenizer(tokenizer: Any, template: Template) -> None:
         _set_eos(tokenizer, stop_words.pop(0))
     if tokenizer.eos_token_id is None:
         _set_eos(tokenizer, "<|endoftext|>")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     if stop_words:
         try:
             tokenizer.add_special_tokens(
@@ -81,6 +80,12 @@ def fix_tokenizer(tokenizer: Any, template: Template) -> None:
             tokenizer.add_special_tokens({"additional_special_tokens": stop_words})
     done.add(template.name)
     setattr(tokenizer, _FIXED_ATTR, done)
+
+
+def ensure_pad_token(tokenizer: Any) -> None:
+    """Pad with the eos token when the tokenizer has no pad token (LLaMA-Factory's fallback)."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def template_from_chat_template(tokenizer: Any) -> Template:
