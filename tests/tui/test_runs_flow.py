@@ -40,7 +40,7 @@ async def test_launch_a_tiny_job_follow_its_log_and_cancel_it(tiny_model_dir, tm
         await wait_until(pilot, lambda: app.current_mode == "launch", "launch screen")
         screen = app.screen
         await wait_until(pilot, lambda: screen.choices["datasets"], "dataset choices")
-        screen.query_one("#train-dataset", Select).value = "demo_alpaca"
+        screen.query_one("#train-dataset", Input).value = "demo_alpaca"
         screen.query_one("#train-model_name_or_path", Input).value = str(tiny_model_dir)
         screen.query_one("#train-num_train_epochs", Input).value = "500"
         screen.query_one("#train-cutoff_len", Input).value = "64"

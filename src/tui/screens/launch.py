@@ -2,14 +2,14 @@
 
 The form becomes `key=value` overrides on top of an optional base YAML; the core config
 checker validates them (in a worker: it looks at the disk) and the screen shows the problems,
-the resulting YAML and the equivalent `tunedeck train|quantize` command.
+the resulting YAML and the equivalent `tunedeck train|quantize` command. Submitting goes through
+`tunedeck.core.runners.launch`, the path `tunedeck train` takes too. The host list is read afresh
+whenever it can be seen (the screen shown again, the field focused): hosts added meanwhile appear.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +21,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import DescendantFocus
+from textual.suggester import Suggester
 from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane
 
+from tunedeck.core.runners.launch import PURPOSES, rerun_command
 from tunedeck.tui.messages import JobSubmitted
 from tunedeck.tui.screens.base import DeckScreen
 
@@ -32,18 +35,23 @@ METHODS = {"lora": "LoRA", "qlora4": "QLoRA 4-bit", "full": "full"}
 
 @dataclass(frozen=True)
 class Field:
-    """One form row: a config key, its label, and choices (a Select) or free text (an Input)."""
+    """One form row: a config key, its label, and choices (a Select) or free text (an Input).
+
+    A `multiple` field is free text holding a comma list; its named choices complete each item.
+    """
 
     key: str
     label: str
     choices: tuple[str, ...] | str | None = None  # a tuple, or a name filled at mount
     default: str = ""
     placeholder: str = ""
+    multiple: bool = False
 
 
 TRAIN_FIELDS = (
     Field("config", "base YAML", placeholder="optional: path/to/run.yaml (Enter loads it)"),
-    Field("dataset", "dataset", "datasets"),
+    Field("dataset", "dataset", "datasets", placeholder="names, comma separated", multiple=True),
+    Field("dataset_dir", "data dir", placeholder="the app's data folder"),
     Field("model_name_or_path", "model path", placeholder="path/to/model"),
     Field("template", "template", "templates", "default"),
     Field("method", "method", tuple(METHODS), "lora"),
@@ -51,9 +59,13 @@ TRAIN_FIELDS = (
     Field("lora_rank", "lora_rank", None, "8"),
     Field("learning_rate", "learning_rate", None, "1e-4"),
     Field("num_train_epochs", "epochs", None, "3"),
+    Field("max_steps", "max_steps", placeholder="-1: the epochs decide"),
+    Field("max_samples", "max_samples", placeholder="default: every row"),
     Field("cutoff_len", "cutoff_len", None, "1024"),
     Field("per_device_train_batch_size", "batch size", None, "2"),
     Field("gradient_accumulation_steps", "grad accum", None, "4"),
+    Field("logging_steps", "logging_steps", placeholder="default: 10"),
+    Field("save_steps", "save_steps", placeholder="default: 500"),
     Field("output_dir", "output_dir", placeholder="output/my-run"),
     Field("host", "host", "hosts", "local"),
 )
@@ -69,6 +81,7 @@ QUANTIZE_FIELDS = (
     Field("host", "host", "hosts", "local"),
 )
 NOT_CONFIG_KEYS = {"config", "method", "host"}
+MULTIPLE_KEYS = {f.key for f in (*TRAIN_FIELDS, *QUANTIZE_FIELDS) if f.multiple}
 
 
 class LaunchScreen(DeckScreen):
@@ -86,6 +99,7 @@ class LaunchScreen(DeckScreen):
         self.choices: dict[str, list[str]] = {"datasets": [], "templates": [], "hosts": ["local"]}
         self.data_dir: Path | None = None
         self.check: Any = None
+        self.checked_form: tuple[str, dict[str, str], list[str]] | None = None  # what `check` saw
         self._timer = None
         self._loading = False
 
@@ -105,6 +119,31 @@ class LaunchScreen(DeckScreen):
         self.data_dir = Path(self.app.data_dir)
         self.load_choices()
 
+    def on_screen_resume(self) -> None:
+        self.load_hosts()
+
+    @on(DescendantFocus)
+    def _field_focused(self, event: DescendantFocus) -> None:
+        if (event.widget.id or "").endswith("-host"):
+            self.load_hosts()
+
+    @work(thread=True, exclusive=True, group="launch-hosts")
+    def load_hosts(self) -> None:
+        """Read hosts.toml again: a host added from a shell shows up the next time it is seen."""
+        hosts = _host_names()
+        if hosts != self.choices["hosts"]:
+            self.from_thread(self._fill_hosts, hosts)
+
+    def _fill_hosts(self, hosts: list[str]) -> None:
+        self.choices = {**self.choices, "hosts": hosts}
+        self._loading = True
+        for kind in ("train", "quantize"):
+            select = self.query_one(f"#{kind}-host", Select)
+            chosen = select.value
+            select.set_options([(name, name) for name in hosts])
+            select.value = chosen if chosen in hosts else "local"
+        self._loading = False
+
     @work(thread=True, exclusive=True, group="launch-choices")
     def load_choices(self) -> None:
         choices: dict[str, list[str]] = {"datasets": [], "templates": [], "hosts": ["local"]}
@@ -122,12 +161,7 @@ class LaunchScreen(DeckScreen):
             choices["templates"] = sorted(TEMPLATES)
         except ImportError:
             pass
-        try:
-            from tunedeck.core.jobs.hosts import load_hosts
-
-            choices["hosts"] = ["local", *sorted(load_hosts())]
-        except Exception:
-            pass
+        choices["hosts"] = _host_names()
         self.from_thread(self._fill_choices, choices)
 
     def _fill_choices(self, choices: dict[str, list[str]]) -> None:
@@ -135,13 +169,16 @@ class LaunchScreen(DeckScreen):
         self._loading = True
         for kind, fields in (("train", TRAIN_FIELDS), ("quantize", QUANTIZE_FIELDS)):
             for field in fields:
-                if isinstance(field.choices, str):
+                if field.multiple:
+                    names = tuple(choices.get(str(field.choices), []))
+                    self.query_one(f"#{kind}-{field.key}", Input).suggester.names = names
+                elif isinstance(field.choices, str):
                     select = self.query_one(f"#{kind}-{field.key}", Select)
                     options = choices.get(field.choices, [])
                     select.set_options([(o, o) for o in options])
                     if field.default in options:
                         select.value = field.default
-                    elif options and field.key != "dataset":
+                    elif options:
                         select.value = options[0]
         self._loading = False
         self._schedule_check()
@@ -167,7 +204,7 @@ class LaunchScreen(DeckScreen):
         items: dict[str, str] = {}
         for key, value in values.items():
             if key not in NOT_CONFIG_KEYS:
-                items[key] = value
+                items[key] = _comma_list(value) if key in MULTIPLE_KEYS else value
         if kind == "train":
             method = values.get("method", "lora")
             items["finetuning_type"] = "full" if method == "full" else "lora"
@@ -204,13 +241,14 @@ class LaunchScreen(DeckScreen):
         base = values.get("config")
         local = values.get("host", "local") == "local"
         try:
-            check = check_config(base, overrides, purpose=_purpose(kind), check_files=local)
+            check = check_config(base, overrides, purpose=PURPOSES[kind], check_files=local)
         except TunedeckError as error:
             check = error
         self.from_thread(self._show_check, kind, values, overrides, check)
 
     def _show_check(self, kind: str, values: dict, overrides: list[str], check: Any) -> None:
         self.check = check
+        self.checked_form = (kind, values, overrides)
         problems = Text()
         if isinstance(check, Exception):
             problems.append(f"✗ {check}\n", style="bold red")
@@ -236,14 +274,11 @@ class LaunchScreen(DeckScreen):
         self.query_one("#launch-yaml", Static).update(body)
 
     def command_line(self, kind: str, values: dict, overrides: list[str]) -> str:
-        argv = ["tunedeck", kind, values.get("config") or "run.yaml"]
-        if values.get("config"):
-            argv += overrides
-        host = values.get("host", "local")
-        if host != "local":
-            argv += ["--host", host]
-        text = shlex.join(argv)
-        if not values.get("config"):
+        base = values.get("config")
+        text = rerun_command(
+            kind, base or "run.yaml", overrides if base else [], values.get("host")
+        )
+        if not base:
             text += "    # run.yaml: the YAML below (ctrl+w saves it)"
         return text
 
@@ -319,39 +354,24 @@ class LaunchScreen(DeckScreen):
         if check is None or isinstance(check, Exception) or not check.ok or check.config is None:
             self.notify("fix the problems on the right first", severity="error")
             return
-        kind = self.kind
-        values = self.values(kind)
-        self.submit_run(kind, values, check.config)
+        kind, values, overrides = self.checked_form
+        self.submit_run(kind, values, overrides, check.config)
 
     @work(thread=True, exclusive=True, group="launch-submit")
-    def submit_run(self, kind: str, values: dict, config: Any) -> None:
-        import os
-
-        from tunedeck.core.config import dump_config
+    def submit_run(self, kind: str, values: dict, overrides: list[str], config: Any) -> None:
+        """Start the run the way `tunedeck train|quantize` does (the form's base YAML and
+        overrides are its command line; without a base YAML, its snapshot)."""
         from tunedeck.core.errors import TunedeckError
-        from tunedeck.core.jobs import submit
-        from tunedeck.core.locations import ensure, state_dir
+        from tunedeck.core.runners.launch import launch_run
 
-        module = f"tunedeck.core.runners.{'train' if kind == 'train' else 'quantize'}"
-        host = values.get("host", "local")
-        name = Path(config.output_dir or config.export_dir or kind).name or kind
-        if host == "local":
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            snapshot = ensure(state_dir() / "runs") / f"{stamp}-{name}.yaml"
-            dump_config(config, snapshot)
-            argv = [sys.executable, "-m", module, str(snapshot)]
-        else:
-            argv = ["python", "-m", module, "-"]
-            argv += [f"{key}={json.dumps(value)}" for key, value in config.changed().items()]
+        base = values.get("config")
         try:
-            job = submit(
-                argv,
-                name=name,
-                kind=kind,
-                host=host,
-                cwd=os.getcwd() if host == "local" else None,
-                output_dir=config.output_dir if kind == "train" else config.export_dir,
-                config=yaml.safe_dump(config.changed(), sort_keys=False),
+            job = launch_run(
+                kind,
+                config,
+                host=values.get("host", "local"),
+                config_path=base,
+                overrides=overrides if base else (),
             )
         except TunedeckError as error:
             self.from_thread(self.notify, str(error), title="Submit failed", severity="error")
@@ -366,7 +386,15 @@ def _form(kind: str, fields: tuple[Field, ...]) -> ComposeResult:
             with Horizontal(classes="form-row"):
                 yield Label(field.label)
                 widget_id = f"{kind}-{field.key}"
-                if field.choices is None:
+                if field.multiple:
+                    yield Input(
+                        field.default,
+                        placeholder=field.placeholder,
+                        id=widget_id,
+                        compact=True,
+                        suggester=CommaListSuggester(),
+                    )
+                elif field.choices is None:
                     yield Input(
                         field.default, placeholder=field.placeholder, id=widget_id, compact=True
                     )
@@ -381,8 +409,36 @@ def _form(kind: str, fields: tuple[Field, ...]) -> ComposeResult:
         yield Vertical(classes="form-end")
 
 
-def _purpose(kind: str) -> str:
-    return "train" if kind == "train" else "export"
+class CommaListSuggester(Suggester):
+    """Completes the last name of a comma list (`demo_alpaca,demo_s` -> `...demo_sharegpt`)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.names: tuple[str, ...] = ()  # filled once the choices are loaded
+
+    async def get_suggestion(self, value: str) -> str | None:
+        typed = value.rpartition(",")[2].lstrip()
+        if not typed:
+            return None
+        for name in self.names:
+            if name.startswith(typed) and name != typed:
+                return value + name[len(typed) :]
+        return None
+
+
+def _comma_list(value: str) -> str:
+    """`a, b,,c ` as `a,b,c`: the form of LLaMA-Factory's dataset lists."""
+    return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+
+def _host_names() -> list[str]:
+    """ "local" and the hosts in hosts.toml, read now (an unreadable file leaves "local")."""
+    try:
+        from tunedeck.core.jobs.hosts import load_hosts
+
+        return ["local", *sorted(load_hosts())]
+    except Exception:
+        return ["local"]
 
 
 def _yaml_scalar(value: str) -> str:
