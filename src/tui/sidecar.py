@@ -36,7 +36,6 @@ SIDECAR_ARGV = [sys.executable, "-m", "tunedeck.tui.sidecar"]
 PROGRESS_SECONDS = 0.2
 DEFAULT_CUTOFF_LEN = 2048
 LENGTHS_LIMIT = 2000
-NO_CUTOFF = 1 << 30  # render without truncation (only text, so any bound that never cuts)
 
 
 class SidecarError(TunedeckError):
@@ -344,16 +343,12 @@ def _lengths(request: dict, info: Any, spec: Any, template: str | None, tokenize
 
 
 def _length_path(conversations: Any, template: str | None, tokenizer: Any) -> Iterator[int]:
-    """Token lengths through the core's one counting path; without a tokenizer, the
+    """Lengths through the core's one length path: tokens, or without a tokenizer the
     characters of each rendered row."""
-    if tokenizer is None:
-        from tunedeck.core.templates import render
+    from tunedeck.core.templates import text_lengths, token_lengths
 
-        return (len(render(c, template, cutoff_len=NO_CUTOFF).text) for c in conversations)
-    try:
-        from tunedeck.core.templates import token_lengths
-    except ImportError:  # not re-exported (yet): its home module
-        from tunedeck.core.templates.render import token_lengths
+    if tokenizer is None:
+        return text_lengths(conversations, template)
     return token_lengths(conversations, template, tokenizer)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tunedeck.core.errors import DatasetError, UsageError
+from tunedeck.tui.widgets.conversation_text import ROLE_STYLES
 
 app = typer.Typer(
     help="Validate, inspect and summarise LLaMA-Factory datasets.", no_args_is_help=True
@@ -20,13 +21,6 @@ DataDir = Annotated[Path, typer.Option("--dir", help="The data directory.")]
 # Progress bars appear only for files at least this big, and only on a terminal.
 PROGRESS_MIN_BYTES = 32 << 20
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "remote": "cyan"}
-ROLE_STYLE = {
-    "system": "magenta",
-    "user": "bold blue",
-    "assistant": "bold green",
-    "observation": "yellow",
-    "function": "cyan",
-}
 
 
 @app.command("validate")
@@ -240,7 +234,7 @@ def _print_row(name: str, view: Any) -> None:
                     Text(conversation.system),
                     title="system",
                     title_align="left",
-                    border_style=ROLE_STYLE["system"],
+                    border_style=ROLE_STYLES["system"],
                 )
             )
         if conversation.tools:
@@ -256,7 +250,7 @@ def _print_row(name: str, view: Any) -> None:
                     Text(message.content),
                     title=role,
                     title_align="left",
-                    border_style=ROLE_STYLE.get(role, "white"),
+                    border_style=ROLE_STYLES.get(role, "white"),
                 )
             )
         labels = _response_labels(conversation)
@@ -268,7 +262,7 @@ def _print_row(name: str, view: Any) -> None:
                     Text(message.content or "(empty)"),
                     title=label,
                     title_align="left",
-                    border_style=ROLE_STYLE.get(message.role.value, "green"),
+                    border_style=ROLE_STYLES.get(message.role.value, "green"),
                 )
             )
         for kind in ("images", "videos", "audios"):

@@ -93,8 +93,7 @@ def lengths_command(
 ) -> None:
     """Token length distribution of a dataset and how many rows cutoff_len truncates."""
     from tunedeck.core.datasets import iter_conversations
-    from tunedeck.core.templates import load_tokenizer
-    from tunedeck.core.templates.render import token_lengths
+    from tunedeck.core.templates import load_tokenizer, token_lengths
 
     spec, directory = local_dataset(name, data_dir)
     tok = load_tokenizer(tokenizer)
@@ -253,7 +252,9 @@ def _print_rendered(rendered: Any, name: str, index: int, template: str, cutoff_
     if rendered.input_ids is None:
         out.print("[dim]no tokenizer: pass --tokenizer DIR for token counts and labels[/]")
         return
-    trained = sum(1 for label in rendered.labels if label != -100)
+    from tunedeck.core.templates import IGNORE_INDEX
+
+    trained = sum(1 for label in rendered.labels if label != IGNORE_INDEX)
     total = len(rendered.input_ids)
     out.print(
         f"tokens {total} / cutoff_len {cutoff_len} · trained {trained} · masked {total - trained}"
