@@ -137,3 +137,25 @@ def test_stats_reports_rows_roles_and_lengths(cli, shared_data):
     human = cli("data", "stats", "dpo_en_demo", "--dir", str(shared_data))
     assert human.returncode == 0
     assert "rows" in human.stdout
+
+
+def test_a_misspelt_entry_key_warns_with_a_did_you_mean_and_exits_zero(cli, make_data):
+    info = {"typo": {"file_name": "t.json", "colums": {"prompt": "instruction"}}}
+    data = make_data(info, {"t.json": [{"instruction": "q", "output": "a"}]})
+    result = cli("data", "validate", str(data), "--json")
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(result.stdout)["datasets"][0]
+    assert entry["status"] == "warning"
+    assert "did you mean 'columns'?" in entry["issues"][0]["message"]
+
+
+def test_show_of_an_unreadable_row_gives_its_stored_text(cli, make_data):
+    lines = '{"instruction": "q", "output": "a"}\n{"instruction": "q2", "output": broken}\n'
+    data = make_data({"bad": {"file_name": "b.jsonl"}}, {"b.jsonl": lines})
+    result = cli("data", "show", "bad", "--dir", str(data), "--index", "1", "--json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["raw"] == '{"instruction": "q2", "output": broken}'
+    assert document["conversation"] is None
+    assert document["issues"][0]["code"] == "row_unreadable"
+    assert "invalid JSON on line 2" in document["issues"][0]["message"]

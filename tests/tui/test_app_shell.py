@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pilot_tools import EXAMPLE_DATA, Posted, settle, wait_until
+from pilot_tools import EXAMPLE_DATA, Posted, settle
 
 from tunedeck.core.locations import config_dir
 from tunedeck.tui.app import SCREENS_IN_ORDER, TunedeckApp
@@ -18,10 +18,12 @@ async def test_number_keys_switch_between_the_five_screens():
     async with app.run_test(size=(80, 24)) as pilot:
         for number, (mode, _title) in enumerate(SCREENS_IN_ORDER, start=1):
             await pilot.press(str(number))
-            await wait_until(pilot, lambda mode=mode: app.current_mode == mode, mode)
+            await settle(pilot)
+            assert app.current_mode == mode
             assert type(app.screen).__name__.lower().startswith(mode)
         await pilot.press("1")
-        await wait_until(pilot, lambda: app.current_mode == "datasets", "back to datasets")
+        await settle(pilot)
+        assert app.current_mode == "datasets"
 
 
 async def test_a_submitted_job_is_handed_to_the_runs_screen_by_message():
@@ -54,9 +56,11 @@ async def test_question_mark_toggles_the_keys_panel():
     app = TunedeckApp(EXAMPLE_DATA)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("question_mark")
-        await wait_until(pilot, lambda: bool(app.screen.query("HelpPanel")), "keys panel shown")
+        await settle(pilot)
+        assert app.screen.query("HelpPanel"), "keys panel shown"
         await pilot.press("question_mark")
-        await wait_until(pilot, lambda: not app.screen.query("HelpPanel"), "keys panel hidden")
+        await settle(pilot)
+        assert not app.screen.query("HelpPanel"), "keys panel hidden"
 
 
 async def test_command_palette_lists_every_screen():
@@ -91,9 +95,8 @@ async def test_three_shipped_themes_and_the_choice_persists():
         assert app.theme == "tunedeck-dark"
         app.theme = "tunedeck-light"
         path = config_dir() / "config.toml"
-        await wait_until(
-            pilot, lambda: path.exists() and "tunedeck-light" in path.read_text(), "theme saved"
-        )
+        await settle(pilot, "settings")
+        assert path.exists() and "tunedeck-light" in path.read_text(), "theme saved"
     again = TunedeckApp(EXAMPLE_DATA)
     async with again.run_test(size=(80, 24)):
         assert again.theme == "tunedeck-light"
@@ -151,4 +154,5 @@ async def test_keys_are_rebound_by_id_from_the_config_file():
     async with app.run_test(size=(120, 40)) as pilot:
         assert app.theme == "tunedeck-contrast"
         await pilot.press("f1")
-        await wait_until(pilot, lambda: bool(app.screen.query("HelpPanel")), "keys panel via f1")
+        await settle(pilot)
+        assert app.screen.query("HelpPanel"), "keys panel via f1"
