@@ -25,7 +25,9 @@ from textual.events import DescendantFocus
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane
 
-from tunedeck.core.runners.launch import PURPOSES, rerun_command
+from tunedeck.core.errors import TunedeckError
+from tunedeck.core.jobs.pool import HostList
+from tunedeck.core.runners.launch import PURPOSES, launch_run, rerun_command
 from tunedeck.tui.messages import JobSubmitted
 from tunedeck.tui.screens.base import DeckScreen
 
@@ -96,10 +98,11 @@ class LaunchScreen(DeckScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.choices: dict[str, list[str]] = {"datasets": [], "templates": [], "hosts": ["local"]}
+        self.choices: dict[str, list[str]] = {"datasets": [], "templates": [], "hosts": []}
         self.data_dir: Path | None = None
         self.check: Any = None
         self.checked_form: tuple[str, dict[str, str], list[str]] | None = None  # what `check` saw
+        self.host_list = HostList()  # re-reads hosts.toml only when it changed
         self._timer = None
         self._loading = False
 
@@ -129,8 +132,12 @@ class LaunchScreen(DeckScreen):
 
     @work(thread=True, exclusive=True, group="launch-hosts")
     def load_hosts(self) -> None:
-        """Read hosts.toml again: a host added from a shell shows up the next time it is seen."""
-        hosts = _host_names()
+        """The hosts as hosts.toml says now: one added from a shell shows up when next seen."""
+        try:
+            hosts = ["local", *sorted(self.host_list.current())]
+        except TunedeckError as error:  # an unreadable hosts.toml: say so, offer this box
+            self.from_thread(self.notify, str(error), title="Hosts", severity="warning")
+            hosts = ["local"]
         if hosts != self.choices["hosts"]:
             self.from_thread(self._fill_hosts, hosts)
 
@@ -146,7 +153,7 @@ class LaunchScreen(DeckScreen):
 
     @work(thread=True, exclusive=True, group="launch-choices")
     def load_choices(self) -> None:
-        choices: dict[str, list[str]] = {"datasets": [], "templates": [], "hosts": ["local"]}
+        choices: dict[str, list[str]] = {"datasets": [], "templates": []}
         try:
             from tunedeck.core.datasets import load_dataset_info
 
@@ -161,18 +168,17 @@ class LaunchScreen(DeckScreen):
             choices["templates"] = sorted(TEMPLATES)
         except ImportError:
             pass
-        choices["hosts"] = _host_names()
         self.from_thread(self._fill_choices, choices)
 
     def _fill_choices(self, choices: dict[str, list[str]]) -> None:
-        self.choices = choices
+        self.choices = {**choices, "hosts": self.choices["hosts"]}  # load_hosts keeps those
         self._loading = True
         for kind, fields in (("train", TRAIN_FIELDS), ("quantize", QUANTIZE_FIELDS)):
             for field in fields:
                 if field.multiple:
                     names = tuple(choices.get(str(field.choices), []))
                     self.query_one(f"#{kind}-{field.key}", Input).suggester.names = names
-                elif isinstance(field.choices, str):
+                elif isinstance(field.choices, str) and field.choices != "hosts":
                     select = self.query_one(f"#{kind}-{field.key}", Select)
                     options = choices.get(field.choices, [])
                     select.set_options([(o, o) for o in options])
@@ -236,7 +242,6 @@ class LaunchScreen(DeckScreen):
     @work(thread=True, exclusive=True, group="launch-check")
     def run_check(self, kind: str, values: dict[str, str], overrides: list[str]) -> None:
         from tunedeck.core.config import check_config
-        from tunedeck.core.errors import TunedeckError
 
         base = values.get("config")
         local = values.get("host", "local") == "local"
@@ -361,9 +366,6 @@ class LaunchScreen(DeckScreen):
     def submit_run(self, kind: str, values: dict, overrides: list[str], config: Any) -> None:
         """Start the run the way `tunedeck train|quantize` does (the form's base YAML and
         overrides are its command line; without a base YAML, its snapshot)."""
-        from tunedeck.core.errors import TunedeckError
-        from tunedeck.core.runners.launch import launch_run
-
         base = values.get("config")
         try:
             job = launch_run(
@@ -429,16 +431,6 @@ class CommaListSuggester(Suggester):
 def _comma_list(value: str) -> str:
     """`a, b,,c ` as `a,b,c`: the form of LLaMA-Factory's dataset lists."""
     return ",".join(part.strip() for part in value.split(",") if part.strip())
-
-
-def _host_names() -> list[str]:
-    """ "local" and the hosts in hosts.toml, read now (an unreadable file leaves "local")."""
-    try:
-        from tunedeck.core.jobs.hosts import load_hosts
-
-        return ["local", *sorted(load_hosts())]
-    except Exception:
-        return ["local"]
 
 
 def _yaml_scalar(value: str) -> str:
