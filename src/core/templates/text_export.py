@@ -16,7 +16,7 @@ from typing import Any
 
 from tunedeck.core.datasets import Conversation, Message, iter_conversations
 from tunedeck.core.errors import UsageError
-from tunedeck.core.templates import load_tokenizer, render
+from tunedeck.core.templates import NO_CUTOFF, load_tokenizer, render
 
 MEDIA_PLACEHOLDER = re.compile(r"<(?:image|video|audio)>")
 PACK_SEPARATOR = "\n"
@@ -72,7 +72,7 @@ def iter_texts(
         if template is None:
             yield plain_text(conv)
         else:
-            yield render(conv, template, tokenizer=tokenizer, cutoff_len=1 << 30).text
+            yield render(conv, template, tokenizer=tokenizer, cutoff_len=NO_CUTOFF).text
 
 
 def plain_text(conv: Conversation) -> str:
