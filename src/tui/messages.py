@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from tunedeck.core.datasets import DatasetInfo, DatasetReport, DatasetStats, RowView
+    from tunedeck.core.errors import TunedeckError
+    from tunedeck.tui.sidecar import EntryFailed, Sample, SampleRequest, ValidationProgress
 
 
 @dataclass
@@ -104,14 +109,14 @@ class HostProbed(Message):
 class DatasetInfoLoaded(Message):
     """A worker read dataset_info.json: the core DatasetInfo."""
 
-    info: Any
+    info: DatasetInfo
 
 
 @dataclass
 class ValidationProgressed(Message):
     """Validation moved on within an entry (a sidecar ValidationProgress); stale ones drop."""
 
-    progress: Any
+    progress: ValidationProgress
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ValidationProgressed)
@@ -121,14 +126,14 @@ class ValidationProgressed(Message):
 class ReportsReady(Message):
     """Entries validated since the last batch: core DatasetReports (one table redraw)."""
 
-    reports: tuple
+    reports: tuple[DatasetReport, ...]
 
 
 @dataclass
 class ValidationFinished(Message):
     """Validation walked every entry; `failed` holds the entries that crashed."""
 
-    failed: tuple = ()
+    failed: tuple[EntryFailed, ...] = ()
 
 
 @dataclass
@@ -136,7 +141,7 @@ class StatsLoaded(Message):
     """One entry's core DatasetStats."""
 
     dataset: str
-    stats: Any
+    stats: DatasetStats | TunedeckError  # the error when the stats could not be read
 
 
 @dataclass
@@ -144,23 +149,23 @@ class RowLoaded(Message):
     """One row of an entry: the core RowView."""
 
     dataset: str
-    view: Any
+    view: RowView
 
 
 @dataclass
 class PreviewChoicesLoaded(Message):
     """What Preview can choose from: the DatasetInfo and the template names."""
 
-    info: Any
-    templates: tuple
+    info: DatasetInfo
+    templates: tuple[str, ...]
 
 
 @dataclass
 class SampleRendered(Message):
     """One row rendered for Preview (a sidecar Sample), with the entry's row count."""
 
-    request: Any
-    sample: Any
+    request: SampleRequest
+    sample: Sample
     total: int
 
 
@@ -168,6 +173,6 @@ class SampleRendered(Message):
 class LengthsMeasured(Message):
     """Lengths of an entry's rows for the histogram, in `unit` (tokens or chars)."""
 
-    request: Any
-    lengths: list
+    request: SampleRequest
+    lengths: list[int]
     unit: str

@@ -28,9 +28,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tunedeck.core.errors import TunedeckError
+
+if TYPE_CHECKING:
+    from tunedeck.core.datasets import DatasetReport, DatasetStats
+    from tunedeck.core.templates import Rendered, Segment
 
 SIDECAR_ARGV = [sys.executable, "-m", "tunedeck.tui.sidecar"]
 PROGRESS_SECONDS = 0.2
@@ -62,9 +66,9 @@ class Sample:
     same for a ranking row's rejected answer."""
 
     index: int
-    rendered: Any  # tunedeck.core.templates.Rendered
-    kept: tuple[Any, ...] | None = None  # Segments
-    rejected_kept: tuple[Any, ...] | None = None
+    rendered: Rendered
+    kept: tuple[Segment, ...] | None = None
+    rejected_kept: tuple[Segment, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class SidecarClient:
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def validate(self, data_dir: str) -> Iterator[ValidationProgress | EntryFailed | Any]:
+    def validate(self, data_dir: str) -> Iterator[ValidationProgress | EntryFailed | DatasetReport]:
         """Every entry's DatasetReport as it is ready, with progress and crashed entries."""
         from tunedeck.core.datasets import DatasetReport
 
@@ -104,7 +108,7 @@ class SidecarClient:
             elif "failed" in message:
                 yield EntryFailed(*message["failed"])
 
-    def stats(self, data_dir: str, dataset: str) -> Any:
+    def stats(self, data_dir: str, dataset: str) -> DatasetStats:
         """The entry's DatasetStats."""
         from tunedeck.core.datasets import DatasetStats
 
@@ -183,7 +187,7 @@ class SidecarClient:
         return self._process
 
 
-def rendered_from_json(doc: dict) -> Any:
+def rendered_from_json(doc: dict) -> Rendered:
     """Rendered.to_json() read back into a Rendered."""
     from tunedeck.core.templates import Rendered, Truncation
 
@@ -203,7 +207,7 @@ def rendered_from_json(doc: dict) -> Any:
     )
 
 
-def _segments(docs: list[dict] | None) -> tuple[Any, ...] | None:
+def _segments(docs: list[dict] | None) -> tuple[Segment, ...] | None:
     from tunedeck.core.templates import Segment
 
     if docs is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -26,6 +26,9 @@ from tunedeck.tui.messages import (
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.sidecar import EntryFailed, SidecarClient, ValidationProgress
 from tunedeck.tui.widgets.conversation_text import conversation_text, raw_text
+
+if TYPE_CHECKING:
+    from tunedeck.core.datasets import DatasetInfo, DatasetReport, DatasetStats, Issue
 
 REPORT_BATCH_SECONDS = 0.3
 BADGES = {
@@ -71,9 +74,9 @@ class DatasetsScreen(DeckScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.info: Any = None
-        self.reports: dict[str, Any] = {}
-        self.stats: dict[str, Any] = {}
+        self.info: DatasetInfo | None = None
+        self.reports: dict[str, DatasetReport] = {}
+        self.stats: dict[str, DatasetStats | TunedeckError] = {}
         self.selected: str | None = None
         self.row_index = 0
         self.show_raw = False
@@ -130,7 +133,7 @@ class DatasetsScreen(DeckScreen):
     def validate_all(self, data_dir: str) -> None:
         """Validation runs in a sidecar process (streaming one report per entry), so a long
         walk over big files never competes with the event loop for the GIL."""
-        batch: list[Any] = []
+        batch: list[DatasetReport] = []
         failed: list[EntryFailed] = []
         flushed = time.monotonic()
         for found in self._validator.validate(data_dir):
@@ -149,7 +152,9 @@ class DatasetsScreen(DeckScreen):
     @work(thread=True, exclusive=True, group="datasets-stats", exit_on_error=False)
     def load_stats(self, name: str) -> None:
         try:
-            stats: Any = self._stats_sidecar.stats(str(self.info.path), name)
+            stats: DatasetStats | TunedeckError = self._stats_sidecar.stats(
+                str(self.info.path), name
+            )
         except TunedeckError as error:  # shown in the spec pane, in place of the stats
             stats = error
         self.post_message(StatsLoaded(name, stats))
@@ -297,7 +302,7 @@ class DatasetsScreen(DeckScreen):
         count = report.issue_count if report else 0
         tab.get_tab("tab-issues").label = f"Issues ({count})" if count else "Issues"
 
-    def _show_issue(self, issue: Any) -> None:
+    def _show_issue(self, issue: Issue | None) -> None:
         """The highlighted issue in full, wrapped: the table cuts long messages."""
         detail = self.query_one("#issue-detail", Static)
         if issue is None:
@@ -412,12 +417,12 @@ def _badge(status: str) -> Text:
     return Text(symbol, style=style)
 
 
-def _severity(issue: Any) -> Text:
+def _severity(issue: Issue) -> Text:
     """The whole severity word, red for errors, yellow for warnings."""
     return Text(str(issue.severity), style="red" if issue.is_error else "yellow")
 
 
-def _where(issue: Any) -> str:
+def _where(issue: Issue) -> str:
     from pathlib import Path
 
     file = Path(issue.file).name if issue.file else ""

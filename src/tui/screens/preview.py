@@ -7,7 +7,7 @@ transformers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -33,6 +33,9 @@ from tunedeck.tui.widgets.conversation_text import (
 )
 from tunedeck.tui.widgets.histogram import Histogram
 
+if TYPE_CHECKING:
+    from tunedeck.core.datasets import DatasetInfo
+
 DEFAULT_TEMPLATE = "default"
 
 
@@ -53,7 +56,7 @@ class PreviewScreen(DeckScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.info: Any = None
+        self.info: DatasetInfo | None = None
         self.index = 0
         self.total: int | None = None
         self._local: list[str] = []
