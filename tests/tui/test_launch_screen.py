@@ -3,6 +3,7 @@ python), the fields a short run needs, dataset lists, and hosts added while the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import shutil
@@ -174,3 +175,44 @@ async def test_a_host_added_from_a_shell_while_the_app_runs_is_offered():
         await pilot.press("4")
         await settle_until(pilot, lambda: "gpu-later" in screen.choices["hosts"], "host offered")
         screen.query_one("#quantize-host", Select).value = "gpu-later"
+
+
+@pytest.mark.slow
+async def test_a_run_from_a_base_yaml_records_the_yaml_and_the_form_as_its_command(
+    tiny_model,  # noqa: F811
+    tmp_path,
+):
+    from tunedeck.core.config import load_config
+
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        f"model_name_or_path: {tiny_model}\ndataset: demo_alpaca\ndataset_dir: {EXAMPLE_DATA}\n"
+        f"output_dir: {tmp_path / 'out'}\ncutoff_len: 64\n"
+    )
+    posted = Posted()
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 45), message_hook=posted) as pilot:
+        screen = await _open_launch(pilot, app)
+        field = screen.query_one("#train-config", Input)
+        field.value = str(base)
+        field.focus()
+        await pilot.press("enter")
+        model = screen.query_one("#train-model_name_or_path", Input)
+        await wait_until(pilot, lambda: model.value == str(tiny_model), "form filled")
+        _fill(screen, max_steps="1", logging_steps="1")
+        await wait_until(
+            pilot,
+            lambda: _valid(app) and "max_steps=1" in screen_text(app),
+            "a valid config on the YAML",
+        )
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=60)
+        job = JobRegistry().get(posted.last(JobSubmitted).job_id)
+
+    argv = shlex.split(job.command_line)
+    assert argv[:3] == ["tunedeck", "train", str(base)] and "max_steps=1" in argv
+    assert "--host" not in argv
+    assert load_config(base, argv[3:]).changed() == load_config(job.argv[3]).changed()
+    while not (record := JobRegistry().get(job.id)).state.is_final:
+        await asyncio.sleep(0.5)
+    assert record.state.value == "succeeded", record.message
