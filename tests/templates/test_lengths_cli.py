@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from tunedeck.core.datasets import iter_conversations, load_dataset_info
-from tunedeck.core.templates import load_tokenizer, render
+from tunedeck.core.templates import NO_CUTOFF, load_tokenizer, render
 
 from .conftest import TOKENIZER_DIR
 
@@ -25,7 +25,7 @@ def test_lengths_figures_match_rendered_rows(shared_data):
     info = load_dataset_info(shared_data)
     tokenizer = load_tokenizer(TOKENIZER_DIR, "llama3")
     lengths = sorted(
-        len(render(conv, "llama3", tokenizer=tokenizer, cutoff_len=1 << 30).input_ids)
+        len(render(conv, "llama3", tokenizer=tokenizer, cutoff_len=NO_CUTOFF).input_ids)
         for conv in iter_conversations(info.get("identity"), info.data_dir)
     )
     cutoff = lengths[len(lengths) // 2]
