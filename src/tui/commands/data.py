@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tunedeck.core.errors import DatasetError, UsageError
-from tunedeck.tui.widgets.conversation_text import ROLE_STYLES
+from tunedeck.tui.palette import TERMINAL_ROLE_COLOURS as ROLE_STYLES
 
 app = typer.Typer(
     help="Validate, inspect and summarise LLaMA-Factory datasets.", no_args_is_help=True

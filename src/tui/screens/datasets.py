@@ -23,6 +23,7 @@ from tunedeck.tui.messages import (
     ValidationFinished,
     ValidationProgressed,
 )
+from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.sidecar import EntryFailed, SidecarClient, ValidationProgress
 from tunedeck.tui.widgets.conversation_text import conversation_text, raw_text
@@ -31,12 +32,13 @@ if TYPE_CHECKING:
     from tunedeck.core.datasets import DatasetInfo, DatasetReport, DatasetStats, Issue
 
 REPORT_BATCH_SECONDS = 0.3
+# status -> (symbol, palette role or None for no colour, modifiers)
 BADGES = {
-    "pending": ("…", "dim"),
-    "ok": ("✓", "green"),
-    "warning": ("!", "yellow"),
-    "error": ("✗", "bold red"),
-    "remote": ("☁", "blue"),
+    "pending": ("…", None, "dim"),
+    "ok": ("✓", "ok", ""),
+    "warning": ("!", "warning", ""),
+    "error": ("✗", "error", "bold"),
+    "remote": ("☁", "remote", ""),
 }
 
 
@@ -83,6 +85,8 @@ class DatasetsScreen(DeckScreen):
         self._filter = ""
         self._validator = SidecarClient()
         self._stats_sidecar = SidecarClient()
+        self._load_error: Exception | None = None
+        self._row_shown: RowLoaded | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="split"):
@@ -119,7 +123,32 @@ class DatasetsScreen(DeckScreen):
         issues = self.query_one("#issues-table", DataTable)
         for label in ("sev", "where", "code", "message"):
             issues.add_column(label, key=label)
+        follow_theme(self, self._recolour)
         self.load_info()
+
+    def _recolour(self) -> None:
+        """Redraw every coloured text with the new theme's colours."""
+        if self._load_error is not None:
+            self._show_load_error(self._load_error)
+        if self.info is None:
+            return
+        table = self.query_one("#datasets-table", DataTable)
+        for key in table.rows:
+            report = self.reports.get(str(key.value))
+            table.update_cell(key, "badge", self._badge(report.status if report else "pending"))
+        if self.reports and not self.query_one("#validate-progress").display:
+            self._show_checked()
+        if self.selected:
+            self._show_detail()
+        if self._row_shown is not None:
+            self._show_row(self._row_shown)
+
+    @property
+    def palette(self) -> Palette:
+        return Palette.of(self.app)
+
+    def _badge(self, status: str) -> Text:
+        return _badge(status, self.palette)
 
     # Loading and validation (workers post what they found; base reports failures) ------------
 
@@ -171,14 +200,18 @@ class DatasetsScreen(DeckScreen):
         if group == "datasets-load" and isinstance(error, (TunedeckError, ImportError)):
             self._show_load_error(error)
         elif group == "datasets-row" and isinstance(error, TunedeckError):
-            self.query_one("#row-header", Static).update(Text(str(error), style="red"))
+            self.query_one("#row-header", Static).update(
+                Text(str(error), style=self.palette.style("error"))
+            )
         else:
             super().worker_failed(group, error)
 
     def _show_load_error(self, error: Exception) -> None:
+        self._load_error = error
+        error_style = self.palette.style("error")
         hint = getattr(error, "hint", None)
         message = Text()
-        message.append("Cannot open this data folder\n\n", style="bold red")
+        message.append("Cannot open this data folder\n\n", style=f"bold {error_style}")
         message.append(f"{error}\n\n")
         if hint:
             message.append(f"hint: {hint}\n", style="dim")
@@ -189,7 +222,7 @@ class DatasetsScreen(DeckScreen):
         )
         self.query_one("#spec-text", Static).update(message)
         self.query_one("#datasets-status", Static).update(
-            Text(f"no dataset_info.json in {self.app.data_dir}", style="red")
+            Text(f"no dataset_info.json in {self.app.data_dir}", style=error_style)
         )
 
     @on(DatasetInfoLoaded)
@@ -220,7 +253,7 @@ class DatasetsScreen(DeckScreen):
                 continue
             report = self.reports.get(name)
             table.add_row(
-                _badge(report.status if report else "pending"),
+                self._badge(report.status if report else "pending"),
                 name,
                 dataset_kind(spec),
                 f"{report.rows:,}" if report and report.rows is not None else "",
@@ -233,7 +266,7 @@ class DatasetsScreen(DeckScreen):
         self.reports.clear()
         table = self.query_one("#datasets-table", DataTable)
         for key in table.rows:  # mark, do not rebuild: one cheap redraw
-            table.update_cell(key, "badge", _badge("pending"))
+            table.update_cell(key, "badge", self._badge("pending"))
         self.query_one("#validate-progress").display = True
         self.validate_all(str(self.info.path))
 
@@ -250,7 +283,7 @@ class DatasetsScreen(DeckScreen):
         for report in message.reports:
             self.reports[report.name] = report
             if report.name in table.rows:
-                table.update_cell(report.name, "badge", _badge(report.status))
+                table.update_cell(report.name, "badge", self._badge(report.status))
                 rows = f"{report.rows:,}" if report.rows is not None else ""
                 table.update_cell(report.name, "rows", rows)
             if report.name == self.selected:
@@ -261,11 +294,16 @@ class DatasetsScreen(DeckScreen):
         for failure in message.failed:
             self.notify(f"{failure.dataset}: {failure.error}", severity="error")
         self.query_one("#validate-progress").display = False
+        self._show_checked()
+
+    def _show_checked(self) -> None:
+        """The status line after validation: how many entries have errors and warnings."""
+        palette = self.palette
         errors = sum(r.status == "error" for r in self.reports.values())
         warnings = sum(r.status == "warning" for r in self.reports.values())
         status = Text(f"{len(self.reports)} checked · ")
-        status.append(f"{errors} errors", style="red" if errors else "green")
-        status.append(f" · {warnings} warnings", style="yellow" if warnings else "")
+        status.append(f"{errors} errors", style=palette.style("error" if errors else "ok"))
+        status.append(f" · {warnings} warnings", style=palette.style("warning") if warnings else "")
         self.query_one("#datasets-status", Static).update(status)
 
     @on(StatsLoaded)
@@ -290,12 +328,18 @@ class DatasetsScreen(DeckScreen):
         name = self.selected
         spec = self.info.specs[name]
         report = self.reports.get(name)
-        self.query_one("#spec-text", Static).update(_spec_text(spec, report, self.stats.get(name)))
+        self.query_one("#spec-text", Static).update(
+            _spec_text(spec, report, self.stats.get(name), self.palette)
+        )
         issues = self.query_one("#issues-table", DataTable)
         issues.clear()
         for number, issue in enumerate(report.issues if report else ()):
             issues.add_row(
-                _severity(issue), _where(issue), issue.code, issue.message, key=str(number)
+                _severity(issue, self.palette),
+                _where(issue),
+                issue.code,
+                issue.message,
+                key=str(number),
             )
         self._show_issue(report.issues[0] if report and report.issues else None)
         tab = self.query_one("#dataset-detail", TabbedContent)
@@ -308,7 +352,7 @@ class DatasetsScreen(DeckScreen):
         if issue is None:
             detail.update("")
             return
-        text = _severity(issue)
+        text = _severity(issue, self.palette)
         text.append(f" · {issue.code}", style="dim")
         if issue.where:
             text.append(f" · {issue.where}", style="dim")
@@ -321,6 +365,8 @@ class DatasetsScreen(DeckScreen):
         if message.dataset != self.selected:
             return
         self.row_index = view.index
+        self._row_shown = message
+        palette = self.palette
         header = Text(f"row {view.index + 1}", style="bold")
         header.append(f"  {view.file}:{view.row}", style="dim")
         header.append("  raw" if self.show_raw else "  normalised", style="italic")
@@ -328,14 +374,14 @@ class DatasetsScreen(DeckScreen):
         body = Text()
         if view.issues:
             for issue in view.issues:
-                body.append(f"{issue.severity}: {issue.message}\n", style="red")
+                body.append(f"{issue.severity}: {issue.message}\n", style=palette.style("error"))
             body.append("\n")
         if view.conversation is None and isinstance(view.raw, str):
             body.append(view.raw)  # an unreadable row: the text as stored
         elif self.show_raw or view.conversation is None:
             body.append_text(raw_text(view.raw))
         else:
-            body.append_text(conversation_text(view.conversation))
+            body.append_text(conversation_text(view.conversation, palette))
         self.query_one("#row-text", Static).update(body)
 
     # Events and actions --------------------------------------------------------------------------
@@ -412,14 +458,20 @@ class DatasetsScreen(DeckScreen):
             super().key_escape()
 
 
-def _badge(status: str) -> Text:
-    symbol, style = BADGES.get(status, ("?", "dim"))
+def _badge(status: str, palette: Palette) -> Text:
+    symbol, style = _badge_style(status, palette)
     return Text(symbol, style=style)
 
 
-def _severity(issue: Issue) -> Text:
-    """The whole severity word, red for errors, yellow for warnings."""
-    return Text(str(issue.severity), style="red" if issue.is_error else "yellow")
+def _badge_style(status: str, palette: Palette) -> tuple[str, str]:
+    """A status's symbol and its style in the current theme."""
+    symbol, role, modifiers = BADGES.get(status, ("?", None, "dim"))
+    return symbol, palette.style(role, modifiers) if role else modifiers
+
+
+def _severity(issue: Issue, palette: Palette) -> Text:
+    """The whole severity word, in the error colour for errors, warning colour otherwise."""
+    return Text(str(issue.severity), style=palette.style("error" if issue.is_error else "warning"))
 
 
 def _where(issue: Issue) -> str:
@@ -433,17 +485,17 @@ def _where(issue: Issue) -> str:
     return file
 
 
-def _spec_text(spec: Any, report: Any, stats: Any) -> Text:
+def _spec_text(spec: Any, report: Any, stats: Any, palette: Palette) -> Text:
     from dataclasses import fields
 
     from tunedeck.core.datasets import dataset_kind
 
     text = Text()
     text.append(f"{spec.name}\n", style="bold")
-    text.append(f"{dataset_kind(spec)} · {spec.formatting}", style="cyan")
+    text.append(f"{dataset_kind(spec)} · {spec.formatting}", style=palette.style("info"))
     text.append(f" · {spec.load_from}: {spec.source}\n")
     if report is not None:
-        symbol, style = BADGES.get(report.status, ("?", "dim"))
+        symbol, style = _badge_style(report.status, palette)
         text.append(f"{symbol} {report.status}", style=style)
         rows = f"{report.rows:,} rows" if report.rows is not None else "rows unknown"
         text.append(f" · {rows} · {report.issue_count} issues\n")
@@ -466,7 +518,7 @@ def _spec_text(spec: Any, report: Any, stats: Any) -> Text:
             text.append(f"  {key:<16}", style="dim")
             text.append(f"{value}\n")
     if isinstance(stats, Exception):
-        text.append(f"\nstats: {stats}\n", style="red")
+        text.append(f"\nstats: {stats}\n", style=palette.style("error"))
     elif stats is not None:
         text.append("\nstats\n", style="bold")
         text.append(f"  rows {stats.rows:,} · with issues {stats.rows_with_issues:,}\n")

@@ -23,6 +23,7 @@ from tunedeck.tui.messages import (
     PreviewDataset,
     SampleRendered,
 )
+from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.sidecar import DEFAULT_CUTOFF_LEN, Sample, SampleRequest, SidecarClient
 from tunedeck.tui.widgets.conversation_text import (
@@ -62,6 +63,8 @@ class PreviewScreen(DeckScreen):
         self._local: list[str] = []
         self._wanted: str | None = None
         self._tokens = SidecarClient()
+        self._shown: SampleRendered | None = None  # redrawn in the new colours on a theme change
+        self._error: tuple[BaseException, bool] | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="preview-controls", classes="form-row"):
@@ -80,7 +83,15 @@ class PreviewScreen(DeckScreen):
         yield Histogram(id="preview-histogram")
 
     def on_mount(self) -> None:
+        follow_theme(self, self._recolour)
         self.load_choices()
+
+    def _recolour(self) -> None:
+        """Redraw the sample, or the error shown in its place, in the new theme's colours."""
+        if self._shown is not None:
+            self._show_rendered(self._shown)
+        elif self._error is not None:
+            self._show_error(*self._error)
 
     def on_unmount(self) -> None:
         self._tokens.close()
@@ -203,7 +214,7 @@ class PreviewScreen(DeckScreen):
             histogram.note = f"no lengths: {error}"
             histogram.refresh()
         elif group == "preview-load":
-            self._status(Text(str(error), style="red"))
+            self._show_error(error, with_hint=False)
         else:
             super().worker_failed(group, error)
 
@@ -215,8 +226,10 @@ class PreviewScreen(DeckScreen):
             return  # a late answer to inputs that have changed since
         self.total = message.total
         sample, request = message.sample, message.request
-        self.query_one("#preview-text", Static).update(sample_text(sample))
-        self._status(_sample_status(sample, request, self.total))
+        self._shown, self._error = message, None
+        palette = Palette.of(self.app)
+        self.query_one("#preview-text", Static).update(sample_text(sample, palette))
+        self._status(_sample_status(sample, request, self.total, palette))
 
     @on(LengthsMeasured)
     def _show_lengths(self, message: LengthsMeasured) -> None:
@@ -225,9 +238,10 @@ class PreviewScreen(DeckScreen):
         cutoff = message.request.cutoff_len if message.unit == "tokens" else None
         self.query_one(Histogram).set_values(message.lengths, message.unit, cutoff)
 
-    def _show_error(self, error: BaseException) -> None:
-        text = Text(str(error), style="red")
-        if getattr(error, "hint", None):
+    def _show_error(self, error: BaseException, with_hint: bool = True) -> None:
+        self._shown, self._error = None, (error, with_hint)
+        text = Text(str(error), style=Palette.of(self.app).style("error"))
+        if with_hint and getattr(error, "hint", None):
             text.append(f"  hint: {error.hint}", style="dim")
         self._status(text)
 
@@ -254,17 +268,17 @@ def _render_here(spec: Any, data_dir: Any, request: SampleRequest, index: int) -
     return Sample(index, rendered)
 
 
-def sample_text(sample: Sample) -> Text:
+def sample_text(sample: Sample, palette: Palette) -> Text:
     """The legend, the text training sees (the chosen answer, then a ranking row's rejected
     one), what cutoff_len cut, and the token ids when there are any."""
     rendered = sample.rendered
-    text = _with_legend(_kept_text(rendered, sample.kept))
+    text = _with_legend(_kept_text(rendered, sample.kept, palette))
     if rendered.rejected is not None:
         text.append("\n\nrejected\n", style="bold")
-        text.append_text(_kept_text(rendered.rejected, sample.rejected_kept))
+        text.append_text(_kept_text(rendered.rejected, sample.rejected_kept, palette))
     for label, side in (("", rendered), ("rejected ", rendered.rejected)):
         if side is not None and side.truncated is not None and side.truncated.parts:
-            text.append_text(truncation_text(side.truncated, label))
+            text.append_text(truncation_text(side.truncated, palette, label))
     if rendered.input_ids is not None:
         text.append_text(ids_text(rendered, "input_ids"))
         if rendered.rejected is not None and rendered.rejected.input_ids is not None:
@@ -272,14 +286,16 @@ def sample_text(sample: Sample) -> Text:
     return text
 
 
-def _kept_text(rendered: Any, kept: tuple | None) -> Text:
+def _kept_text(rendered: Any, kept: tuple | None, palette: Palette) -> Text:
     """Segments when nothing was cut; after a cut, only the text of the kept ids."""
     if kept is not None and rendered.truncated is not None:
-        return segments_text(kept)
-    return rendered_text(rendered)
+        return segments_text(kept, palette)
+    return rendered_text(rendered, palette)
 
 
-def _sample_status(sample: Sample, request: SampleRequest, total: int | None) -> Text:
+def _sample_status(
+    sample: Sample, request: SampleRequest, total: int | None, palette: Palette
+) -> Text:
     rendered = sample.rendered
     status = Text(no_wrap=True, overflow="ellipsis")
     status.append(f"sample {sample.index + 1}", style="bold")
@@ -290,7 +306,7 @@ def _sample_status(sample: Sample, request: SampleRequest, total: int | None) ->
         trained = sum(1 for label in rendered.labels or [] if label != IGNORE_INDEX)
         status.append(
             f" · {len(ids):,} tokens / cutoff {cutoff:,}",
-            style="red" if len(ids) >= cutoff else "green",
+            style=palette.style("error" if len(ids) >= cutoff else "ok"),
         )
         status.append(f" · {trained:,} trained")
     else:
@@ -299,7 +315,7 @@ def _sample_status(sample: Sample, request: SampleRequest, total: int | None) ->
     if truncation:
         status.append(
             f" · cut {truncation.original_tokens - truncation.kept_tokens:,} tokens",
-            style="bold red",
+            style=palette.style("error", "bold"),
         )
     return status
 

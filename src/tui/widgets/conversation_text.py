@@ -1,4 +1,8 @@
-"""Rich text for a normalised conversation and for a rendered prompt (no widgets here)."""
+"""Rich text for a normalised conversation and for a rendered prompt (no widgets here).
+
+Role colours come from the theme's palette (`tunedeck.tui.palette`, roles named after the
+message roles: system, user, assistant, function, observation).
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,24 @@ from typing import Any
 
 from rich.text import Text
 
-# The one home of role colours, for the app's screens and the CLI's panels.
-ROLE_STYLES = {
-    "system": "magenta",
-    "user": "cyan",
-    "assistant": "green",
-    "function": "yellow",
-    "observation": "blue",
-}
+from tunedeck.tui.palette import ROLES, Palette
 
 
-def conversation_text(conversation: Any) -> Text:
+def conversation_text(conversation: Any, palette: Palette) -> Text:
     """The normalised form of a row: system, tools, prompt turns, response(s), media."""
     text = Text()
     if conversation.system:
-        _turn(text, "system", conversation.system)
+        _turn(text, palette, "system", conversation.system)
     if conversation.tools:
-        _turn(text, "tools", conversation.tools)
+        _turn(text, palette, "tools", conversation.tools)
     for message in conversation.prompt:
-        _turn(text, _role(message), message.content)
+        _turn(text, palette, _role(message), message.content)
     responses = conversation.response
     labels = ["response"] if len(responses) == 1 else ["chosen", "rejected"]
     if conversation.kto_tag is not None:
         labels = ["kto: desired" if conversation.kto_tag else "kto: undesired", "(empty)"]
     for label, message in zip(labels, responses, strict=False):
-        _turn(text, f"{_role(message)} · {label}", message.content)
+        _turn(text, palette, f"{_role(message)} · {label}", message.content)
     for kind in ("images", "videos", "audios"):
         for path in getattr(conversation, kind, ()) or ():
             text.append(f"{kind[:-1]}: ", style="dim")
@@ -48,12 +45,13 @@ def raw_text(value: Any) -> Text:
     return Text(body)
 
 
-def rendered_text(rendered: Any) -> Text:
-    """A rendered prompt: template text dim, data text plain, trained spans underlined green."""
-    return segments_text(rendered.segments)
+def rendered_text(rendered: Any, palette: Palette) -> Text:
+    """A rendered prompt: template text dim, data text in its role's colour, trained spans
+    bold and underlined."""
+    return segments_text(rendered.segments, palette)
 
 
-def segments_text(segments: Any) -> Text:
+def segments_text(segments: Any, palette: Palette) -> Text:
     """Rendered segments (template text dim, data text in its role's colour), trained ones
     bold and underlined."""
     text = Text()
@@ -61,20 +59,21 @@ def segments_text(segments: Any) -> Text:
         if segment.source == "template":
             style = "dim italic"
         else:
-            style = ROLE_STYLES.get(segment.role, "")
+            style = _role_colour(palette, segment.role)
         if segment.trainable:
             style += " bold underline"
         text.append(segment.text, style=style.strip() or None)
     return text
 
 
-def truncation_text(truncation: Any, label: str = "") -> Text:
+def truncation_text(truncation: Any, palette: Palette, label: str = "") -> Text:
     """What cutoff_len removed, per turn part, struck through."""
-    text = Text(f"\n\n{label}truncated by cutoff_len:\n", style="bold red")
+    error = palette.style("error")
+    text = Text(f"\n\n{label}truncated by cutoff_len:\n", style=f"bold {error}")
     for part in truncation.parts:
         text.append(
             f"turn {part.get('turn')} {part.get('part')}: {part.get('removed_tokens')} tokens: ",
-            style="red",
+            style=error,
         )
         text.append(f"{part.get('removed_text', '')}\n", style="strike dim")
     return text
@@ -99,7 +98,12 @@ def _role(message: Any) -> str:
     return getattr(role, "value", str(role))
 
 
-def _turn(text: Text, label: str, content: str) -> None:
-    style = ROLE_STYLES.get(label.split(" ")[0], "bold")
-    text.append(f"{label}\n", style=f"bold {style}")
+def _role_colour(palette: Palette, role: str | None) -> str:
+    """The colour of a message role; no colour for text of no known role."""
+    return palette.colour(role) if role in ROLES else ""
+
+
+def _turn(text: Text, palette: Palette, label: str, content: str) -> None:
+    style = _role_colour(palette, label.split(" ")[0])
+    text.append(f"{label}\n", style=f"bold {style}".strip())
     text.append(f"{content}\n\n")

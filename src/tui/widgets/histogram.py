@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from tunedeck.tui.palette import Palette
+
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
@@ -27,15 +29,27 @@ class Histogram(Widget):
         self.refresh()
 
     def render(self) -> Text:
-        return Text("\n").join(
-            draw_histogram(
-                self.values, self.size.width, self.size.height, self.unit, self.cutoff, self.note
-            )
+        """Drawn on each refresh in the current theme's colours (a theme switch repaints)."""
+        lines = draw_histogram(
+            self.values,
+            self.size.width,
+            self.size.height,
+            self.unit,
+            self.cutoff,
+            Palette.of(self.app),
+            self.note,
         )
+        return Text("\n").join(lines)
 
 
 def draw_histogram(
-    values: list[int], width: int, height: int, unit: str, cutoff: int | None, note: str = ""
+    values: list[int],
+    width: int,
+    height: int,
+    unit: str,
+    cutoff: int | None,
+    palette: Palette,
+    note: str = "",
 ) -> list[Text]:
     """`height` lines: bars (height-2 rows), an axis line, and a summary line."""
     if not values or width < 10 or height < 3:
@@ -51,16 +65,18 @@ def draw_histogram(
     cutoff_bin = None
     if cutoff is not None and low <= cutoff <= high:
         cutoff_bin = min(bins - 1, (cutoff - low) * bins // span)
+    bar, over_cutoff, marker = (palette.colour(r) for r in ("info", "error", "marker"))
     lines: list[Text] = []
     for row in range(rows, 0, -1):
         line = Text(no_wrap=True, end="")
         for index, count in enumerate(counts):
             level = count * rows * 8 // peak if peak else 0
             part = min(8, max(0, level - (row - 1) * 8))
-            style = "red" if cutoff is not None and low + index * span / bins > cutoff else "cyan"
+            past = cutoff is not None and low + index * span / bins > cutoff
+            style = over_cutoff if past else bar
             char = BLOCKS[part]
             if index == cutoff_bin and char == " ":
-                char, style = "┆", "yellow"
+                char, style = "┆", marker
             line.append(char, style=style)
         lines.append(line)
     axis = f"{low:,}"
@@ -71,6 +87,8 @@ def draw_histogram(
         f"{len(values):,} rows · median {sorted(values)[len(values) // 2]:,}", no_wrap=True
     )
     if cutoff is not None:
-        summary.append(f" · {over:,} over cutoff {cutoff:,}", style="red" if over else "green")
+        summary.append(
+            f" · {over:,} over cutoff {cutoff:,}", style=palette.style("error" if over else "ok")
+        )
     lines.append(summary)
     return lines[-height:]

@@ -6,6 +6,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from tunedeck.tui.palette import Palette
+
 
 class NavBar(Widget):
     """Shows `1 Datasets  2 Preview ...` with the current screen highlighted, plus a context."""
@@ -24,14 +26,18 @@ class NavBar(Widget):
         self.set_reactive(NavBar.context, context)
 
     def render(self) -> Text:
-        styles = self.app.current_theme
+        """Drawn on each refresh in the current theme's colours (a theme switch repaints)."""
+        palette = Palette.of(self.app)
+        background, primary, accent = (
+            palette.colour(v) for v in ("background", "primary", "accent")
+        )
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(" tunedeck ", style=f"bold {styles.background} on {styles.primary}")
+        text.append(" tunedeck ", style=f"bold {background} on {primary}")
         for i, (mode, title) in enumerate(self._screens, start=1):
             if mode == self.current:
-                text.append(f" {i} {title} ", style=f"bold {styles.background} on {styles.accent}")
+                text.append(f" {i} {title} ", style=f"bold {background} on {accent}")
             else:
-                text.append(f" {i}", style=f"bold {styles.accent}")
+                text.append(f" {i}", style=f"bold {accent}")
                 text.append(f" {title} ")
         if self.context:
             text.append("  ")

@@ -1,0 +1,97 @@
+"""The app's semantic colours: each role (ok, failed, user, ...) names theme variables, and its
+colour is read from the current theme when text is built, so every theme reaches every badge.
+
+A theme may give a role its own colour with the variable `<role>` of `ROLES` (for example
+`role-system: "#FF00FF"` under `variables:`); otherwise the role takes a base colour of the
+theme (success, warning, error, primary, secondary, accent). Screens that hold built text
+redraw it when the theme changes (`follow_theme`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from textual.color import Color, ColorParseError
+
+# role -> theme variables, the first one the theme defines wins
+ROLES: dict[str, tuple[str, ...]] = {
+    # outcomes of a check
+    "ok": ("ok", "success"),
+    "warning": ("warning",),
+    "error": ("error",),
+    "info": ("info", "primary"),
+    "remote": ("remote", "primary"),
+    "marker": ("marker", "warning"),
+    "queued": ("state-queued", "secondary"),
+    # job states
+    "running": ("state-running", "primary"),
+    "succeeded": ("state-succeeded", "success"),
+    "failed": ("state-failed", "error"),
+    "cancelled": ("state-cancelled", "warning"),
+    "lost": ("state-lost", "error"),
+    # conversation roles
+    "system": ("role-system", "secondary"),
+    "user": ("role-user", "primary"),
+    "assistant": ("role-assistant", "success"),
+    "function": ("role-function", "warning"),
+    "observation": ("role-observation", "accent"),
+}
+
+# The CLI prints to a plain terminal that has no Textual theme: its role colours are the
+# terminal's own named colours (the app's screens use the theme's, through ROLES).
+TERMINAL_ROLE_COLOURS = {
+    "system": "magenta",
+    "user": "cyan",
+    "assistant": "green",
+    "function": "yellow",
+    "observation": "blue",
+}
+
+
+@dataclass(frozen=True)
+class Palette:
+    """The colours of one theme, by role, as Rich style strings."""
+
+    variables: Mapping[str, str]
+
+    @classmethod
+    def of(cls, app: Any) -> Palette:
+        """The palette of the app's current theme."""
+        theme = app.current_theme
+        cached = _GENERATED.get(theme.name)
+        if cached is None or cached[0] is not theme:
+            cached = _GENERATED[theme.name] = (theme, theme.to_color_system().generate())
+        return cls(cached[1])
+
+    def colour(self, role: str) -> str:
+        """`#RRGGBB` for `role` (a colour with alpha is blended onto the background)."""
+        background = _parse(self.variables.get("background")) or Color(0, 0, 0)
+        for name in ROLES.get(role, (role,)):
+            colour = _parse(self.variables.get(name))
+            if colour is not None:
+                return (background + colour).hex6
+        foreground = _parse(self.variables.get("foreground")) or Color(255, 255, 255)
+        return (background + foreground).hex6
+
+    def style(self, role: str, modifiers: str = "") -> str:
+        """A Rich style: `modifiers` (e.g. "bold") and the role's colour."""
+        return f"{modifiers} {self.colour(role)}".strip()
+
+
+_GENERATED: dict[str, tuple[Any, dict[str, str]]] = {}  # theme name -> (theme, its variables)
+
+
+def follow_theme(node: Any, redraw: Callable[[], None]) -> None:
+    """Call `redraw` after each theme change, while `node` is mounted."""
+    node.app.theme_changed_signal.subscribe(node, lambda _theme: redraw())
+
+
+def _parse(value: str | None) -> Color | None:
+    if not value:
+        return None
+    try:
+        return Color.parse(value)
+    except ColorParseError:
+        return None

@@ -1,0 +1,65 @@
+"""Badges, states and roles take their colours from the current theme, and a theme switch
+recolours them without a restart."""
+
+from __future__ import annotations
+
+from pilot_tools import EXAMPLE_DATA, settle
+from rich.style import Style
+from textual.color import Color
+from textual.widgets import DataTable, Static
+
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.palette import ROLES, Palette
+from tunedeck.tui.theming import load_themes
+
+SHIPPED = ("tunedeck-dark", "tunedeck-light", "tunedeck-contrast")
+
+
+def _colour(style) -> str:
+    """The foreground of a Rich style (or style string) as #RRGGBB."""
+    style = Style.parse(style) if isinstance(style, str) else style
+    return style.color.get_truecolor().hex.upper()
+
+
+def _theme_colour(app, variable: str) -> str:
+    return Color.parse(app.theme_variables[variable]).hex6
+
+
+def _badge_colour(app, name: str) -> str:
+    cell = app.screen.query_one("#datasets-table", DataTable).get_cell(name, "badge")
+    return _colour(cell.style)
+
+
+async def test_a_theme_switch_recolours_the_dataset_badges_and_the_spec_pane():
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert app.screen.reports["demo_alpaca"].status == "ok"
+        seen = set()
+        for theme in ("tunedeck-dark", "tunedeck-light", "tunedeck-contrast"):
+            app.theme = theme
+            await settle(pilot)
+            success = _theme_colour(app, "success")
+            assert _badge_colour(app, "demo_alpaca") == success, theme
+            spec = app.screen.query_one("#spec-text", Static).visual
+            assert any(
+                span.style.foreground and span.style.foreground.hex6 == success
+                for span in spec._spans
+            ), f"{theme}: the spec pane's status keeps another theme's colour"
+            seen.add(success)
+        assert len(seen) == 3, "the three themes have three success colours"
+
+
+def test_every_role_has_a_colour_in_every_shipped_theme():
+    themes = {theme.name: theme for theme in load_themes()[0]}
+    for name in SHIPPED:
+        palette = Palette(themes[name].to_color_system().generate())
+        for role in ROLES:
+            assert palette.colour(role).startswith("#") and len(palette.colour(role)) == 7
+        assert palette.colour("failed") == Color.parse(palette.variables["error"]).hex6
+
+
+def test_a_theme_variable_named_after_a_role_overrides_its_base_colour():
+    palette = Palette({"background": "#000000", "secondary": "#FFFFFF", "role-system": "#FF00FF"})
+    assert palette.colour("system") == "#FF00FF"
+    assert palette.style("system", "bold") == "bold #FF00FF"
