@@ -95,7 +95,8 @@ def main() -> int:
 def write_rows(model: Path) -> Path:
     """The exact rows the runner trains on (our converter + template), for the trl script."""
     from tunedeck.core.config import load_config
-    from tunedeck.core.runners.train import encode_dataset, load_tokenizer
+    from tunedeck.core.runners.encode import encode_dataset
+    from tunedeck.core.runners.train import load_tokenizer
 
     config = load_config(
         CONFIG,

@@ -33,7 +33,6 @@ FINAL_PHASES = ("done", "failed", "cancelled")
 # Exit codes of a runner process.
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_CANCELLED_SIGINT = 130  # 128 + SIGINT
 EXIT_CANCELLED_SIGTERM = 143  # 128 + SIGTERM
 
 
