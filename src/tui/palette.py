@@ -60,10 +60,16 @@ class Palette:
     def of(cls, app: Any) -> Palette:
         """The palette of the app's current theme."""
         theme = app.current_theme
-        cached = _GENERATED.get(theme.name)
+        cached = _PALETTES.get(theme.name)
         if cached is None or cached[0] is not theme:
-            cached = _GENERATED[theme.name] = (theme, theme.to_color_system().generate())
-        return cls(cached[1])
+            cached = _PALETTES[theme.name] = (theme, cls.of_theme(theme))
+        return cached[1]
+
+    @classmethod
+    def of_theme(cls, theme: Any) -> Palette:
+        """The palette of a Textual Theme: its colour system plus its own variables, as the
+        app's CSS sees them."""
+        return cls({**theme.to_color_system().generate(), **theme.variables})
 
     def colour(self, role: str) -> str:
         """`#RRGGBB` for `role` (a colour with alpha is blended onto the background)."""
@@ -80,7 +86,12 @@ class Palette:
         return f"{modifiers} {self.colour(role)}".strip()
 
 
-_GENERATED: dict[str, tuple[Any, dict[str, str]]] = {}  # theme name -> (theme, its variables)
+_PALETTES: dict[str, tuple[Any, Palette]] = {}  # theme name -> (theme, its palette)
+
+
+def role_variables() -> set[str]:
+    """The theme variables that give a role its own colour (state-running, role-system, ...)."""
+    return {names[0] for names in ROLES.values() if len(names) > 1}
 
 
 def follow_theme(node: Any, redraw: Callable[[], None]) -> None:

@@ -3,6 +3,8 @@
 A theme file holds the fields of `textual.theme.Theme` (name, primary, secondary, accent,
 foreground, background, surface, panel, boost, warning, error, success, dark, variables).
 Users drop extra files into config_dir()/themes/; a broken file is skipped with a reason.
+Under `variables:` a theme may colour a role of the palette (state-failed, role-user, ...; see
+tunedeck.tui.palette); such a colour must parse, so a typo is reported, not shown as black.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
+from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
 from tunedeck.core.locations import config_dir
 from tunedeck.themes import THEMES_DIR
+from tunedeck.tui.palette import role_variables
 
 _THEME_FIELDS = {f.name for f in fields(Theme)}
 
@@ -58,6 +62,15 @@ def load_theme_file(path: Path) -> Theme:
         raise ValueError("a theme needs at least 'name' and 'primary'")
     variables = document.get("variables") or {}
     document["variables"] = {str(k): str(v) for k, v in variables.items()}
+    _check_role_colours(document["variables"])
     theme = Theme(**document)
     theme.to_color_system()  # raises on colours Textual cannot parse
     return theme
+
+
+def _check_role_colours(variables: dict[str, str]) -> None:
+    for name in sorted(role_variables() & set(variables)):
+        try:
+            Color.parse(variables[name])
+        except ColorParseError:
+            raise ValueError(f"{name}: {variables[name]!r} is not a colour") from None

@@ -3,14 +3,15 @@ recolours them without a restart."""
 
 from __future__ import annotations
 
-from pilot_tools import EXAMPLE_DATA, settle
+import pytest
+from pilot_tools import EXAMPLE_DATA, settle, settle_until
 from rich.style import Style
 from textual.color import Color
 from textual.widgets import DataTable, Static
 
 from tunedeck.tui.app import TunedeckApp
 from tunedeck.tui.palette import ROLES, Palette
-from tunedeck.tui.theming import load_themes
+from tunedeck.tui.theming import load_theme_file, load_themes
 
 SHIPPED = ("tunedeck-dark", "tunedeck-light", "tunedeck-contrast")
 
@@ -30,6 +31,11 @@ def _badge_colour(app, name: str) -> str:
     return _colour(cell.style)
 
 
+def _foregrounds(content) -> set[str]:
+    """The text colours a Static's content uses."""
+    return {span.style.foreground.hex6 for span in content.spans if span.style.foreground}
+
+
 async def test_a_theme_switch_recolours_the_dataset_badges_and_the_spec_pane():
     app = TunedeckApp(EXAMPLE_DATA)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -38,14 +44,17 @@ async def test_a_theme_switch_recolours_the_dataset_badges_and_the_spec_pane():
         seen = set()
         for theme in ("tunedeck-dark", "tunedeck-light", "tunedeck-contrast"):
             app.theme = theme
-            await settle(pilot)
-            success = _theme_colour(app, "success")
-            assert _badge_colour(app, "demo_alpaca") == success, theme
+            success = app.get_theme(theme).to_color_system().generate()["success"]
+            await settle_until(
+                pilot,
+                lambda: _badge_colour(app, "demo_alpaca") == success,  # noqa: B023
+                f"{theme}: the ok badge in the theme's success colour",
+            )
+            assert _theme_colour(app, "success") == success
             spec = app.screen.query_one("#spec-text", Static).visual
-            assert any(
-                span.style.foreground and span.style.foreground.hex6 == success
-                for span in spec._spans
-            ), f"{theme}: the spec pane's status keeps another theme's colour"
+            assert success in _foregrounds(spec), f"{theme}: the spec pane's status colour"
+            row = app.screen.query_one("#row-text", Static).visual
+            assert _theme_colour(app, "primary") in _foregrounds(row), f"{theme}: user turn"
             seen.add(success)
         assert len(seen) == 3, "the three themes have three success colours"
 
@@ -53,13 +62,23 @@ async def test_a_theme_switch_recolours_the_dataset_badges_and_the_spec_pane():
 def test_every_role_has_a_colour_in_every_shipped_theme():
     themes = {theme.name: theme for theme in load_themes()[0]}
     for name in SHIPPED:
-        palette = Palette(themes[name].to_color_system().generate())
+        palette = Palette.of_theme(themes[name])
         for role in ROLES:
             assert palette.colour(role).startswith("#") and len(palette.colour(role)) == 7
         assert palette.colour("failed") == Color.parse(palette.variables["error"]).hex6
+    assert Palette.of_theme(themes["tunedeck-contrast"]).colour("system") == "#FF00FF"
 
 
 def test_a_theme_variable_named_after_a_role_overrides_its_base_colour():
     palette = Palette({"background": "#000000", "secondary": "#FFFFFF", "role-system": "#FF00FF"})
     assert palette.colour("system") == "#FF00FF"
     assert palette.style("system", "bold") == "bold #FF00FF"
+
+
+def test_a_theme_file_with_a_role_colour_textual_cannot_parse_is_refused(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\nprimary: '#ff8800'\nvariables:\n  state-failed: redish\n")
+    with pytest.raises(ValueError, match="state-failed"):
+        load_theme_file(path)
+    path.write_text("name: mine\nprimary: '#ff8800'\nvariables:\n  state-failed: '#ff0000'\n")
+    assert Palette.of_theme(load_theme_file(path)).colour("failed") == "#FF0000"
