@@ -82,3 +82,28 @@ def test_a_theme_file_with_a_role_colour_textual_cannot_parse_is_refused(tmp_pat
         load_theme_file(path)
     path.write_text("name: mine\nprimary: '#ff8800'\nvariables:\n  state-failed: '#ff0000'\n")
     assert Palette.of_theme(load_theme_file(path)).colour("failed") == "#FF0000"
+
+
+async def test_a_theme_switch_recolours_the_launch_check():
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle_until(
+            pilot,
+            lambda: app.current_mode == "launch" and app.screen.check is not None,
+            "the launch form checked",
+        )
+        problems = app.screen.query_one("#launch-problems", Static)
+        for theme in ("tunedeck-light", "tunedeck-contrast", "tunedeck-dark"):
+            app.theme = theme
+            palette = Palette.of_theme(app.get_theme(theme))
+            outcomes = {palette.colour(role) for role in ("ok", "warning", "error")}
+            await settle_until(
+                pilot,
+                lambda: (
+                    _foregrounds(problems.visual) & outcomes  # noqa: B023
+                    and _foregrounds(problems.visual) <= outcomes
+                ),  # noqa: B023
+                f"{theme}: the check in the theme's outcome colours",
+            )

@@ -29,6 +29,7 @@ from tunedeck.core.errors import TunedeckError
 from tunedeck.core.jobs.pool import HostList
 from tunedeck.core.runners.launch import PURPOSES, launch_run, rerun_command
 from tunedeck.tui.messages import JobSubmitted
+from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 
 CHECK_DELAY = 0.25
@@ -120,7 +121,13 @@ class LaunchScreen(DeckScreen):
 
     def on_mount(self) -> None:
         self.data_dir = Path(self.app.data_dir)
+        follow_theme(self, self._recolour)
         self.load_choices()
+
+    def _recolour(self) -> None:
+        """Redraw the last check in the new theme's colours."""
+        if self.check is not None and self.checked_form is not None:
+            self._show_check(*self.checked_form, self.check)
 
     def on_screen_resume(self) -> None:
         self.load_hosts()
@@ -254,21 +261,7 @@ class LaunchScreen(DeckScreen):
     def _show_check(self, kind: str, values: dict, overrides: list[str], check: Any) -> None:
         self.check = check
         self.checked_form = (kind, values, overrides)
-        problems = Text()
-        if isinstance(check, Exception):
-            problems.append(f"✗ {check}\n", style="bold red")
-        elif check.ok and not check.warnings:
-            problems.append("✓ config is valid\n", style="bold green")
-        else:
-            for problem in check.problems:
-                style = "red" if problem.severity == "error" else "yellow"
-                mark = "✗" if problem.severity == "error" else "!"
-                problems.append(f"{mark} {problem.key or ''}: ", style=f"bold {style}")
-                problems.append(f"{problem.message}\n", style=style)
-                if problem.hint:
-                    problems.append(f"  hint: {problem.hint}\n", style="dim")
-            if check.ok:
-                problems.append("✓ valid (with warnings)\n", style="green")
+        problems = _problems_text(check, Palette.of(self.app))
         self.query_one("#launch-problems", Static).update(problems)
         command = Text("\ncommand\n", style="bold")
         command.append(self.command_line(kind, values, overrides) + "\n")
@@ -409,6 +402,26 @@ def _form(kind: str, fields: tuple[Field, ...]) -> ComposeResult:
                 else:
                     yield Select([], prompt=field.label, id=widget_id, compact=True)
         yield Vertical(classes="form-end")
+
+
+def _problems_text(check: Any, palette: Palette) -> Text:
+    """A config check: each problem marked, in the error or warning colour, or the all-clear."""
+    problems = Text()
+    if isinstance(check, Exception):
+        problems.append(f"✗ {check}\n", style=palette.style("error", "bold"))
+    elif check.ok and not check.warnings:
+        problems.append("✓ config is valid\n", style=palette.style("ok", "bold"))
+    else:
+        for problem in check.problems:
+            style = palette.style("error" if problem.severity == "error" else "warning")
+            mark = "✗" if problem.severity == "error" else "!"
+            problems.append(f"{mark} {problem.key or ''}: ", style=f"bold {style}")
+            problems.append(f"{problem.message}\n", style=style)
+            if problem.hint:
+                problems.append(f"  hint: {problem.hint}\n", style="dim")
+        if check.ok:
+            problems.append("✓ valid (with warnings)\n", style=palette.style("ok"))
+    return problems
 
 
 class CommaListSuggester(Suggester):
