@@ -343,17 +343,21 @@ def _lengths(request: dict, info: Any, spec: Any, template: str | None, tokenize
     conversations = islice(
         iter_conversations(spec, info.data_dir), int(request.get("limit") or LENGTHS_LIMIT)
     )
-    return {"ok": True, "lengths": list(_length_path(conversations, template, tokenizer))}
+    mask_history = bool(request.get("mask_history"))
+    lengths = _length_path(conversations, template, tokenizer, mask_history)
+    return {"ok": True, "lengths": list(lengths)}
 
 
-def _length_path(conversations: Any, template: str | None, tokenizer: Any) -> Iterator[int]:
+def _length_path(
+    conversations: Any, template: str | None, tokenizer: Any, mask_history: bool
+) -> Iterator[int]:
     """Lengths through the core's one length path: tokens, or without a tokenizer the
     characters of each rendered row."""
     from tunedeck.core.templates import text_lengths, token_lengths
 
     if tokenizer is None:
-        return text_lengths(conversations, template)
-    return token_lengths(conversations, template, tokenizer)
+        return text_lengths(conversations, template, mask_history=mask_history)
+    return token_lengths(conversations, template, tokenizer, mask_history=mask_history)
 
 
 if __name__ == "__main__":

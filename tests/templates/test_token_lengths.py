@@ -66,6 +66,9 @@ def test_lengths_equal_rendered_ids_with_history_masked(template, demo_rows):
 def test_text_lengths_are_the_rendered_characters_before_cutoff(demo_rows):
     expected = [len(render(conv, "llama3", cutoff_len=NO_CUTOFF).text) for conv in demo_rows]
     assert list(text_lengths(iter(demo_rows), "llama3")) == expected
+    masked = [len(render(c, "qwen3", mask_history=True).text) for c in demo_rows]
+    assert list(text_lengths(demo_rows, "qwen3", mask_history=True)) == masked
+    assert masked != list(text_lengths(demo_rows, "qwen3"))
 
 
 def test_lengths_are_the_same_through_a_tokenizer_that_overrides_its_call(demo_rows):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pilot_tools import EXAMPLE_DATA, TOKENIZER
 
-from tunedeck.core.datasets import DatasetReport, DatasetStats
-from tunedeck.core.templates import IGNORE_INDEX, Rendered
+from tunedeck.core.datasets import (
+    DatasetReport,
+    DatasetStats,
+    iter_conversations,
+    load_dataset_info,
+)
+from tunedeck.core.templates import IGNORE_INDEX, NO_CUTOFF, Rendered, load_tokenizer, render
 from tunedeck.tui.sidecar import (
     SampleRequest,
     SidecarClient,
@@ -53,6 +60,17 @@ def test_lengths_are_tokens_with_a_tokenizer_and_characters_without(sidecar):
     tokens, chars = sidecar.lengths(with_tokens), sidecar.lengths(without)
     assert len(tokens) == len(chars) == 32
     assert all(0 < t < c for t, c in zip(tokens, chars, strict=True))
+
+
+def test_lengths_follow_mask_history_as_rendering_does(sidecar):
+    request = SampleRequest(str(EXAMPLE_DATA), "demo_sharegpt", "qwen3", str(TOKENIZER))
+    masked = replace(request, mask_history=True)
+    tokenizer = load_tokenizer(TOKENIZER, "qwen3")
+    info = load_dataset_info(EXAMPLE_DATA)
+    rows = iter_conversations(info.get("demo_sharegpt"), info.data_dir)
+    options = {"tokenizer": tokenizer, "cutoff_len": NO_CUTOFF, "mask_history": True}
+    expected = [len(render(row, "qwen3", **options).input_ids) for row in rows]
+    assert sidecar.lengths(masked) == expected != sidecar.lengths(request)
 
 
 def test_a_failure_is_a_typed_error_with_its_hint(sidecar):

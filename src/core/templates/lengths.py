@@ -49,11 +49,15 @@ def token_lengths(
 
 
 def text_lengths(
-    conversations: Iterable[Conversation], template: str | Template | None
+    conversations: Iterable[Conversation],
+    template: str | Template | None,
+    *,
+    mask_history: bool = False,
 ) -> Iterator[int]:
     """Yield each conversation's rendered length in characters, for when no tokenizer is at hand."""
     for conversation in conversations:
-        yield len(render(conversation, template, cutoff_len=NO_CUTOFF).text)
+        rendered = render(conversation, template, cutoff_len=NO_CUTOFF, mask_history=mask_history)
+        yield len(rendered.text)
 
 
 class _LengthPlan:
