@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Severity(StrEnum):
@@ -83,3 +85,30 @@ class MissingExtraError(TunedeckError):
             f"this needs '{module}', which is not installed",
             hint=f"pip install 'tunedeck[{extra}]'",
         )
+
+
+SHOWN_CHARS = 80
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's bounded repr; a huge integer is described, never converted to digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = self.maxother = self.maxlong = 60
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 200:
+            return f"<an integer of about {int(x.bit_length() * 0.30103)} digits>"
+        return super().repr_int(x, level)
+
+
+_SHORT_REPR = _ShortRepr()
+
+
+def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """A value as a message shows it: its repr, cut to `limit` characters without ever building
+    the whole repr (a YAML alias bomb or a megabyte string stays cheap)."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,10 +16,16 @@ from typing import Any
 import yaml
 
 from tunedeck.core.config.schema import IGNORED_KEYS, KEY_RULES, KNOWN_KEYS, RunConfig
-from tunedeck.core.errors import ConfigError, Location, Severity, UsageError
+from tunedeck.core.errors import ConfigError, Location, Severity, UsageError, shorten
 
 COMMAND_LINE = "command line"
 PURPOSES = ("train", "export")
+# A LLaMA-Factory config is a few KB; these bounds keep a hostile file cheap to check.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_VALUE_ITEMS = 10_000  # scalars, lists and mappings one key's value expands to (aliases too)
+MAX_DOCUMENT_ITEMS = 100_000
+SHOWN_PROBLEMS = 50  # what `config check` lists unless told otherwise
+HINTED_UNKNOWN_KEYS = 200  # unknown keys that get a "did you mean" (difflib is slow)
 
 
 @dataclass(frozen=True)
@@ -78,12 +85,21 @@ class ConfigCheck:
     def ok(self) -> bool:
         return not self.errors
 
-    def to_dict(self) -> dict[str, Any]:
-        """What `tunedeck config check --json` prints."""
+    def shown(self, limit: int | None = None) -> tuple[ConfigProblem, ...]:
+        """Errors first, then warnings; at most `limit` of them (None: all)."""
+        ordered = (*self.errors, *self.warnings)
+        return ordered if limit is None else ordered[:limit]
+
+    def to_dict(self, limit: int | None = None) -> dict[str, Any]:
+        """What `tunedeck config check --json` prints; `limit` caps the problems listed
+        (errors first), `problem_count` is always the full count."""
+        whole = limit is None or len(self.problems) <= limit
+        problems = self.problems if whole else self.shown(limit)
         return {
             "path": str(self.path) if self.path is not None else None,
             "ok": self.ok,
-            "problems": [problem.to_dict() for problem in self.problems],
+            "problems": [problem.to_dict() for problem in problems],
+            "problem_count": len(self.problems),
             "config": self.config.to_dict() if self.config is not None else None,
         }
 
@@ -198,13 +214,9 @@ def _parse_scalar(text: str) -> Any:
 
 
 def _read_file(path: Path) -> list[_Entry]:
-    if not path.is_file():
-        raise ConfigError(
-            "config file not found", location=Location(file=str(path)), hint="check the path"
-        )
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_YAML_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -214,6 +226,10 @@ def _read_file(path: Path) -> list[_Entry]:
         ) from None
     except yaml.YAMLError:
         return _read_json_without_lines(path, text)
+    except RecursionError:
+        raise ConfigError(
+            "nested too deeply to be a config", location=Location(file=str(path))
+        ) from None
     if root is None:
         return []
     if not isinstance(root, yaml.MappingNode):
@@ -221,13 +237,147 @@ def _read_file(path: Path) -> list[_Entry]:
             "a config must be a mapping of key: value",
             location=Location(file=str(path), line=root.start_mark.line + 1),
         )
+    _check_expansion(path, text, root)
     loader = yaml.SafeLoader("")
     entries = []
     for key_node, value_node in root.value:
-        key = str(loader.construct_object(key_node, deep=True))
-        value = loader.construct_object(value_node, deep=True)
+        try:
+            key = str(loader.construct_object(key_node, deep=True))
+            value = loader.construct_object(value_node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot read this value: {_unreadable(exc)}",
+                location=_key_location(path, key_node),
+            ) from None
         entries.append(_Entry(key, value, _node_location(path, key, key_node)))
     return entries
+
+
+# libyaml's composer when PyYAML has it: a config of MAX_CONFIG_BYTES composes in well under 1 s.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise ConfigError(
+            "config file not found", location=Location(file=str(path)), hint="check the path"
+        )
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"is {size / (1 << 20):.1f} MiB; a run config may be at most {MAX_CONFIG_BYTES >> 20} MiB",
+            location=Location(file=str(path)),
+            hint="a LLaMA-Factory config is a few KB of key: value lines; is this the right file?",
+        )
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"not valid UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start}",
+            location=Location(file=str(path), line=line),
+            hint="save the config as UTF-8",
+        ) from None
+
+
+def _unreadable(exc: Exception) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "integer string conversion" in text:
+        return "a whole number with thousands of digits"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _key_location(path: Path, key_node: yaml.Node) -> Location:
+    key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+    return Location(file=str(path), line=key_node.start_mark.line + 1, column=key)
+
+
+def _check_expansion(path: Path, text: str, root: yaml.MappingNode) -> None:
+    """Refuse values whose aliases expand past MAX_VALUE_ITEMS (a 'billion laughs' file),
+    located at the key, before anything is constructed or shown."""
+    sizes: dict[int, int] = {}
+    total = 0
+    for key_node, value_node in root.value:
+        parts = (_expanded(key_node, sizes), _expanded(value_node, sizes))
+        cyclic = _CYCLE in parts
+        items = sum(parts)
+        total += items
+        if not cyclic and items <= MAX_VALUE_ITEMS and total <= MAX_DOCUMENT_ITEMS:
+            continue
+        where = _key_location(path, key_node)
+        if cyclic:
+            message = "refers to itself through a YAML alias"
+        elif items > MAX_VALUE_ITEMS:
+            message = f"expands YAML aliases to more than {MAX_VALUE_ITEMS:,} values"
+        else:
+            message = f"brings the YAML aliases of this file past {MAX_DOCUMENT_ITEMS:,} values"
+        raise ConfigError(
+            message + _alias_note(text, key_node, value_node, sizes),
+            location=where,
+            hint="a config value is a number, a word or a short list; write it out without aliases",
+        )
+
+
+_CYCLE = -1  # the size of a node that contains itself
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes `node` expands to, aliases counted every time they are used; capped
+    just past MAX_DOCUMENT_ITEMS, _CYCLE when it contains itself. Iterative, so a deep value
+    cannot exhaust the stack."""
+    cap = MAX_DOCUMENT_ITEMS + 1
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        current, finished = stack.pop()
+        ident = id(current)
+        if finished:
+            open_nodes.discard(ident)
+            sizes[ident] = min(cap, 1 + sum(sizes[id(child)] for child in _children(current)))
+            continue
+        if ident in sizes:
+            continue
+        open_nodes.add(ident)
+        stack.append((current, True))
+        for child in _children(current):
+            if id(child) in open_nodes:
+                sizes[id(node)] = _CYCLE
+                return _CYCLE
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(node)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+_ANCHOR = re.compile(r"&([^\s\[\]{},]+)")
+
+
+def _alias_note(text: str, key_node: yaml.Node, node: yaml.Node, sizes: dict[int, int]) -> str:
+    """' (the alias *d, anchored on line 4, used 9 times here)': the heaviest aliased node
+    under `node`, found by walking down the heaviest child."""
+    lines = text.splitlines()
+    parent: yaml.Node | None = None
+    for _step in range(64):
+        mark = node.start_mark
+        anchor = _ANCHOR.match(lines[mark.line] if mark.line < len(lines) else "", mark.column)
+        defined_here = parent is None and mark.line == key_node.start_mark.line
+        if anchor and not defined_here:
+            uses = sum(child is node for child in _children(parent)) if parent else 1
+            times = f", used {uses} times here" if uses > 1 else ""
+            return f" (the alias *{anchor.group(1)}, anchored on line {mark.line + 1}{times})"
+        children = _children(node)
+        if not children:
+            return ""
+        parent, node = node, max(children, key=lambda child: sizes.get(id(child), 0))
+    return ""
 
 
 def _read_json_without_lines(path: Path, text: str) -> list[_Entry]:
@@ -251,6 +401,7 @@ def _merge(
 ) -> tuple[dict[str, Any], dict[str, Location]]:
     values: dict[str, Any] = {}
     where: dict[str, Location] = {}
+    unknown = 0
     for entry in entries:
         key = entry.key
         if key in IGNORED_KEYS:
@@ -264,9 +415,9 @@ def _merge(
             )
             continue
         if key not in KNOWN_KEYS:
-            problems.append(
-                ConfigProblem(key, "unknown key", entry.location, hint=_did_you_mean(key))
-            )
+            unknown += 1
+            hint = _did_you_mean(key) if unknown <= HINTED_UNKNOWN_KEYS else _SEE_KEYS
+            problems.append(ConfigProblem(key, "unknown key", entry.location, hint=hint))
             continue
         previous = where.get(key)
         if previous is not None and previous.file == entry.location.file != COMMAND_LINE:
@@ -278,9 +429,12 @@ def _merge(
     return values, where
 
 
+_SEE_KEYS = "see `tunedeck config keys` for every key"
+
+
 def _did_you_mean(key: str) -> str | None:
     close = difflib.get_close_matches(key, list(KNOWN_KEYS) + list(IGNORED_KEYS), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else "see `tunedeck config keys` for every key"
+    return f"did you mean '{close[0]}'?" if close else _SEE_KEYS
 
 
 _TYPES = {f.name: f.type for f in fields(RunConfig)}
@@ -331,7 +485,7 @@ def _coerce(key: str, value: Any) -> Any:
             return float(number)
     if "str" in kinds and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
-    raise ValueError(f"expected {_describe(kinds)}, got {value!r}")
+    raise ValueError(f"expected {_describe(kinds)}, got {shorten(value)}")
 
 
 def _as_number(value: Any) -> float | int | None:
@@ -365,16 +519,16 @@ def _check_range(key: str, value: Any) -> Any:
         return value
     if rule.choices is not None and value not in rule.choices:
         options = ", ".join(str(c) for c in rule.choices)
-        raise ValueError(f"must be one of {options}, got {value!r}")
+        raise ValueError(f"must be one of {options}, got {shorten(value)}")
     if isinstance(value, (int, float)):
         low, high = rule.minimum, rule.maximum
         if low is not None and (value <= low if rule.exclusive_minimum else value < low):
             raise ValueError(
-                f"must be {'>' if rule.exclusive_minimum else '>='} {low}, got {value}"
+                f"must be {'>' if rule.exclusive_minimum else '>='} {low}, got {shorten(value)}"
             )
         if high is not None and (value >= high if rule.exclusive_maximum else value > high):
             raise ValueError(
-                f"must be {'<' if rule.exclusive_maximum else '<='} {high}, got {value}"
+                f"must be {'<' if rule.exclusive_maximum else '<='} {high}, got {shorten(value)}"
             )
     return value
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from tunedeck.core.config.loader import SHOWN_PROBLEMS
+
 app = typer.Typer(
     help="Run configs (LLaMA-Factory key names): check them, list keys.", no_args_is_help=True
 )
@@ -22,17 +24,21 @@ def check_command(
     export: Annotated[
         bool, typer.Option("--export", help="Check as an export/quantize config.")
     ] = False,
+    max_problems: Annotated[
+        int, typer.Option("--max-problems", min=0, help="Problems listed (0: all of them).")
+    ] = SHOWN_PROBLEMS,
 ) -> None:
     """Print the resolved config, or every error with its key and line (exit 1)."""
     from tunedeck.core.config import check_config
 
     check = check_config(config, overrides or [], purpose="export" if export else "train")
+    limit = max_problems or None
     if as_json:
         from tunedeck.tui.console import print_json
 
-        print_json(check.to_dict())
+        print_json(check.to_dict(limit))
     else:
-        print_check(check)
+        print_check(check, limit)
         if check.config is not None:
             print_resolved(check.config)
     if not check.ok:
@@ -52,17 +58,27 @@ def keys_command() -> None:
         out.print(f"{key}: {why}", style="dim", markup=False)
 
 
-def print_check(check) -> None:
-    """Every problem, errors first, as `error: file, line N, 'key': message` plus its hint."""
+def print_check(check, limit: int | None = SHOWN_PROBLEMS) -> None:
+    """Problems, errors first, as `error: file, line N, 'key': message` plus its hint; at most
+    `limit` of them (None: all), then how many more there are."""
     from tunedeck.tui.console import err
 
-    for problem in (*check.errors, *check.warnings):
+    shown = check.shown(limit)
+    for problem in shown:
         colour = "bold red" if problem.severity == "error" else "yellow"
         err.print(f"[{colour}]{problem.severity}:[/] ", end="", markup=True)
         err.print(str(problem), markup=False, soft_wrap=True)
         if problem.hint:
             err.print("[dim]hint:[/] ", end="", markup=True)
             err.print(problem.hint, markup=False, soft_wrap=True)
+    hidden = len(check.problems) - len(shown)
+    if hidden > 0:
+        err.print(
+            f"... and {hidden:,} more problem{'s' * (hidden > 1)} "
+            f"({len(check.problems):,} in all; --max-problems 0 lists them all)",
+            style="dim",
+            markup=False,
+        )
 
 
 def print_resolved(config) -> None:
