@@ -198,16 +198,17 @@ def _replace_first(pieces: list[Piece], needle: str, value: str) -> list[Piece]:
     return pieces
 
 
+def _between(words: tuple[str, str]) -> re.Pattern:
+    """Text from an opening word to the next closing word, the words included."""
+    return re.compile(f"{re.escape(words[0])}(.*?){re.escape(words[1])}", re.DOTALL)
+
+
 def _span(words: tuple[str, str], content: str):
-    pattern = re.compile(f"{re.escape(words[0])}(.*?){re.escape(words[1])}", re.DOTALL)
-    return pattern.search(content)
+    return _between(words).search(content)
 
 
 def _strip_thought(t: Template, msg: Message) -> Message:
-    pattern = re.compile(
-        f"{re.escape(t.thought_words[0])}(.*?){re.escape(t.thought_words[1])}", re.DOTALL
-    )
-    return Message(msg.role, pattern.sub("", msg.content).lstrip("\n"))
+    return Message(msg.role, _between(t.thought_words).sub("", msg.content).lstrip("\n"))
 
 
 def _has_thought(t: Template, msg: Message) -> bool:
