@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-from pilot_tools import wait_until
+from pilot_tools import EXAMPLE_DATA, screen_text, wait_until
 from textual.app import App, ComposeResult
 
+from tunedeck.tui.app import TunedeckApp
 from tunedeck.tui.widgets.log_view import LogView
 
 
@@ -108,3 +110,71 @@ async def test_search_jumps_to_the_matching_line_and_wrap_toggles(tmp_path):
         assert view.wrap
         await pilot.press("w")
         assert not view.wrap
+
+
+# A failed run's log: long lines (a traceback's), then the error at the very end.
+FAILING_RUN = (
+    "import sys\n"
+    "for n in range(400):\n"
+    "    print(f'step {n:03d} ' + 'x' * 150, flush=True)\n"
+    "print('RuntimeError: the very last line', flush=True)\n"
+    "sys.exit(1)\n"
+)
+
+
+async def _failed_run_in_runs_screen(pilot, app):
+    from tunedeck.core.jobs import find_job, submit
+    from tunedeck.tui.messages import SelectJob
+
+    job = submit([sys.executable, "-c", FAILING_RUN], name="fails")
+    await wait_until(pilot, lambda: find_job(job.id).state.is_final, "the run to fail", timeout=60)
+    await pilot.press("3")
+    await wait_until(pilot, lambda: app.current_mode == "runs", "runs screen")
+    app.screen.post_message(SelectJob(job.id))
+    view = app.screen.query_one(LogView)
+    await wait_until(pilot, lambda: app.screen.selected == job.id, "the failed run selected")
+    await wait_until(
+        pilot, lambda: "RuntimeError: the very last line" in _texts(view), "its end read"
+    )
+    await pilot.pause()
+    return view
+
+
+async def test_the_last_line_of_a_long_failed_run_is_visible_while_following():
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await _failed_run_in_runs_screen(pilot, app)
+        assert not view.wrap and view.follow
+        assert "RuntimeError: the very last line" in screen_text(app)
+        assert "FOLLOW end" in screen_text(app)
+
+
+async def test_page_down_moves_down_and_g_goes_back_to_the_end():
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await _failed_run_in_runs_screen(pilot, app)
+        view.lines_widget.focus()
+        await pilot.press("g")
+        await wait_until(pilot, lambda: _texts(view)[:1] == ["step 000 " + "x" * 150], "start")
+        assert "RuntimeError" not in screen_text(app)
+        await pilot.press("pagedown")
+        await wait_until(pilot, lambda: not _texts(view)[0].startswith("step 000"), "moved")
+        top = int(_texts(view)[0].split()[1])
+        assert top == view.lines_widget.size.height - 1  # one page, the last row kept
+        assert "PAUSED" in screen_text(app) and "PAUSED 0%" not in screen_text(app)
+        await pilot.press("G")
+        await wait_until(pilot, lambda: view.follow, "following again")
+        await pilot.pause()
+        assert "RuntimeError: the very last line" in screen_text(app)
+        assert "FOLLOW end" in screen_text(app)
+
+
+async def test_g_while_following_shows_the_end_again():
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await _failed_run_in_runs_screen(pilot, app)
+        view.lines_widget.focus()
+        view.window = view.window[:3]  # as if the view had drifted from the end
+        await pilot.press("G")
+        await wait_until(pilot, lambda: "RuntimeError" in " ".join(_texts(view)), "end again")
+        assert "RuntimeError: the very last line" in screen_text(app)

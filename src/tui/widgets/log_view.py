@@ -21,15 +21,15 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from tunedeck.tui.messages import LogAppended
 from tunedeck.core.jobs.logs import Line, LogFile
+from tunedeck.tui.messages import LogAppended
 
 
 class LogLines(Widget, can_focus=True):
     """Draws a window of lines; anchored to the bottom while following."""
 
     DEFAULT_CSS = """
-    LogLines { height: 1fr; background: $surface; }
+    LogLines { height: 1fr; background: $surface; text-wrap: nowrap; text-overflow: clip; }
     LogLines:focus { background-tint: $foreground 3%; }
     """
 
@@ -51,7 +51,9 @@ class LogLines(Widget, can_focus=True):
         rows = rows[-height:] if view.follow else rows[:height]
         if not rows and view.message:
             return Text(view.message, style="dim")
-        return Text("\n").join(rows)
+        # Rows are cut to the width already: a wrapped long row (text-wrap: nowrap in the CSS)
+        # would push the last rows below the bottom edge while the status says FOLLOW end.
+        return Text("\n", no_wrap=True, overflow="crop", end="").join(rows)
 
     def on_mouse_scroll_up(self) -> None:
         self._view.scroll_lines(-3)
@@ -253,6 +255,9 @@ class LogView(Vertical):
         self.wrap = not self.wrap
 
     def action_jump_end(self) -> None:
+        """Show the end and follow it; when already following, read the end again."""
+        if self.follow and self._file is not None:
+            self._tail_now(self._generation)
         self.follow = True
 
     def action_jump_start(self) -> None:
