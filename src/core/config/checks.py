@@ -12,6 +12,7 @@ from pathlib import Path
 from tunedeck.core.config.loader import ConfigProblem
 from tunedeck.core.config.schema import RunConfig
 from tunedeck.core.errors import Location, Severity, TunedeckError
+from tunedeck.core.jobs.metrics import TRAINER_LOG
 
 # Which dataset kinds (tunedeck.core.datasets.dataset_kind) each stage can train on.
 STAGE_KINDS = {
@@ -26,7 +27,7 @@ _STAGE_NEEDS = {
 }
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 RUN_FILES = (
-    "trainer_log.jsonl",
+    TRAINER_LOG,
     "adapter_model.safetensors",
     "model.safetensors",
     "all_results.json",

@@ -14,8 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tunedeck.core.jobs.metrics import TRAINER_LOG
+
 STATUS_FILE = "run_status.json"
-LOG_FILE = "trainer_log.jsonl"
+LOG_FILE = TRAINER_LOG
 PHASES = (
     "loading",
     "tokenizing",

@@ -18,7 +18,7 @@ LABEL_WIDTH = 8
 
 
 class LossChart(Widget):
-    """Draws `loss` and `eval_loss` vs step; call `add` or `replace` as metrics come in."""
+    """Draws `loss` and `eval_loss` vs step; set the series (or `replace`) as metrics come in."""
 
     DEFAULT_CSS = """
     LossChart { height: 1fr; min-height: 6; background: $surface; }
@@ -33,13 +33,6 @@ class LossChart(Widget):
         """Start over from (step, loss, eval_loss) triples (None where a value is absent)."""
         self.loss = MinMaxSeries((s, v) for s, v, _ in points if v is not None)
         self.eval_loss = MinMaxSeries((s, e) for s, _, e in points if e is not None)
-        self.refresh()
-
-    def add(self, step: float, loss: float | None, eval_loss: float | None = None) -> None:
-        if loss is not None:
-            self.loss.append(step, loss)
-        if eval_loss is not None:
-            self.eval_loss.append(step, eval_loss)
         self.refresh()
 
     def render(self) -> Text:
