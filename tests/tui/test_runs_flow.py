@@ -164,3 +164,24 @@ async def test_a_run_that_ends_is_announced_on_any_screen():
         )
         assert seen[-1].state == "succeeded" and seen[-1].name == "quick-one"
         assert app.current_mode == "datasets"
+
+
+async def test_y_copies_the_command_a_user_can_rerun_else_the_jobs_argv():
+    from tunedeck.core.jobs import submit
+    from tunedeck.tui.messages import SelectJob
+
+    rerunnable = "tunedeck train examples/workspace/configs/tiny_lora_sft.yaml max_steps=5"
+    internal = [sys.executable, "-m", "tunedeck.core.runners.train", "/tmp/snap shot.yaml"]
+    trained = submit(internal, name="train", kind="train", command_line=rerunnable)
+    plain = submit(["echo", "two words"], name="echo")
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await wait_until(pilot, lambda: app.current_mode == "runs", "runs screen")
+        runs = app.screen
+        for job, expected in ((trained, rerunnable), (plain, "echo 'two words'")):
+            runs.post_message(SelectJob(job.id))
+            await wait_until(pilot, lambda job=job: runs.selected == job.id, f"{job.name} selected")
+            runs.query_one("#jobs-table").focus()
+            await pilot.press("y")
+            assert app.clipboard == expected
