@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tunedeck.tui.widgets.log_file import MAX_LINE, LogFile
+from tunedeck.core.jobs.logs import MAX_LINE, LogFile
 
 
 def _write(path: Path, count: int, start: int = 0) -> None:
