@@ -1,8 +1,9 @@
 """A log view that follows a file by byte offset: it reads only the lines it shows.
 
-Following polls the file every 50 ms in a thread worker and reads only the appended bytes;
-a truncated or rotated file is reopened and shown from its new end. Scrolling, searching and
-jumping read small windows with `os.pread` in thread workers, never on the event loop.
+It reads through the core log reader (`tunedeck.core.jobs.logs.LogFile`, or `RemoteLogFile`
+for a job on a host). Following polls the file every 50 ms in a thread worker and reads only
+the appended bytes; a truncated or rotated file is shown from its new end. Scrolling,
+searching and jumping read small windows in thread workers, never on the event loop.
 """
 
 from __future__ import annotations
