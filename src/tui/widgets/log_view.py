@@ -9,6 +9,7 @@ searching and jumping read small windows in thread workers, never on the event l
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.cells import chop_cells
@@ -17,6 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Input, Static
@@ -142,15 +144,25 @@ class LogView(Vertical):
 
     # Reading (thread workers) ------------------------------------------------------------
 
-    def _from_thread(self, callback, *args, **kwargs) -> None:
-        def guarded() -> None:
-            if self.is_attached:
-                callback(*args, **kwargs)
+    @dataclass
+    class LinesRead(Message):
+        """A reading worker's lines: the file's `tail`, lines `appended`, or a `window`."""
 
-        try:
-            self.app.call_from_thread(guarded)
-        except RuntimeError:  # the app has stopped
-            pass
+        generation: int
+        kind: str
+        lines: list[Line]
+        end: int = 0
+        note: str = ""
+
+    @on(LinesRead)
+    def _lines_read(self, message: LinesRead) -> None:
+        message.stop()
+        if message.kind == "tail":
+            self._apply_tail(message.generation, message.lines, message.end, message.note)
+        elif message.kind == "appended":
+            self._apply_appended(message.generation, message.lines, message.end)
+        else:
+            self._apply_window(message.generation, message.lines)
 
     @work(thread=True, group="log-watch")
     def _open_file(self, log: LogFile, generation: int) -> None:
@@ -171,7 +183,7 @@ class LogView(Vertical):
 
     def _read_tail(self, log: LogFile, generation: int, note: str = "") -> None:
         lines, end = log.tail(self._rows_wanted())
-        self._from_thread(self._apply_tail, generation, lines, end, note)
+        self.post_message(self.LinesRead(generation, "tail", lines, end, note))
 
     def _apply_tail(self, generation: int, lines: list[Line], end: int, note: str) -> None:
         if generation != self._generation or (not self.follow and not note):
@@ -200,10 +212,10 @@ class LogView(Vertical):
         result = log.read_appended(self._end)
         if result is None:
             lines, end = log.tail(self._rows_wanted())
-            self._from_thread(self._apply_tail, generation, lines, end, "")
+            self.post_message(self.LinesRead(generation, "tail", lines, end))
             return
         lines, end = result
-        self._from_thread(self._apply_appended, generation, lines, end)
+        self.post_message(self.LinesRead(generation, "appended", lines, end))
 
     def _apply_appended(self, generation: int, lines: list[Line], end: int) -> None:
         if generation != self._generation or not self.follow:
@@ -228,7 +240,7 @@ class LogView(Vertical):
         else:
             fetched = log.lines_after(start, rows + delta)
             lines = fetched[delta:] if len(fetched) - delta >= rows else log.tail(rows)[0]
-        self._from_thread(self._apply_window, generation, lines)
+        self.post_message(self.LinesRead(generation, "window", lines))
 
     def _apply_window(self, generation: int, lines: list[Line]) -> None:
         if generation == self._generation and not self.follow:
@@ -242,10 +254,10 @@ class LogView(Vertical):
             return
         found = log.find(needle, start, backwards=backwards)
         if found is None:
-            self._from_thread(self.notify, f"'{needle}' not found", severity="warning")
+            self.notify(f"'{needle}' not found", severity="warning")
             return
         lines = log.lines_after(found, self._rows_wanted())
-        self._from_thread(self._apply_window, generation, lines)
+        self.post_message(self.LinesRead(generation, "window", lines))
 
     # Actions -------------------------------------------------------------------------------
 
