@@ -28,6 +28,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return target
 
 
+def _checked(screen) -> dict[str, str]:
+    """The form values the Launch screen's last config check saw."""
+    return screen.checked_form[1] if screen.checked_form else {}
+
+
 def _problems(app) -> str:
     return str(app.screen.query_one("#launch-problems", Static).render())
 
@@ -101,9 +106,11 @@ async def test_quantize_form_offers_bits_and_calibration_datasets():
         screen.query_one("#quantize-export_dir", Input).value = "out/q"
         await wait_until(
             pilot,
-            lambda: "export_quantization_dataset: demo_pretrain" in screen_text(app),
-            "calibration dataset in the YAML",
+            lambda: _checked(screen).get("export_quantization_dataset") == "demo_pretrain",
+            "the form checked with the calibration dataset",
         )
+        await pilot.pause()
+        assert "export_quantization_dataset: demo_pretrain" in screen_text(app)
         assert "tunedeck quantize" in screen_text(app)
         assert "export_quantization_bit: 4" in screen_text(app)
 
