@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pilot_tools import EXAMPLE_DATA, screen_text, wait_until
@@ -140,19 +141,23 @@ async def _failed_run_in_runs_screen(pilot, app):
     return view
 
 
-async def test_the_last_line_of_a_long_failed_run_is_visible_while_following():
+@asynccontextmanager
+async def _failed_run_shown():
+    """The app on the Runs screen, following the log of a run that failed."""
     app = TunedeckApp(EXAMPLE_DATA)
     async with app.run_test(size=(120, 40)) as pilot:
-        view = await _failed_run_in_runs_screen(pilot, app)
+        yield app, pilot, await _failed_run_in_runs_screen(pilot, app)
+
+
+async def test_the_last_line_of_a_long_failed_run_is_visible_while_following():
+    async with _failed_run_shown() as (app, pilot, view):
         assert not view.wrap and view.follow
         assert "RuntimeError: the very last line" in screen_text(app)
         assert "FOLLOW end" in screen_text(app)
 
 
 async def test_page_down_moves_down_and_g_goes_back_to_the_end():
-    app = TunedeckApp(EXAMPLE_DATA)
-    async with app.run_test(size=(120, 40)) as pilot:
-        view = await _failed_run_in_runs_screen(pilot, app)
+    async with _failed_run_shown() as (app, pilot, view):
         view.lines_widget.focus()
         await pilot.press("g")
         await wait_until(pilot, lambda: _texts(view)[:1] == ["step 000 " + "x" * 150], "start")
@@ -170,9 +175,7 @@ async def test_page_down_moves_down_and_g_goes_back_to_the_end():
 
 
 async def test_g_while_following_shows_the_end_again():
-    app = TunedeckApp(EXAMPLE_DATA)
-    async with app.run_test(size=(120, 40)) as pilot:
-        view = await _failed_run_in_runs_screen(pilot, app)
+    async with _failed_run_shown() as (app, pilot, view):
         view.lines_widget.focus()
         view.window = view.window[:3]  # as if the view had drifted from the end
         await pilot.press("G")
