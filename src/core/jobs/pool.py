@@ -20,7 +20,6 @@ from tunedeck.core.jobs.hosts import Host, hosts_file, load_hosts
 from tunedeck.core.jobs.logs import DEFAULT_LIMIT, LogChunk
 from tunedeck.core.jobs.metrics import MetricPoint
 from tunedeck.core.jobs.model import LOCAL_HOST, Job
-from tunedeck.core.jobs.registry import JobRegistry
 
 REST_SECONDS = 30.0
 
@@ -115,12 +114,7 @@ class BackendPool:
 
     def jobs(self, host: str | None = None) -> Refreshed:
         """Every job in this box's registry (one host's when given), oldest first, refreshed."""
-        registry = JobRegistry()
-        try:
-            jobs = registry.list(host)
-        finally:
-            registry.close()
-        return self.refresh(jobs)
+        return self.refresh(self._local_backend().registry.list(host))
 
     def refresh(self, jobs: Iterable[Job]) -> Refreshed:
         """Fresh states: this box's jobs checked here, each host's in one request.
