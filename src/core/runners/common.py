@@ -17,10 +17,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tunedeck.core.config import RunConfig, load_config
+from tunedeck.core.errors import TunedeckError
 from tunedeck.core.runners import progress
 
 # Under torchrun a rank gets a job's signal twice: from its process group, then from torchrun.
 FORWARD_WINDOW = 5.0
+
+
+def config_from_argv(
+    module: str, argv: Sequence[str] | None, purpose: str = "train"
+) -> RunConfig | int:
+    """A runner's `CONFIG.yaml|- [key=value ...]` arguments as a checked config, or an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(f"usage: python -m {module} CONFIG.yaml|- [key=value ...]", file=sys.stderr)
+        return 2
+    try:
+        return load_config(None if args[0] == "-" else args[0], args[1:], purpose=purpose)
+    except TunedeckError as exc:
+        progress.print_problems(exc)
+        return progress.EXIT_FAILED
 
 
 def rank() -> int:

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunedeck.core.config import RunConfig, load_config
+from tunedeck.core.config import RunConfig
 from tunedeck.core.errors import DatasetError, Location, MissingExtraError, TunedeckError
 from tunedeck.core.runners import progress
-from tunedeck.core.runners.common import install_stop_handlers
+from tunedeck.core.runners.common import config_from_argv, install_stop_handlers
 
 MODULE = "tunedeck.core.runners.quantize"
 MERGED_DIR = ".merged"  # inside export_dir while a merged base waits to be quantized
@@ -36,15 +36,9 @@ GROUP_SIZES = (128, 64, 32)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one export from a config file and overrides; return the process exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(f"usage: python -m {MODULE} CONFIG.yaml|- [key=value ...]", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(None if args[0] == "-" else args[0], args[1:], purpose="export")
-    except TunedeckError as exc:
-        progress.print_problems(exc)
-        return progress.EXIT_FAILED
+    config = config_from_argv(MODULE, argv, purpose="export")
+    if isinstance(config, int):
+        return config
     install_stop_handlers(config.export_dir)  # a signal writes status cancelled and exits
     return run_export(config)
 

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tunedeck.core.config import RunConfig, last_checkpoint, load_config
+from tunedeck.core.config import RunConfig, last_checkpoint
 from tunedeck.core.config.checks import CHECKPOINT_DIR, RUN_FILES
 from tunedeck.core.errors import TunedeckError
 from tunedeck.core.runners import progress
 from tunedeck.core.runners.common import (
     StopRequest,
+    config_from_argv,
     install_stop_handlers,
     is_main_process,
     run_under_torchrun,
@@ -37,17 +38,12 @@ MODULE = "tunedeck.core.runners.train"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one training job from a config file and overrides; return the process exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(f"usage: python -m {MODULE} CONFIG.yaml|- [key=value ...]", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(None if args[0] == "-" else args[0], args[1:])
-    except TunedeckError as exc:
-        progress.print_problems(exc)
-        return progress.EXIT_FAILED
+    config = config_from_argv(MODULE, argv)
+    if isinstance(config, int):
+        return config
     nproc = torchrun_nproc(config.nproc_per_node)
     if nproc:
+        args = list(sys.argv[1:] if argv is None else argv)
         return run_under_torchrun(MODULE, args, nproc, config.output_dir)
     stop = install_stop_handlers(config.output_dir)
     return run_training(config, stop)
