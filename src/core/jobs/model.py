@@ -28,6 +28,8 @@ FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLE
 KINDS = ("train", "quantize", "command")
 LOCAL_HOST = "local"
 
+MASK = "***"
+
 # Crockford-like alphabet without look-alikes (no i, l, o, u): easy to read aloud and type.
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -82,10 +84,25 @@ class Job:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole record, env values included: for the registry and the agent protocol."""
         doc = asdict(self)
         doc["argv"] = list(self.argv)
         doc["state"] = self.state.value
         return doc
+
+    def masked_env(self, reveal: bool = False) -> dict[str, str]:
+        """The job's env as outputs show it: every value masked unless `reveal`."""
+        return mask_env(self.env, reveal)
+
+    def to_public_dict(self, reveal_env: bool = False) -> dict[str, Any]:
+        """to_dict() for what a user sees (`--json`, show): env values masked unless revealed."""
+        doc = self.to_dict()
+        doc["env"] = self.masked_env(reveal_env)
+        return doc
+
+    def masked(self, reveal_env: bool = False) -> Job:
+        """This job with its env values masked (unless `reveal_env`), for display."""
+        return self if reveal_env else replace(self, env=self.masked_env())
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Job:
@@ -95,3 +112,10 @@ class Job:
         values["state"] = JobState(values.get("state", "queued"))
         values["env"] = dict(values.get("env") or {})
         return cls(**values)
+
+
+def mask_env(env: dict[str, str], reveal: bool = False) -> dict[str, str]:
+    """Env as outputs show it: `-e` values may be tokens, so each value is MASK unless `reveal`."""
+    if reveal:
+        return dict(env)
+    return {key: MASK for key in env}
