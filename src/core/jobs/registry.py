@@ -94,6 +94,20 @@ class JobRegistry:
         rows = self._with_retry(lambda: self._db.execute(query, args).fetchall())
         return [Job.from_dict(json.loads(r[0])) for r in rows]
 
+    def recent(self, limit: int, host: str | None = None) -> tuple[list[Job], int]:
+        """The newest `limit` jobs, oldest first, and how many there are in all (one host's)."""
+        where, args = ("WHERE host=?", (host,)) if host is not None else ("", ())
+        newest = f"SELECT doc, created_at FROM jobs {where} ORDER BY created_at DESC LIMIT ?"
+        rows = self._with_retry(
+            lambda: self._db.execute(
+                f"SELECT doc FROM ({newest}) ORDER BY created_at", (*args, limit)
+            ).fetchall()
+        )
+        total = self._with_retry(
+            lambda: self._db.execute(f"SELECT count(*) FROM jobs {where}", args).fetchone()[0]
+        )
+        return [Job.from_dict(json.loads(r[0])) for r in rows], total
+
     def update(self, job_id: str, change: Callable[[Job], Job | None]) -> Job:
         """Read, change and write one job atomically; `change` returning None keeps it as is."""
         with self._transaction() as db:
