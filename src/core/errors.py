@@ -112,3 +112,11 @@ def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
     the whole repr (a YAML alias bomb or a megabyte string stays cheap)."""
     text = _SHORT_REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class StateError(TunedeckError):
+    """tunedeck's own files (state dir, job registry, ssh socket dir) are damaged or unsafe."""
+
+
+class DiskFullError(HostError):
+    """No space is left where tunedeck or a job must write."""

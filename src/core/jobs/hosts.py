@@ -14,7 +14,7 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from tunedeck.core.locations import config_dir, ensure
+from tunedeck.core.locations import PRIVATE_FILE, config_dir, create_private, ensure, tighten
 
 DEFAULT_COMMAND = "tunedeck"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -51,6 +51,7 @@ def load_hosts() -> dict[str, Host]:
     path = hosts_file()
     if not path.is_file():
         return {}
+    tighten(path, PRIVATE_FILE)  # host env may carry tokens
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
@@ -124,6 +125,8 @@ def _save(hosts: dict[str, Host]) -> None:
     path = hosts_file()
     ensure(path.parent)
     tmp = path.with_suffix(".toml.tmp")
+    tmp.unlink(missing_ok=True)
+    create_private(tmp)
     tmp.write_text("\n".join(lines), encoding="utf-8")
     os.replace(tmp, path)
 

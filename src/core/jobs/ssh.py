@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import shlex
+import stat
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import orjson
 
-from tunedeck.core.errors import HostError, JobError, TunedeckError
+from tunedeck.core.errors import HostError, JobError, StateError, TunedeckError
 from tunedeck.core.jobs.backend import DEFAULT_GRACE, CancelResult, JobSpec
 from tunedeck.core.jobs.gpus import Gpu
 from tunedeck.core.jobs.hosts import Host, get_host
@@ -49,9 +50,33 @@ def control_dir() -> Path:
     for a unix socket name (%C adds 40 characters, ssh a temporary 17)."""
     preferred = state_dir() / "ssh"
     if len(str(preferred)) <= 40:
-        return ensure(preferred)
+        return checked_socket_dir(ensure(preferred))
     digest = hashlib.sha1(str(preferred).encode()).hexdigest()[:10]
-    return ensure(Path("/tmp") / f"tunedeck-ssh-{os.getuid()}-{digest}")
+    fallback = Path("/tmp") / f"tunedeck-ssh-{os.getuid()}-{digest}"
+    try:
+        fallback.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    return checked_socket_dir(fallback)
+
+
+def checked_socket_dir(path: Path) -> Path:
+    """`path` if it is a real folder of ours that nobody else can enter (0700); else refused,
+    since whoever controls it could hijack or spy on our ssh connections."""
+    info = os.lstat(path)
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not mode & 0o077:
+        return path
+    if not stat.S_ISDIR(info.st_mode):
+        why = "it is not a folder"
+    elif info.st_uid != os.getuid():
+        why = f"it belongs to uid {info.st_uid}, not to you"
+    else:
+        why = f"its mode is {mode:04o}, not 0700"
+    raise StateError(
+        f"refusing the ssh socket folder {path}: {why}",
+        hint=f"remove it (rm -r {path}) or set TUNEDECK_HOME to a shorter path of yours",
+    )
 
 
 def ssh_argv(host: Host, *remote: str) -> list[str]:
