@@ -12,7 +12,7 @@ import typer
 
 from tunedeck.core import __version__
 from tunedeck.core.errors import TunedeckError
-from tunedeck.tui.commands import config, data, demo, hosts, jobs, preview, train, tui
+from tunedeck.tui.commands import config, data, demo, doctor, hosts, jobs, preview, train, tui
 from tunedeck.tui.console import print_error
 
 try:  # typer vendors its own click; its exceptions are the ones raised
@@ -49,6 +49,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(hosts.app, name="hosts")
 train.register(app)
 jobs.register(app)
+doctor.register(app)
 tui.register(app)
 
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tunedeck.core.errors import HostError, JobError
+from tunedeck.core.errors import DiskFullError, JobError, StateError
 from tunedeck.core.jobs.model import Job, JobState, new_job_id
-from tunedeck.core.locations import ensure, state_dir
+from tunedeck.core.locations import PRIVATE_FILE, create_private, ensure, state_dir, tighten
 
 BUSY_TIMEOUT_MS = 30_000
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, host TEXT NOT NULL,"
+    " state TEXT NOT NULL, created_at REAL NOT NULL, doc TEXT NOT NULL)"
+)
 
 
 def default_registry_path() -> Path:
@@ -26,18 +32,38 @@ class JobRegistry:
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path else default_registry_path()
         ensure(self.path.parent)
-        self._db = sqlite3.connect(
+        self.read_only = False
+        try:
+            self._db = self._open()
+        except sqlite3.OperationalError as error:
+            if not _is_disk_error(error):
+                raise _translate(error, self.path) from error
+            self._db = self._open_read_only()  # a full disk: reads still work, writes say why
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            _create(self.path)
+        for path in _files_of(self.path):
+            tighten(path, PRIVATE_FILE)
+        if self.path.stat().st_size == 0:
+            raise damaged(self.path, "it is empty (0 bytes)")
+        db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._with_retry(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._with_retry(
-            lambda: self._db.execute(
-                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, host TEXT NOT NULL,"
-                " state TEXT NOT NULL, created_at REAL NOT NULL, doc TEXT NOT NULL)"
-            )
-        )
+        self._db = db
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._with_retry(lambda: db.execute("PRAGMA journal_mode=WAL"))
+        db.execute("PRAGMA synchronous=NORMAL")
+        self._with_retry(lambda: db.execute(SCHEMA))
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        self.read_only = True
+        uri = f"file:{self.path}?immutable=1"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        self._db = db
+        self._with_retry(lambda: db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone())
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -133,11 +159,16 @@ class JobRegistry:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise disk_full(self.path)
         self._with_retry(lambda: self._db.execute("BEGIN IMMEDIATE"))
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.DatabaseError):
+                raise _translate(error, self.path) from error
             raise
         self._with_retry(lambda: self._db.execute("COMMIT"))
 
@@ -148,23 +179,81 @@ class JobRegistry:
             (job.id, job.host, job.state.value, job.created_at, json.dumps(job.to_dict())),
         )
 
-    @staticmethod
-    def _with_retry(action):
+    def _with_retry(self, action):
         """busy_timeout covers almost all contention; this covers the rest (e.g. WAL setup)."""
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         while True:
             try:
                 return action()
             except sqlite3.OperationalError as error:
-                if "full" in str(error):
-                    raise HostError(
-                        f"disk full: cannot write the job registry ({error})",
-                        hint="free some space on this machine",
-                    ) from error
-                if "locked" not in str(error) and "busy" not in str(error):
-                    raise
+                text = str(error)
+                if "locked" not in text and "busy" not in text:
+                    raise _translate(error, self.path) from error
                 if time.monotonic() > deadline:
                     raise JobError(
                         "the job registry stayed busy for too long", hint="try again"
                     ) from error
                 time.sleep(0.01)
+            except sqlite3.DatabaseError as error:
+                raise _translate(error, self.path) from error
+
+
+def damaged(path: Path, why: str) -> StateError:
+    return StateError(
+        f"the job registry {path} is damaged: {why}",
+        hint="run `tunedeck doctor` (`tunedeck doctor --repair` keeps a copy and starts clean)",
+    )
+
+
+def disk_full(path: Path) -> DiskFullError:
+    return DiskFullError(
+        f"no space left on {_mount_of(path)}: cannot write the job registry {path}",
+        hint="free some space there",
+    )
+
+
+def _translate(error: sqlite3.DatabaseError, path: Path) -> Exception:
+    """A SQLite error as the user's problem: a full disk, or a damaged registry."""
+    if _is_disk_error(error) or "readonly" in str(error):
+        return disk_full(path)
+    if isinstance(error, sqlite3.OperationalError) and "no such table" not in str(error):
+        return StateError(f"cannot use the job registry {path}: {error}")
+    return damaged(path, str(error))
+
+
+def _is_disk_error(error: sqlite3.Error) -> bool:
+    text = str(error)
+    return "full" in text or "disk I/O" in text
+
+
+def _create(path: Path) -> None:
+    """A new registry, 0600 from its first byte, put in place whole (never a 0-byte file)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.new")
+    create_private(tmp)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(SCHEMA)
+        db.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+    except sqlite3.OperationalError as error:
+        raise _translate(error, path) from error
+    finally:
+        for leftover in _files_of(tmp):
+            leftover.unlink(missing_ok=True)
+
+
+def _files_of(path: Path) -> list[Path]:
+    """The registry file and SQLite's companions beside it."""
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def _mount_of(path: Path) -> Path:
+    """The mount point holding `path` (what a user frees space on)."""
+    path = Path(os.path.abspath(path))
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
