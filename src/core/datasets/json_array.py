@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.core.datasets.batch import BATCH, Progress, RowBatch
+from tunedeck.core.datasets.decoding import json_problem
 
 CHUNK = 1 << 20  # bytes read at a time
 
@@ -268,7 +269,7 @@ class _ArrayScanner:
         try:
             return end, self.loads(self.buf[start:end]), None
         except self.decode_error as error:
-            return end, None, f"invalid JSON: {error.msg}"
+            return end, None, json_problem(self.buf[start:end], error.msg, self.base + start)
 
     def exact_end(self, start: int) -> int:
         """End offset (exclusive) in buf of the element at start, or -1 at a premature end."""

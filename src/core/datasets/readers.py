@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.core.datasets.batch import BATCH, Progress, RowBatch, grouped
+from tunedeck.core.datasets.decoding import BOM, json_problem, utf8_message
 from tunedeck.core.datasets.json_array import array_batches
 from tunedeck.core.datasets.spec import DatasetSpec
 from tunedeck.core.errors import DatasetError, Location
@@ -166,25 +167,30 @@ def _json_line_batches(path: Path, progress: Progress | None) -> Iterator[RowBat
 
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    row = line = 0
+    row = line = offset = 0
     with open(path, "rb") as handle:
         while texts := handle.readlines(BATCH):
+            if not line and texts[0].startswith(BOM):  # as the .json and .csv readers do
+                texts[0] = texts[0][len(BOM) :]
+                offset = len(BOM)
             try:
                 values = list(map(loads, texts))
             except decode_error:
-                for batch in grouped(_json_lines_one_by_one(texts, row, line)):
+                for batch in grouped(_json_lines_one_by_one(texts, row, line, offset)):
                     row = batch.row + len(batch.values) - 1
                     yield batch
             else:
                 yield RowBatch(row + 1, values, (line + 1).__add__)
                 row += len(values)
             line += len(texts)
+            offset = handle.tell()
             if progress is not None:
-                progress(handle.tell())
+                progress(offset)
 
 
-def _json_lines_one_by_one(texts: list[bytes], row: int, line: int) -> Iterator[tuple]:
-    """(row, line, value, error) per line; blank lines are skipped, as LLaMA-Factory does."""
+def _json_lines_one_by_one(texts: list[bytes], row: int, line: int, offset: int) -> Iterator[tuple]:
+    """(row, line, value, error) per line; blank lines are skipped, as LLaMA-Factory does.
+    `offset` is where the first text starts in the file."""
     import orjson
 
     for text in texts:
@@ -192,13 +198,13 @@ def _json_lines_one_by_one(texts: list[bytes], row: int, line: int) -> Iterator[
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as error:
-            if not text.strip():
-                continue
+            if text.strip():
+                row += 1
+                yield row, line, None, json_problem(text, error.msg, offset, line)
+        else:
             row += 1
-            yield row, line, None, f"invalid JSON on line {line}: {error.msg}"
-            continue
-        row += 1
-        yield row, line, value, None
+            yield row, line, value, None
+        offset += len(text)
 
 
 # ---------------------------------------------------------------------------- text
@@ -212,7 +218,8 @@ def _read_text(path: Path, progress: Progress | None) -> Iterator[tuple]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                yield line, line, None, f"not UTF-8 text: {error.reason}"
+                where = handle.tell() - len(raw)
+                yield line, line, None, utf8_message(raw, error, where, line)
                 continue
             if line == 1 and text.startswith("\ufeff"):
                 text = text[1:]
@@ -231,19 +238,27 @@ def _read_columnar(path: Path, kind: str, progress: Progress | None) -> Iterator
         from tunedeck.core.errors import MissingExtraError
 
         raise MissingExtraError("pyarrow", "data") from None
+    ragged = _RaggedRows(path) if kind == "csv" else None
     row = 0
     try:
-        for batch in _batches(path, kind):
-            for value in batch.to_pylist():
-                row += 1
-                yield row, None, value, None
+        for batch in _batches(path, kind, ragged):
+            if ragged is not None and (ragged.pending or _has_binary(batch)):
+                for item in ragged.interleave(_text_rows(batch), row):
+                    row = item[0]
+                    yield item
+            else:
+                for value in batch.to_pylist():
+                    row += 1
+                    yield row, None, value, None
             if progress is not None:
                 progress(0)
+        if ragged is not None:
+            yield from ragged.interleave([], row)
     except (pa.ArrowException, OSError, ValueError) as error:
         yield row + 1, None, None, f"cannot read {kind} data: {error}"
 
 
-def _batches(path: Path, kind: str) -> Iterator[Any]:
+def _batches(path: Path, kind: str, ragged: _RaggedRows | None = None) -> Iterator[Any]:
     import pyarrow as pa
 
     if kind == "parquet":
@@ -253,8 +268,10 @@ def _batches(path: Path, kind: str) -> Iterator[Any]:
     elif kind == "csv":
         import pyarrow.csv as pcsv
 
-        reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 20))
-        yield from reader
+        # one thread, so that pyarrow numbers a ragged row; it is then skipped and reported
+        read = pcsv.ReadOptions(block_size=1 << 20, use_threads=False)
+        parse = pcsv.ParseOptions(invalid_row_handler=ragged.skip if ragged else None)
+        yield from pcsv.open_csv(path, read_options=read, parse_options=parse)
     else:  # arrow: the IPC stream format (what `datasets` writes), or the IPC file format
         with pa.memory_map(str(path)) as source:
             try:
@@ -265,3 +282,96 @@ def _batches(path: Path, kind: str) -> Iterator[Any]:
                 file_reader = pa.ipc.open_file(source)
                 for index in range(file_reader.num_record_batches):
                     yield file_reader.get_batch(index)
+
+
+LINE = "{line}"  # where a CSV row's message names its line, once _RaggedRows knows it
+
+
+class _RaggedRows:
+    """CSV rows with the wrong number of fields: pyarrow skips them, we report each one as an
+    unreadable row at its own place, with the line it is on (as for rows that are not UTF-8)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.pending: list[tuple[int, str]] = []  # (row, message without its line)
+        self.seen = (0, 0)  # the last (record number, line) _line_of read
+        self.lines: Iterator[tuple[int, int]] | None = None
+
+    def skip(self, invalid: Any) -> str:
+        # pyarrow numbers records (the header is 1) when it reads on one thread
+        row = invalid.number - 1 if invalid.number is not None else 0
+        count = invalid.actual_columns
+        self.pending.append(
+            (
+                row,
+                f"line {LINE} has {count} field{'s' * (count != 1)} where the header has "
+                f"{invalid.expected_columns}: {invalid.text[:80]}",
+            )
+        )
+        return "skip"
+
+    def interleave(self, items: list[tuple[Any, str | None]], row: int) -> Iterator[tuple]:
+        """(row, line, value, error) for a batch's rows with the ragged rows in place; a row
+        with an error gets its line."""
+        pending = self.pending
+        for value, error in items:
+            while pending and pending[0][0] <= row + 1:
+                row += 1
+                yield self._unreadable(row, pending.pop(0)[1])
+            row += 1
+            yield (row, None, value, None) if error is None else self._unreadable(row, error)
+        if not items:
+            while pending:
+                row += 1
+                yield self._unreadable(row, pending.pop(0)[1])
+
+    def _unreadable(self, row: int, message: str) -> tuple:
+        line = self._line_of(row + 1)
+        return row, line, None, message.replace(LINE, str(line), 1)
+
+    def _line_of(self, record: int) -> int:
+        """The line of a record (1 is the header); blank lines hold no record."""
+        if self.lines is None or record <= self.seen[0]:
+            self.lines = _records(self.path)
+        for seen in self.lines:
+            self.seen = seen
+            if seen[0] == record:
+                return seen[1]
+        return record
+
+
+def _records(path: Path) -> Iterator[tuple[int, int]]:
+    """(record number, line number) of each non-blank line of a file, as pyarrow counts them."""
+    with open(path, "rb") as handle:
+        number = 0
+        for line, text in enumerate(handle, 1):
+            if text.strip():
+                number += 1
+                yield number, line
+
+
+def _has_binary(batch: Any) -> bool:
+    import pyarrow as pa
+
+    return any(pa.types.is_binary(field.type) for field in batch.schema)
+
+
+def _text_rows(batch: Any) -> list[tuple[Any, str | None]]:
+    """(value, error) per row; a CSV column pyarrow left as bytes (some value is not UTF-8)
+    is decoded row by row, and the row whose value does not decode is unreadable."""
+    items: list[tuple[Any, str | None]] = []
+    for value in batch.to_pylist():
+        error = None
+        for column, cell in value.items():
+            if isinstance(cell, bytes):
+                try:
+                    value[column] = cell.decode("utf-8")
+                except UnicodeDecodeError as problem:
+                    bad = cell[problem.start]
+                    error = (
+                        f"invalid UTF-8 on line {LINE}: '{column}' has byte 0x{bad:02x} "
+                        f"at byte {problem.start} of its value"
+                    )
+                    break
+        items.append((None, error) if error else (value, None))
+    return items

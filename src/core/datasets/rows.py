@@ -17,6 +17,7 @@ from typing import Any
 
 from tunedeck.core.datasets.conversation import Conversation, RowLocation
 from tunedeck.core.datasets.convert import converter_for
+from tunedeck.core.datasets.decoding import BOM, json_problem, utf8_message
 from tunedeck.core.datasets.issues import ERROR, Issue
 from tunedeck.core.datasets.json_array import scan_json_array
 from tunedeck.core.datasets.readers import data_files, json_layout, read_file_rows
@@ -94,9 +95,13 @@ def _file_row_count(path: Path, kind: str) -> int:
     if kind in ("json", "text"):
         return len(_offsets(path, kind)) // 3
     if kind == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError):
+            pass  # not parquet after all: the reader reports it as one unreadable row
     return sum(1 for _ in read_file_rows(path, kind))
 
 
@@ -123,15 +128,17 @@ def _read_one(path: Path, kind: str, position: int) -> tuple[int, int | None, An
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
-            return row, line, None, f"not UTF-8 text: {error.reason}"
+            return row, line, None, utf8_message(data, error, start, line)
         if start == 0 and text.startswith("\ufeff"):
             text = text[1:]
         return row, line, {"text": text.rstrip("\r\n")}, None
+    if start == 0 and data.startswith(BOM):
+        data, start = data[len(BOM) :], len(BOM)
     try:
         return row, line, orjson.loads(data), None
     except orjson.JSONDecodeError as error:
         text = data.decode("utf-8", "replace").rstrip("\r\n")
-        return row, line, text, f"invalid JSON on line {line}: {error.msg}"
+        return row, line, text, json_problem(data, error.msg, start, line)
 
 
 def _offsets(path: Path, kind: str) -> array:

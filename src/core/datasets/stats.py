@@ -8,6 +8,7 @@ from typing import Any
 
 from tunedeck.core.datasets.conversation import RowLocation
 from tunedeck.core.datasets.convert import converter_for
+from tunedeck.core.datasets.issues import ERROR, Issue
 from tunedeck.core.datasets.readers import data_files, read_file_rows
 from tunedeck.core.datasets.spec import DatasetSpec, dataset_kind
 
@@ -61,6 +62,8 @@ class DatasetStats:
     rows_with_media: int = 0
     with_system: int = 0
     with_tools: int = 0
+    usable_rows: int = 0  # rows that became a conversation (what training would use)
+    first_issue: Issue | None = None  # where the first row with an issue is, and why
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +84,8 @@ class DatasetStats:
             },
             "with_system": self.with_system,
             "with_tools": self.with_tools,
+            "usable_rows": self.usable_rows,
+            "first_issue": self.first_issue.to_dict() if self.first_issue else None,
         }
 
     @classmethod
@@ -102,6 +107,8 @@ class DatasetStats:
             rows_with_media=media.get("rows_with_media", 0),
             with_system=data.get("with_system", 0),
             with_tools=data.get("with_tools", 0),
+            usable_rows=data.get("usable_rows", 0),
+            first_issue=Issue.from_dict(data["first_issue"]) if data.get("first_issue") else None,
         )
 
 
@@ -116,15 +123,25 @@ def dataset_stats(spec: DatasetSpec, data_dir: str | Path) -> DatasetStats:
     turns: list[int] = []
     media = {"images": 0, "videos": 0, "audios": 0}
     with_media = with_system = with_tools = 0
+    first: Issue | None = None
     for path in files:
-        for row, _line, value, error in read_file_rows(path, kind):
+        for row, line, value, error in read_file_rows(path, kind):
             rows += 1
             if error is not None:
                 bad += 1
+                if first is None:
+                    first = Issue(
+                        ERROR, "row_unreadable", error, str(path), row, None, line, spec.name
+                    )
                 continue
             conversation, problems = converter.convert(value, RowLocation(str(path), row))
             if problems:
                 bad += 1
+                if first is None:
+                    p = problems[0]
+                    first = Issue(
+                        p.severity, p.code, p.message, str(path), row, p.column, line, spec.name
+                    )
             if conversation is None:
                 continue
             for message in conversation.prompt + conversation.response:
@@ -159,4 +176,6 @@ def dataset_stats(spec: DatasetSpec, data_dir: str | Path) -> DatasetStats:
         with_media,
         with_system,
         with_tools,
+        len(turns),
+        first,
     )

@@ -8,14 +8,15 @@ together until each output row reaches a token count.
 
 from __future__ import annotations
 
+import os
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tunedeck.core.datasets import Conversation, Message, iter_conversations
-from tunedeck.core.errors import UsageError
+from tunedeck.core.errors import Location, UsageError
 from tunedeck.core.templates import NO_CUTOFF, load_tokenizer, render
 
 MEDIA_PLACEHOLDER = re.compile(r"<(?:image|video|audio)>")
@@ -61,6 +62,51 @@ def export_text(
         rng.shuffle(texts)
     packed = pack_texts(texts, tokenizer, pack_to, limit=samples)
     return [{"text": t} for t in packed]
+
+
+def check_output(output: str | Path) -> Path:
+    """The file export rows will go to, refused before any work when it cannot be one: a
+    folder, or a path through a file. Missing folders are fine (write_rows makes them)."""
+    output = Path(output)
+    if output.is_dir():
+        raise UsageError(
+            "is a folder, not a file",
+            location=Location(file=str(output)),
+            hint=f"give a file name, e.g. -o {output / 'calibration.jsonl'}",
+        )
+    for parent in output.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(
+                    f"cannot be written: {parent} is a file, not a folder",
+                    location=Location(file=str(output)),
+                    hint="choose an output path in a folder",
+                )
+            break
+    return output
+
+
+def write_rows(rows: Iterable[dict], output: str | Path) -> Path:
+    """Write rows as JSON Lines, through a temporary file beside it, so a failed write (no
+    space, no permission) leaves no half-written file; the error names the file."""
+    import orjson
+
+    output = check_output(output)
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("wb") as handle:
+            for row in rows:
+                handle.write(orjson.dumps(row) + b"\n")
+        os.replace(temporary, output)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(
+            f"cannot be written: {error.strerror or error}",
+            location=Location(file=str(output)),
+            hint="choose another output path with -o",
+        ) from None
+    return output
 
 
 def iter_texts(

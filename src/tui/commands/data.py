@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunedeck.core.errors import DatasetError, UsageError
-from tunedeck.tui.palette import TERMINAL_ROLE_COLOURS as ROLE_STYLES
+from tunedeck.core.errors import DatasetError, Location, UsageError
 
 app = typer.Typer(
     help="Validate, inspect and summarise LLaMA-Factory datasets.", no_args_is_help=True
@@ -102,8 +101,11 @@ def stats_command(
         from tunedeck.tui.console import print_json
 
         print_json(stats.to_dict())
-        return
-    _print_stats(stats)
+    else:
+        _print_stats(stats)
+        _print_first_issue(stats)
+    if not stats.usable_rows:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -223,9 +225,12 @@ def _print_row(name: str, view: Any) -> None:
     from rich.text import Text
 
     from tunedeck.tui.console import out
+    from tunedeck.tui.palette import TERMINAL_ROLE_COLOURS as ROLE_STYLES
 
-    where = f"{view.file}, row {view.row}" + (f", line {view.line}" if view.line else "")
-    out.print(Text.assemble((f"{name} #{view.index}", "bold"), ("  " + where, "dim")))
+    where = str(Location(file=view.file, row=view.row, line=view.line))
+    out.print(
+        Text.assemble((f"{name} #{view.index}", "bold"), ("  " + where, "dim")), soft_wrap=True
+    )
     conversation = view.conversation
     if conversation is not None:
         if conversation.system:
@@ -271,7 +276,8 @@ def _print_row(name: str, view: Any) -> None:
     for issue in view.issues:
         style = "bold red" if issue.severity == "error" else "yellow"
         out.print(
-            Text.assemble((f"{issue.severity} ", style), (f"{issue.code}: ", "dim"), issue.message)
+            Text.assemble((f"{issue.severity} ", style), (f"{issue.code}: ", "dim"), issue.message),
+            soft_wrap=True,
         )
 
 
@@ -319,6 +325,33 @@ def _print_stats(stats: Any) -> None:
             f"in {stats.rows_with_media} rows",
         )
     out.print(table)
+
+
+def _print_first_issue(stats: Any) -> None:
+    """Where the first row with an issue is; an error line when no row is usable at all."""
+    from rich.text import Text
+
+    from tunedeck.tui.console import err
+
+    issue = stats.first_issue
+    if not stats.usable_rows:
+        err.print(
+            Text.assemble(
+                ("error: ", "bold red"),
+                f"none of the {stats.rows:,} rows of '{stats.name}' is usable",
+            )
+        )
+    if issue is None:
+        return
+    style = "bold red" if issue.severity == "error" else "yellow"
+    others = stats.rows_with_issues - 1
+    more = f" (and {others:,} more rows; `tunedeck data validate` lists them)" if others else ""
+    err.print(
+        Text.assemble(
+            (f"first issue {issue.severity}: ", style), f"{issue.where}: {issue.message}{more}"
+        ),
+        soft_wrap=True,
+    )
 
 
 class _ProgressReporter:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tunedeck.core.errors import DatasetError, UsageError
+from tunedeck.core.errors import DatasetError, Location, UsageError
 from tunedeck.tui.commands.data import DataDir, DatasetName, local_dataset
 
 # template text vs data text, each either trained on or masked
@@ -63,7 +63,8 @@ def preview_command(
     view = get_row(spec, directory, index)
     if view.conversation is None:
         why = "; ".join(i.message for i in view.issues) or "the row is invalid"
-        raise DatasetError(f"row {index} cannot be rendered: {why}")
+        where = Location(file=view.file, row=view.row, line=view.line)
+        raise DatasetError(f"row #{index} cannot be rendered: {why}", location=where)
     tok = load_tokenizer(tokenizer) if tokenizer is not None else None
     rendered = render(
         view.conversation,
@@ -201,11 +202,10 @@ def to_text_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Write any dataset as {"text": ...} rows (GPTQ calibration), optionally packed."""
-    import orjson
-
-    from tunedeck.core.templates.text_export import export_text
+    from tunedeck.core.templates.text_export import check_output, export_text, write_rows
     from tunedeck.tui.console import out
 
+    check_output(output)
     spec, directory = local_dataset(name, data_dir)
     rows = export_text(
         spec,
@@ -218,10 +218,7 @@ def to_text_command(
     )
     if not rows:
         raise DatasetError(f"'{name}' produced no text rows")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("wb") as fh:
-        for row in rows:
-            fh.write(orjson.dumps(row) + b"\n")
+    write_rows(rows, output)
     out.print(f"wrote {len(rows)} rows to {output}", markup=False)
 
 
