@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tunedeck.core.errors import HostError, JobError
-from tunedeck.core.jobs import logs, metrics, procs
+from tunedeck.core.errors import DiskFullError, JobError
+from tunedeck.core.jobs import logs, metrics, procs, space
 from tunedeck.core.jobs.backend import DEFAULT_GRACE, CancelResult, JobSpec
 from tunedeck.core.jobs.gpus import Gpu, query_gpus
 from tunedeck.core.jobs.model import KINDS, LOCAL_HOST, Job, JobState
@@ -44,8 +44,10 @@ class LocalBackend:
         cwd = str(Path(spec.cwd or os.getcwd()).expanduser().absolute())
         if not Path(cwd).is_dir():
             raise JobError(f"working directory does not exist: {cwd}")
-        job_id = spec.id or self.registry.new_id()
         log_dir = ensure(state_dir() / "logs")
+        space.require_space(log_dir)
+        space.require_space(self.registry.path.parent)
+        job_id = spec.id or self.registry.new_id()
         output_dir = spec.output_dir
         if output_dir and not os.path.isabs(output_dir):
             output_dir = os.path.normpath(os.path.join(cwd, output_dir))
@@ -118,7 +120,10 @@ class LocalBackend:
                 message="the job's processes vanished without a recorded exit",
             )
 
-        return self._with_progress(self.registry.update(job.id, mark_lost))
+        try:
+            return self._with_progress(self.registry.update(job.id, mark_lost))
+        except DiskFullError:
+            return mark_lost(job) or job  # shown as it is, recorded once there is space
 
     def read_log(self, job: Job, offset: int = 0, limit: int = logs.DEFAULT_LIMIT):
         return logs.read_log_file(job.log_path, offset, limit)
@@ -220,9 +225,13 @@ class LocalBackend:
         progress = metrics.read_job_progress(job)
         if (progress.fraction, progress.last_loss) == (job.progress, job.last_loss):
             return job
-        return self.registry.update(
-            job.id, lambda j: j.evolve(progress=progress.fraction, last_loss=progress.last_loss)
-        )
+        shown = job.evolve(progress=progress.fraction, last_loss=progress.last_loss)
+        try:
+            return self.registry.update(
+                job.id, lambda j: j.evolve(progress=progress.fraction, last_loss=progress.last_loss)
+            )
+        except DiskFullError:
+            return shown  # a full disk: still shown, recorded later
 
 
 def _signal_all(pgid: int | None, targets: list[procs.ProcInfo], sig: int) -> None:
@@ -240,8 +249,9 @@ def _signal_all(pgid: int | None, targets: list[procs.ProcInfo], sig: int) -> No
 
 
 def _disk_error(error: OSError, where: Path) -> Exception:
-    if error.errno == errno.ENOSPC:
-        return HostError(
-            f"disk full: cannot write the job log under {where}", hint="free some space"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            f"no space left on {space.mount_of(where)}: cannot write the job log under {where}",
+            hint="free some space there; nothing was started",
         )
     return JobError(f"cannot write under {where}: {error.strerror or error}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tunedeck.core.errors import DiskFullError, JobError, StateError
 from tunedeck.core.jobs.model import Job, JobState, new_job_id
+from tunedeck.core.jobs.space import mount_of
 from tunedeck.core.locations import PRIVATE_FILE, create_private, ensure, state_dir, tighten
 
 BUSY_TIMEOUT_MS = 30_000
@@ -33,11 +34,11 @@ class JobRegistry:
         self.path = Path(path) if path else default_registry_path()
         ensure(self.path.parent)
         self.read_only = False
+        self._db = sqlite3.connect(":memory:")
         try:
             self._db = self._open()
-        except sqlite3.OperationalError as error:
-            if not _is_disk_error(error):
-                raise _translate(error, self.path) from error
+        except DiskFullError:
+            self._db.close()
             self._db = self._open_read_only()  # a full disk: reads still work, writes say why
 
     def _open(self) -> sqlite3.Connection:
@@ -207,7 +208,7 @@ def damaged(path: Path, why: str) -> StateError:
 
 def disk_full(path: Path) -> DiskFullError:
     return DiskFullError(
-        f"no space left on {_mount_of(path)}: cannot write the job registry {path}",
+        f"no space left on {mount_of(path)}: cannot write the job registry {path}",
         hint="free some space there",
     )
 
@@ -249,11 +250,3 @@ def _create(path: Path) -> None:
 def _files_of(path: Path) -> list[Path]:
     """The registry file and SQLite's companions beside it."""
     return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-
-
-def _mount_of(path: Path) -> Path:
-    """The mount point holding `path` (what a user frees space on)."""
-    path = Path(os.path.abspath(path))
-    while not os.path.ismount(path) and path != path.parent:
-        path = path.parent
-    return path

@@ -35,9 +35,12 @@ def _parse(argv: list[str]) -> tuple[str, str]:
 
 
 def _supervise(db: str, job_id: str) -> int:
+    from pathlib import Path
+
     from tunedeck.core.jobs.model import JobState
     from tunedeck.core.jobs.procs import start_time
     from tunedeck.core.jobs.registry import JobRegistry
+    from tunedeck.core.jobs.space import hold_reserve, release_reserve
 
     _become_subreaper()
     registry = JobRegistry(db)
@@ -52,6 +55,8 @@ def _supervise(db: str, job_id: str) -> int:
     job = registry.set(job_id, metrics_before=trainer_log_mark(job.output_dir))
     log_fd = os.open(job.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     env = {**os.environ, **job.env, "TUNEDECK_JOB_ID": job.id}
+    # Space to record the end in, should the job fill the disk.
+    reserve = hold_reserve(Path(job.log_path).with_suffix(".reserve"))
     try:
         proc = subprocess.Popen(
             list(job.argv),
@@ -64,6 +69,7 @@ def _supervise(db: str, job_id: str) -> int:
             close_fds=True,
         )
     except OSError as error:
+        release_reserve(reserve)
         code = 127 if isinstance(error, FileNotFoundError) else 126
         message = f"cannot start {job.argv[0]!r}: {error.strerror or error}"
         os.write(log_fd, f"tunedeck: {message}\n".encode())
@@ -82,19 +88,40 @@ def _supervise(db: str, job_id: str) -> int:
     )
     status = _reap_until(proc.pid)
     proc.returncode = status  # already reaped here; keeps Popen from waiting again
-    _record_end(registry, job_id, status)
+    _record_end_despite_full_disk(registry, job_id, status, reserve)
     _reap_until(None)  # orphans re-parented to us: reap them until none is left
     return 0
 
 
-def _record_end(registry, job_id: str, status: int) -> None:
+def _record_end_despite_full_disk(registry, job_id: str, status: int, reserve) -> None:
+    """Record the end; on a full disk, give the reserve back and record it saying so."""
+    from tunedeck.core.errors import DiskFullError
+    from tunedeck.core.jobs.space import full_disk_of, release_reserve
+
+    job = registry.get(job_id)
+    full = full_disk_of([job.output_dir, job.cwd, job.log_path]) if status != 0 else None
+    message = f"no space left on {full} (the disk filled up while the job ran)" if full else None
+    try:
+        _record_end(registry, job_id, status, message)
+    except DiskFullError:
+        release_reserve(reserve)
+        reserve = None
+        _record_end(registry, job_id, status, message, keep_metrics=False)
+    finally:
+        release_reserve(reserve)
+
+
+def _record_end(
+    registry, job_id: str, status: int, message: str | None, keep_metrics: bool = True
+) -> None:
     from pathlib import Path
 
     from tunedeck.core.jobs.metrics import keep_job_metrics, read_job_progress
     from tunedeck.core.jobs.model import JobState
 
     job = registry.get(job_id)
-    kept = keep_job_metrics(job, Path(job.log_path).with_suffix(".metrics.jsonl"))
+    copy_to = Path(job.log_path).with_suffix(".metrics.jsonl")
+    kept = keep_job_metrics(job, copy_to) if keep_metrics else None
     job = job.evolve(metrics_path=kept)
     progress = read_job_progress(job)
 
@@ -109,6 +136,7 @@ def _record_end(registry, job_id: str, status: int) -> None:
             state = JobState.FAILED
         return job.evolve(
             state=state,
+            message=message if state == JobState.FAILED else job.message,
             metrics_path=kept,
             exit_code=exit_code,
             signal=signal_number,
