@@ -176,3 +176,13 @@ def test_shorten_never_builds_the_whole_value():
     assert len(shorten("x" * 10**7)) <= 80 and "..." in shorten("x" * 10**7)
     assert shorten(10**5000) == "<an integer of about 5000 digits>"
     assert shorten("fast") == "'fast'"
+
+
+def test_alias_bomb_in_an_override_is_refused(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("stage: sft\n")
+    bomb = "[" + ", ".join(_laughs()) + "]"
+    result = _check_cli(str(path), f"dataset={bomb}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "command line, 'dataset': override 'dataset' expands YAML aliases" in result.stderr
+    assert len(result.stderr) < 600

@@ -184,7 +184,7 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
                 f"override '{item}' is not key=value",
                 hint="write overrides like learning_rate=1e-4 after the config file",
             )
-        pairs.append((key, _parse_scalar(text)))
+        pairs.append((key, _parse_scalar(key, text)))
     return pairs
 
 
@@ -204,12 +204,25 @@ class _Entry:
     location: Location
 
 
-def _parse_scalar(text: str) -> Any:
+def _parse_scalar(key: str, text: str) -> Any:
     if text == "":
         return None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        node = yaml.compose(text, Loader=_YAML_LOADER)
+    except (yaml.YAMLError, RecursionError):
+        return text
+    if node is None:
+        return None
+    items = _expanded(node, {})
+    if items == _CYCLE or items > MAX_VALUE_ITEMS:
+        raise UsageError(
+            f"override '{key}' expands YAML aliases to more than {MAX_VALUE_ITEMS:,} values",
+            location=Location(file=COMMAND_LINE, column=key),
+            hint="write the value out without aliases",
+        )
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError):
         return text
 
 
