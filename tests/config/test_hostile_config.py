@@ -66,7 +66,7 @@ def test_alias_bomb_is_refused_at_its_key_naming_the_alias(tmp_path, record_prop
 def test_alias_bomb_into_a_known_key_only(tmp_path):
     path = tmp_path / "bomb.yaml"
     path.write_text("lora_target: [" + ", ".join(_laughs()) + "]\nlora_rank: *i\n")
-    result = _check_cli(str(path), "--json")
+    result = _check_cli(str(path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "line 1, 'lora_target'" in result.stderr
     assert "expands YAML aliases" in result.stderr
@@ -186,3 +186,15 @@ def test_alias_bomb_in_an_override_is_refused(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "command line, 'dataset': override 'dataset' expands YAML aliases" in result.stderr
     assert len(result.stderr) < 600
+
+
+def test_json_check_of_an_unreadable_file_is_one_json_document(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_billion_laughs())
+    result = _check_cli(str(path), "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and document["problem_count"] == 1
+    (problem,) = document["problems"]
+    assert (problem["line"], problem["key"]) == (5, "e")
+    assert "expands YAML aliases" in problem["message"]

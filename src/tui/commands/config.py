@@ -29,9 +29,7 @@ def check_command(
     ] = SHOWN_PROBLEMS,
 ) -> None:
     """Print the resolved config, or every error with its key and line (exit 1)."""
-    from tunedeck.core.config import check_config
-
-    check = check_config(config, overrides or [], purpose="export" if export else "train")
+    check = _checked(config, overrides or [], "export" if export else "train", as_json)
     limit = max_problems or None
     if as_json:
         from tunedeck.tui.console import print_json
@@ -43,6 +41,22 @@ def check_command(
             print_resolved(check.config)
     if not check.ok:
         raise typer.Exit(1)
+
+
+def _checked(config: Path, overrides: list[str], purpose: str, as_json: bool):
+    """check_config; with --json, a file that cannot be read at all is a check with one error
+    (so stdout is always one JSON document), otherwise the error itself."""
+    from tunedeck.core.config import ConfigCheck, ConfigProblem, check_config
+    from tunedeck.core.errors import ConfigError, Location
+
+    try:
+        return check_config(config, overrides, purpose=purpose)
+    except ConfigError as error:
+        if not as_json:
+            raise
+        location = error.location or Location(file=str(config))
+        problem = ConfigProblem(location.column, error.message, location, error.hint)
+        return ConfigCheck(None, (problem,), config)
 
 
 @app.command("keys")
