@@ -31,6 +31,9 @@ ROLES: dict[str, tuple[str, ...]] = {
     "failed": ("state-failed", "error"),
     "cancelled": ("state-cancelled", "warning"),
     "lost": ("state-lost", "error"),
+    # the loss chart's series
+    "loss": ("chart-loss", "primary"),
+    "eval_loss": ("chart-eval-loss", "accent"),
     # conversation roles
     "system": ("role-system", "secondary"),
     "user": ("role-user", "primary"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from tunedeck.tui.palette import Palette
 from tunedeck.tui.widgets.series import MinMaxSeries
 
 BRAILLE_BASE = 0x2800
@@ -36,8 +37,9 @@ class LossChart(Widget):
         self.refresh()
 
     def render(self) -> Text:
-        theme = self.app.current_theme
-        colours = (theme.primary, theme.accent or theme.primary, theme.foreground or "white")
+        """Drawn on each refresh in the current theme's colours (a theme switch repaints)."""
+        palette = Palette.of(self.app)
+        colours = tuple(palette.colour(role) for role in ("loss", "eval_loss", "foreground"))
         rows = draw_chart(self.loss, self.eval_loss, self.size.width, self.size.height, colours)
         return Text("\n").join(rows)
 
@@ -47,9 +49,10 @@ def draw_chart(
     eval_loss: MinMaxSeries,
     width: int,
     height: int,
-    colours: tuple[str, str, str] = ("cyan", "yellow", "white"),
+    colours: tuple[str, str, str] = ("", "", ""),
 ) -> list[Text]:
-    """Render both series into `height` lines of `width` cells (legend, plot, step axis)."""
+    """Render both series into `height` lines of `width` cells (legend, plot, step axis);
+    `colours` are the loss, eval_loss and text colours (none: the terminal's own)."""
     width, height = max(width, LABEL_WIDTH + 4), max(height, 4)
     plot_w, plot_h = width - LABEL_WIDTH, height - 2
     legend = _legend(loss, eval_loss, colours)
@@ -123,7 +126,7 @@ def _append_cells(line: Text, loss_row: list[int], eval_row: list[int], colours)
     run, run_style = [], None
     for loss_bits, eval_bits in zip(loss_row, eval_row, strict=True):
         bits = loss_bits | eval_bits
-        style = colours[1] if eval_bits else colours[0] if loss_bits else None
+        style = (colours[1] if eval_bits else colours[0] if loss_bits else "") or None
         if style != run_style and run:
             line.append("".join(run), style=run_style)
             run = []
@@ -136,11 +139,11 @@ def _append_cells(line: Text, loss_row: list[int], eval_row: list[int], colours)
 def _legend(loss: MinMaxSeries, eval_loss: MinMaxSeries, colours) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis", end="")
     text.append(" " * LABEL_WIDTH)
-    text.append("━ loss", style=f"bold {colours[0]}")
+    text.append("━ loss", style=f"bold {colours[0]}".strip())
     if loss.last:
         text.append(f" {loss.last[1]:.4f} @ {loss.last[0]:,.0f}")
     text.append("   ")
-    text.append("━ eval_loss", style=f"bold {colours[1]}")
+    text.append("━ eval_loss", style=f"bold {colours[1]}".strip())
     if eval_loss.last:
         text.append(f" {eval_loss.last[1]:.4f} @ {eval_loss.last[0]:,.0f}")
     return text
