@@ -38,9 +38,22 @@ class CancelResult:
     job: Job
     signal: str | None
     survivors: tuple[int, ...] = ()
+    # Processes left behind by a job that had already ended (its main process died alone),
+    # ended by this cancel.
+    leftovers: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"job": self.job.to_dict(), "signal": self.signal, "survivors": list(self.survivors)}
+        """The whole outcome (env values included): for the agent protocol."""
+        return {
+            "job": self.job.to_dict(),
+            "signal": self.signal,
+            "survivors": list(self.survivors),
+            "leftovers": list(self.leftovers),
+        }
+
+    def to_public_dict(self, reveal_env: bool = False) -> dict:
+        """to_dict() for `--json` output: the job's env values masked unless revealed."""
+        return {**self.to_dict(), "job": self.job.to_public_dict(reveal_env)}
 
 
 class Backend(Protocol):

@@ -139,10 +139,14 @@ class LocalBackend:
         return logs.follow_file(job.log_path, offset, finished=finished, stop_event=stop_event)
 
     def cancel(self, job: Job, grace: float = DEFAULT_GRACE) -> CancelResult:
-        """SIGTERM the job's group and stray descendants; after `grace` seconds, SIGKILL."""
+        """SIGTERM the job's group and stray descendants; after `grace` seconds, SIGKILL.
+
+        A job already ended may have left processes behind (its main process killed alone):
+        those are ended the same way and listed as `leftovers`.
+        """
         job = self.refresh(job)
         if job.state.is_final:
-            return CancelResult(job, None)
+            return self._end_leftovers(job, grace)
         job = self.registry.set(job.id, cancel_requested_at=time.time())
         deadline = time.monotonic() + QUEUED_TIMEOUT
         while job.pid is None and not job.state.is_final and time.monotonic() < deadline:
@@ -150,14 +154,7 @@ class LocalBackend:
             job = self.refresh(self.registry.get(job.id) or job)
         if job.state.is_final:
             return CancelResult(job, None)
-        used = "SIGTERM"
-        targets = self._tree(job)
-        seen = {p.pid for p in targets}
-        _signal_all(job.pgid, targets, signal.SIGTERM)
-        if not self._wait_gone(job, time.monotonic() + grace, seen):
-            used = "SIGKILL"
-            _signal_all(job.pgid, self._tree(job), signal.SIGKILL)
-            self._wait_gone(job, time.monotonic() + KILL_WAIT, seen)
+        used, seen = self._term_then_kill(job, self._tree(job), grace)
         survivors = {p.pid for p in self._tree(job)}
         # A rank still listed by nvidia-smi holds GPU memory: report it, whatever /proc says.
         survivors |= {p.pid for gpu in query_gpus() for p in gpu.processes if p.pid in seen}
@@ -169,6 +166,28 @@ class LocalBackend:
             ),
         )
         return CancelResult(final, used, tuple(sorted(survivors)))
+
+    def _end_leftovers(self, job: Job, grace: float) -> CancelResult:
+        """End what is left of an ended job's tree (still under its supervisor)."""
+        targets = self._tree(job)
+        if not targets:
+            return CancelResult(job, None)
+        used, seen = self._term_then_kill(job, targets, grace)
+        survivors = tuple(sorted(p.pid for p in self._tree(job)))
+        return CancelResult(job, used, survivors, leftovers=tuple(sorted(seen)))
+
+    def _term_then_kill(
+        self, job: Job, targets: list[procs.ProcInfo], grace: float
+    ) -> tuple[str, set[int]]:
+        """SIGTERM `targets`, SIGKILL what is left after `grace`; the last signal and every pid
+        seen in the tree meanwhile."""
+        seen = {p.pid for p in targets}
+        _signal_all(job.pgid, targets, signal.SIGTERM)
+        if self._wait_gone(job, time.monotonic() + grace, seen):
+            return "SIGTERM", seen
+        _signal_all(job.pgid, self._tree(job), signal.SIGKILL)
+        self._wait_gone(job, time.monotonic() + KILL_WAIT, seen)
+        return "SIGKILL", seen
 
     def remove(self, job: Job) -> None:
         job = self.refresh(job)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tunedeck.core.errors import DiskFullError
 
-MIN_FREE = 1 << 20  # what `run` wants free on the state disk: a registry write, logs, a reserve
-RESERVE = 256 << 10  # held by each supervisor, freed to record the end on a full disk
+MIN_FREE = 256 << 10  # what `run` wants free on the state disk: a registry write, logs, a reserve
+RESERVE = 128 << 10  # held by each supervisor, freed to record the end on a full disk
 NEARLY_FULL = 64 << 10
 
 

@@ -16,12 +16,12 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 
-from tunedeck.core.errors import HostError, JobError, StateError, TunedeckError
+from tunedeck.core.errors import DiskFullError, HostError, JobError, StateError, TunedeckError
 from tunedeck.core.jobs.backend import DEFAULT_GRACE, CancelResult, JobSpec
 from tunedeck.core.jobs.gpus import Gpu
 from tunedeck.core.jobs.hosts import Host, get_host
@@ -39,6 +39,10 @@ INSTALL_HINT = (
     "install tunedeck on the host (pip install tunedeck) and/or set its command: "
     "tunedeck hosts add {name} {target} --command '/path/to/venv/bin/tunedeck'"
 )
+
+
+HELLO_TIMEOUT = 60.0  # how long a starting agent may take to answer
+PID_MARK = b"tunedeck-agent-pid "
 
 
 class ConnectionLost(HostError):
@@ -116,6 +120,23 @@ def agent_command(host: Host) -> str:
     return shlex.join(argv)
 
 
+def agent_launch(host: Host) -> str:
+    """The remote shell line that starts the agent after telling us (on stderr) its pid, so
+    that an agent which never answers can be ended on the box when we give up on it."""
+    return f"echo {PID_MARK.decode().strip()} $$ >&2; exec {agent_command(host)}"
+
+
+def kill_remote(host: Host, pid: int) -> None:
+    """End the remote process group `pid` (and `pid`) over the shared connection; best effort."""
+    script = (
+        f"kill -TERM -{pid} {pid} 2>/dev/null; sleep 1; kill -KILL -{pid} {pid} 2>/dev/null; true"
+    )
+    try:
+        subprocess.run(ssh_argv(host, script), capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
 class SshBackend:
     """The backend of one remote host; local registry rows mirror the remote jobs."""
 
@@ -183,7 +204,12 @@ class SshBackend:
 
     def cancel(self, job: Job, grace: float = DEFAULT_GRACE) -> CancelResult:
         doc = self.request("cancel", id=job.id, grace=grace, timeout=grace + 60)
-        return CancelResult(self._mirror(doc["job"]), doc["signal"], tuple(doc["survivors"]))
+        return CancelResult(
+            self._mirror(doc["job"]),
+            doc["signal"],
+            tuple(doc["survivors"]),
+            tuple(doc.get("leftovers") or ()),
+        )
 
     def remove(self, job: Job) -> None:
         self.request("rm", id=job.id)
@@ -240,9 +266,12 @@ class SshBackend:
         if self._session is not None and self._session.alive():
             return self._session
         self.close()
-        session = AgentSession(ssh_argv(self.host_config, agent_command(self.host_config)))
+        host = self.host_config
+        session = AgentSession(
+            ssh_argv(host, agent_launch(host)), on_give_up=lambda pid: kill_remote(host, pid)
+        )
         try:
-            hello = session.call("hello", {}, timeout=60)
+            hello = session.call("hello", {}, timeout=HELLO_TIMEOUT)
         except ConnectionLost:
             code, text = session.exit_code(), session.stderr_text()
             raise connection_error(self.host_config, code, text) from None
@@ -262,12 +291,14 @@ class SshBackend:
 class AgentSession:
     """A running `ssh HOST tunedeck agent`: write a request line, read its answer line."""
 
-    def __init__(self, argv: list[str]):
+    def __init__(self, argv: list[str], on_give_up: Callable[[int], None] | None = None):
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self._stderr = bytearray()
         self._seq = 0
+        self._on_give_up = on_give_up
+        self.remote_pid: int | None = None
         threading.Thread(target=self._drain_stderr, daemon=True).start()
 
     def call(self, op: str, args: dict, timeout: float | None = None) -> dict:
@@ -275,7 +306,7 @@ class AgentSession:
         line = orjson.dumps({"v": PROTOCOL, "seq": self._seq, "op": op, **args}) + b"\n"
         timer = None
         if timeout:
-            timer = threading.Timer(timeout, self.close)
+            timer = threading.Timer(timeout, self.give_up)
             timer.daemon = True
             timer.start()
         try:
@@ -305,7 +336,17 @@ class AgentSession:
 
     def stderr_text(self) -> str:
         time.sleep(0.05)  # let the reader thread catch the last bytes
-        return bytes(self._stderr).decode("utf-8", "replace")
+        lines = bytes(self._stderr).splitlines(keepends=True)
+        return b"".join(line for line in lines if not line.startswith(PID_MARK)).decode(
+            "utf-8", "replace"
+        )
+
+    def give_up(self) -> None:
+        """No answer in time: close the channel and end the agent on the box as well (one
+        stuck in a request never reads the end of its stdin)."""
+        if self.remote_pid is not None and self._on_give_up is not None:
+            self._on_give_up(self.remote_pid)  # first: the channel then closes by itself
+        self.close()
 
     def close(self) -> None:
         for stream in (self.proc.stdin,):
@@ -325,7 +366,21 @@ class AgentSession:
     def _drain_stderr(self) -> None:
         for chunk in iter(lambda: self.proc.stderr.read1(4096), b""):
             self._stderr += chunk
+            if self.remote_pid is None:
+                self.remote_pid = _marked_pid(self._stderr)
             del self._stderr[:-65536]
+
+
+def _marked_pid(stderr: bytes) -> int | None:
+    """The pid the agent's launch line announced on stderr, once its line is complete."""
+    start = stderr.find(PID_MARK)
+    end = stderr.find(b"\n", start)
+    if start == -1 or end == -1:
+        return None
+    try:
+        return int(stderr[start + len(PID_MARK) : end])
+    except ValueError:
+        return None
 
 
 def connection_error(host: Host, code: int | None, stderr: str) -> HostError:
@@ -367,7 +422,17 @@ def _result(doc: dict, host: Host):
     error = doc.get("error") or {}
     kind, message, hint = error.get("type"), error.get("message", ""), error.get("hint")
     if kind == "DiskFull":
-        return _raise(HostError(f"{host.name}: remote {message}", hint="free space on the host"))
+        return _raise(
+            DiskFullError(f"{host.name}: remote {message}", hint="free space on the host")
+        )
+    if kind == "DiskFullError":
+        return _raise(
+            DiskFullError(
+                f"{host.name}: remote disk full: {message}", hint="free space on the host"
+            )
+        )
+    if kind == "StateError":
+        return _raise(StateError(f"{host.name}: {message}", hint=hint))
     if kind == "HostError":
         return _raise(HostError(f"{host.name}: {message}", hint=hint))
     if kind in ("JobError", "UsageError", "ConfigError"):
