@@ -3,13 +3,29 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Annotated
 
 import typer
 
 from tunedeck.core.errors import UsageError
+
+RECENT = 50
+COLUMNS = ("ID", "NAME", "HOST", "STATE", "PROGRESS", "LOSS", "AGE", "EXIT")
+ShowEnv = Annotated[
+    bool, typer.Option("--show-env", help="Show -e values (masked as *** otherwise).")
+]
+ShowAll = Annotated[
+    bool, typer.Option("--all", "-a", help=f"Every run, not only the newest {RECENT}.")
+]
+Limit = Annotated[
+    int | None,
+    typer.Option(
+        "--limit",
+        help=f"The newest N runs (the table shows {RECENT} unless --all; --json lists every run"
+        " unless --limit is given).",
+    ),
+]
 
 runs_app = typer.Typer(
     help="Jobs on this box and on remote hosts: list, show, logs, cancel, rm.",
@@ -40,6 +56,7 @@ def run(
     output_dir: str = typer.Option(None, "--output-dir", help="Where the job writes metrics."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the job id."),
     as_json: bool = typer.Option(False, "--json", help="Print the job record as JSON."),
+    show_env: ShowEnv = False,
 ) -> None:
     from tunedeck.core.jobs import submit
 
@@ -53,11 +70,11 @@ def run(
         output_dir=output_dir,
     )
     if as_json:
-        _print_json(job.to_dict())
+        _print_json(job.to_public_dict(reveal_env=show_env))
     elif quiet:
-        typer.echo(job.id)
+        _echo(job.id)
     else:
-        typer.echo(job.id)
+        _echo(job.id)
         _note(f"started '{job.name}' on {job.host}; follow it with: tunedeck runs logs {job.id} -f")
 
 
@@ -65,59 +82,56 @@ def run(
 def runs_default(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the job records as JSON."),
+    show_all: ShowAll = False,
+    limit: Limit = None,
+    show_env: ShowEnv = False,
 ) -> None:
-    """With no sub-command: the job list."""
+    """With no sub-command: the newest runs (--all for every one)."""
     if ctx.invoked_subcommand is None:
-        list_jobs(as_json=as_json, host=None)
+        list_jobs(as_json=as_json, host=None, show_all=show_all, limit=limit, show_env=show_env)
 
 
 @runs_app.command("list")
 def list_jobs(
     as_json: bool = typer.Option(False, "--json", help="Print the job records as JSON."),
     host: str = typer.Option(None, "--host", "-H", help="Only this host's jobs."),
+    show_all: ShowAll = False,
+    limit: Limit = None,
+    show_env: ShowEnv = False,
 ) -> None:
-    """Jobs with host, state, progress, last loss and age."""
-    jobs = _refreshed_jobs(host)
+    """Jobs with host, state, progress, last loss and age, oldest first; the newest 50 by default."""
+    jobs, total = _refreshed_jobs(host, _how_many(as_json, show_all, limit))
     if as_json:
-        _print_json([j.to_dict() for j in jobs])
+        _print_json([j.to_public_dict(reveal_env=show_env) for j in jobs])
         return
     if not jobs:
         _note("no jobs yet: start one with `tunedeck run -- CMD` or `tunedeck train CFG`")
         return
-    from rich.table import Table
+    from tunedeck.tui.console import print_table
 
-    from tunedeck.tui.console import out
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "NAME", "HOST", "STATE", "PROGRESS", "LOSS", "AGE", "EXIT"):
-        table.add_column(column, no_wrap=column != "NAME")
     now = time.time()
-    for job in jobs:
-        table.add_row(
-            job.id,
-            job.name,
-            job.host,
-            _state_text(job),
-            "" if job.progress is None else f"{job.progress:.0%}",
-            "" if job.last_loss is None else f"{job.last_loss:.4g}",
-            _age(now - job.created_at),
-            _exit_text(job),
-        )
-    out.print(table)
+    print_table(COLUMNS, [_row(job, now) for job in jobs], squeeze=COLUMNS.index("NAME"))
+    if total > len(jobs):
+        _note(f"{total - len(jobs)} older runs: --all to list them")
 
 
 @runs_app.command("show")
 def show(
     job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough)."),
     as_json: bool = typer.Option(False, "--json", help="Print the job record as JSON."),
+    show_env: ShowEnv = False,
 ) -> None:
-    """Everything known about one job."""
+    """Everything known about one job (-e values masked unless --show-env)."""
+    from tunedeck.tui.console import print_field
+
     job = _refreshed(_find(job_id))
+    doc = job.to_public_dict(reveal_env=show_env)
     if as_json:
-        _print_json(job.to_dict())
+        _print_json(doc)
         return
-    doc = job.to_dict()
     doc["argv"] = " ".join(_shell_quote(a) for a in job.argv)
+    quote = _shell_quote if show_env else str
+    doc["env"] = " ".join(f"{key}={quote(value)}" for key, value in doc["env"].items())
     for key in ("created_at", "started_at", "ended_at", "cancel_requested_at"):
         if doc.get(key):
             doc[key] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc[key]))
@@ -125,7 +139,7 @@ def show(
     width = max(len(k) for k in doc)
     for key, value in doc.items():
         if value not in (None, {}, ""):
-            typer.echo(f"{key:<{width}}  {value}")
+            print_field(key, str(value), width)
 
 
 @runs_app.command("logs")
@@ -133,19 +147,26 @@ def logs(
     job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until it ends."),
     tail: int = typer.Option(None, "--tail", "-n", help="Start with the last N lines."),
+    raw: bool = typer.Option(
+        None,
+        "--raw/--escape",
+        help="--raw: the log's bytes as written; --escape: control characters (ESC, CR, ...)"
+        " shown as \\x1b etc. Default: escaped on a terminal, raw into a pipe or a file.",
+    ),
 ) -> None:
     """Print a job's output; with -f follow it (Ctrl-C detaches, the job keeps running)."""
     from tunedeck.core.jobs import get_backend
+    from tunedeck.tui.console import LogWriter
 
     job = _find(job_id)
     backend = get_backend(job.host)
-    sink = sys.stdout.buffer
+    sink = LogWriter(raw)
     try:
         offset = backend.tail_offset(job, tail) if tail is not None else 0
         if follow:
             for chunk in backend.follow_log(job, offset):
                 sink.write(chunk.data)
-                sink.flush()
+            sink.finish()
             return
         while True:
             chunk = backend.read_log(job, offset)
@@ -153,7 +174,7 @@ def logs(
             offset = chunk.next_offset
             if not chunk.data or offset >= chunk.size:
                 break
-        sink.flush()
+        sink.finish()
     except KeyboardInterrupt:
         _note(f"detached; job {job.id} keeps running")
     finally:
@@ -175,11 +196,11 @@ def cancel(
     if as_json:
         _print_json(result.to_dict())
     elif result.signal is None:
-        typer.echo(f"{result.job.id} had already ended: {_state_text(result.job)}")
+        _echo(f"{result.job.id} had already ended: {_state_text(result.job)}")
     elif result.signal == "SIGTERM":
-        typer.echo(f"{result.job.id} cancelled: it stopped on SIGTERM")
+        _echo(f"{result.job.id} cancelled: it stopped on SIGTERM")
     else:
-        typer.echo(f"{result.job.id} cancelled: SIGKILL was needed after {grace:g} s")
+        _echo(f"{result.job.id} cancelled: SIGKILL was needed after {grace:g} s")
     if result.survivors:
         _note(f"still alive after SIGKILL: {', '.join(map(str, result.survivors))}")
         raise typer.Exit(1)
@@ -196,7 +217,7 @@ def rm(job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough
         backend.remove(job)
     finally:
         backend.close()
-    typer.echo(f"removed {job.id}")
+    _echo(f"removed {job.id}")
 
 
 def agent(
@@ -218,10 +239,44 @@ def _refreshed(job):
     return _refresh_all([job])[0]
 
 
-def _refreshed_jobs(host: str | None):
+def _how_many(as_json: bool, show_all: bool, limit: int | None) -> int | None:
+    """How many of the newest runs to list (None: every one)."""
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be 1 or more")
+    if show_all and limit is not None:
+        raise UsageError("--all and --limit do not go together")
+    if show_all or (as_json and limit is None):
+        return None
+    return RECENT if limit is None else limit
+
+
+def _refreshed_jobs(host: str | None, count: int | None):
+    """The newest `count` jobs (all when None), refreshed, and how many there are in all."""
     from tunedeck.core.jobs import JobRegistry
 
-    return _refresh_all(JobRegistry().list(host))
+    registry = JobRegistry()
+    try:
+        if count is None:
+            jobs = registry.list(host)
+            total = len(jobs)
+        else:
+            jobs, total = registry.recent(count, host)
+    finally:
+        registry.close()
+    return _refresh_all(jobs), total
+
+
+def _row(job, now: float) -> tuple[str, ...]:
+    return (
+        job.id,
+        job.name,
+        job.host,
+        _state_text(job),
+        "" if job.progress is None else f"{job.progress:.0%}",
+        "" if job.last_loss is None else f"{job.last_loss:.4g}",
+        _age(now - job.created_at),
+        _exit_text(job),
+    )
 
 
 def _refresh_all(jobs):
@@ -285,6 +340,13 @@ def _print_json(doc) -> None:
 
 
 def _note(text: str) -> None:
-    from tunedeck.tui.console import err
+    from tunedeck.tui.console import note
 
-    err.print(text, markup=False, highlight=False, soft_wrap=True)
+    note(text)
+
+
+def _echo(text: str) -> None:
+    """A line on stdout with whatever it quotes (names, states) made inert."""
+    from tunedeck.core.text import inert
+
+    typer.echo(inert(text))
