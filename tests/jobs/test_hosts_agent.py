@@ -24,7 +24,7 @@ def test_hosts_add_list_and_rm_through_the_cli():
         "--ssh-option",
         "-p 2222",
     )
-    (doc,) = json.loads(cli("hosts", "--json").stdout)
+    (doc,) = json.loads(cli("hosts", "--json", "--show-env").stdout)
     assert doc == {
         "name": "gpu1",
         "target": "me@gpu1.example",

@@ -8,6 +8,11 @@ from typing import Annotated
 import typer
 
 from tunedeck.core.errors import UsageError
+from tunedeck.core.text import inert
+
+ShowEnv = Annotated[
+    bool, typer.Option("--show-env", help="Show --env values (masked as *** otherwise).")
+]
 
 app = typer.Typer(help="Remote hosts for jobs: add, list, check, rm.", invoke_without_command=True)
 
@@ -16,10 +21,11 @@ app = typer.Typer(help="Remote hosts for jobs: add, list, check, rm.", invoke_wi
 def hosts_default(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print the hosts as JSON."),
+    show_env: ShowEnv = False,
 ) -> None:
     """With no sub-command: the host list."""
     if ctx.invoked_subcommand is None:
-        list_hosts(as_json=as_json)
+        list_hosts(as_json=as_json, show_env=show_env)
 
 
 @app.command("add")
@@ -49,25 +55,30 @@ def add(
         pairs[key] = value
     options = tuple(part for option in ssh_option or [] for part in shlex.split(option))
     add_host(Host(name, target, workdir, command, pairs, options))
-    typer.echo(f"added {name} -> {target} in {hosts_file()}")
+    _echo(f"added {name} -> {target} in {hosts_file()}")
 
 
 @app.command("list")
-def list_hosts(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """Hosts from hosts.toml."""
+def list_hosts(
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    show_env: ShowEnv = False,
+) -> None:
+    """Hosts from hosts.toml (--env values masked unless --show-env)."""
     from tunedeck.core.jobs.hosts import hosts_file, load_hosts
+    from tunedeck.core.jobs.model import mask_env
 
     hosts = load_hosts()
     if as_json:
         from tunedeck.tui.console import print_json
 
-        print_json([h.to_dict() for h in hosts.values()])
+        docs = [h.to_dict() for h in hosts.values()]
+        print_json([{**doc, "env": mask_env(doc["env"], reveal=show_env)} for doc in docs])
         return
     if not hosts:
-        typer.echo(f"no hosts in {hosts_file()}: add one with `tunedeck hosts add NAME TARGET`")
+        _echo(f"no hosts in {hosts_file()}: add one with `tunedeck hosts add NAME TARGET`")
         return
     for host in hosts.values():
-        typer.echo(f"{host.name:<16} {host.target:<28} {host.workdir or '~'}  ({host.command})")
+        _echo(f"{host.name:<16} {host.target:<28} {host.workdir or '~'}  ({host.command})")
 
 
 @app.command("check")
@@ -89,12 +100,12 @@ def check(
 
         print_json({"host": name, "agent": hello, "gpus": [g.to_dict() for g in gpus]})
         return
-    typer.echo(f"{name}: reachable, tunedeck {hello['version']} (protocol {hello['protocol']})")
-    typer.echo(f"  host {hello['hostname']}, workdir {hello['workdir']}")
+    _echo(f"{name}: reachable, tunedeck {hello['version']} (protocol {hello['protocol']})")
+    _echo(f"  host {hello['hostname']}, workdir {hello['workdir']}")
     if not gpus:
-        typer.echo("  no GPU (nvidia-smi not found or no device)")
+        _echo("  no GPU (nvidia-smi not found or no device)")
     for gpu in gpus:
-        typer.echo(
+        _echo(
             f"  GPU {gpu.index}: {gpu.name}, {gpu.memory_used_mib}/{gpu.memory_total_mib} MiB,"
             f" {gpu.utilization_pct}% busy, {len(gpu.processes)} process(es)"
         )
@@ -106,4 +117,9 @@ def rm(name: str = typer.Argument(..., help="The host to forget.")) -> None:
     from tunedeck.core.jobs.hosts import remove_host
 
     remove_host(name)
-    typer.echo(f"removed {name}")
+    _echo(f"removed {name}")
+
+
+def _echo(text: str) -> None:
+    """A line on stdout; names, targets and what a host answered are shown, never obeyed."""
+    typer.echo(inert(text))

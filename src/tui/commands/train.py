@@ -59,7 +59,7 @@ def launch(
     from tunedeck.core.jobs import get_backend
     from tunedeck.core.runners.launch import PURPOSES, launch_run
     from tunedeck.tui.commands.config import print_check
-    from tunedeck.tui.console import err
+    from tunedeck.tui.console import note
 
     local = host in (None, "local")
     # paths name files on the host that runs the job: only a local run can check them here
@@ -79,9 +79,9 @@ def launch(
             name=name,
             backend=backend,
         )
-        err.print(f"job {job.id} started: {kind} {name} on {job.host}", markup=False)
+        note(f"job {job.id} started: {kind} {name} on {job.host}")
         if detach:
-            err.print(f"follow it with `tunedeck runs logs {job.id} -f`", markup=False, style="dim")
+            note(f"follow it with `tunedeck runs logs {job.id} -f`")
             return 0
         return follow(job, backend)
     finally:
@@ -93,24 +93,22 @@ def follow(job, backend) -> int:
 
     Ctrl-C stops following, never the job: it runs in its own session (remotely, under the agent).
     """
-    import sys
+    from tunedeck.tui.console import LogWriter, note
 
-    from tunedeck.tui.console import err
-
+    sink = LogWriter()  # inert on a terminal, the exact bytes into a pipe or a file
     try:
         for chunk in backend.follow_log(job, 0):
-            sys.stdout.buffer.write(chunk.data)
-            sys.stdout.flush()
+            sink.write(chunk.data)
+        sink.finish()
         final = backend.status([job.id])
     except KeyboardInterrupt:
-        err.print(
+        note(
             f"\ndetached: job {job.id} keeps running "
-            f"(`tunedeck runs logs {job.id} -f`, `tunedeck runs cancel {job.id}`)",
-            markup=False,
+            f"(`tunedeck runs logs {job.id} -f`, `tunedeck runs cancel {job.id}`)"
         )
         return 0
     if not final:
         return 1
     ended = final[0]
-    err.print(f"job {ended.id} {ended.state.value} (exit {ended.exit_code})", markup=False)
+    note(f"job {ended.id} {ended.state.value} (exit {ended.exit_code})")
     return ended.exit_code if ended.exit_code is not None else 1
