@@ -4,11 +4,13 @@ recolours them without a restart."""
 from __future__ import annotations
 
 import pytest
-from pilot_tools import EXAMPLE_DATA, settle, settle_until
+from pilot_tools import EXAMPLE_DATA, settle, settle_until, wait_until
 from rich.style import Style
 from textual.color import Color
 from textual.widgets import DataTable, Static
 
+from tunedeck.core.jobs import JobRegistry
+from tunedeck.core.jobs.model import Job, JobState
 from tunedeck.tui.app import TunedeckApp
 from tunedeck.tui.palette import ROLES, Palette
 from tunedeck.tui.theming import load_theme_file, load_themes
@@ -47,7 +49,7 @@ async def test_a_theme_switch_recolours_the_dataset_badges_and_the_spec_pane():
             success = app.get_theme(theme).to_color_system().generate()["success"]
             await settle_until(
                 pilot,
-                lambda: _badge_colour(app, "demo_alpaca") == success,  # noqa: B023
+                lambda success=success: _badge_colour(app, "demo_alpaca") == success,
                 f"{theme}: the ok badge in the theme's success colour",
             )
             assert _theme_colour(app, "success") == success
@@ -101,9 +103,33 @@ async def test_a_theme_switch_recolours_the_launch_check():
             outcomes = {palette.colour(role) for role in ("ok", "warning", "error")}
             await settle_until(
                 pilot,
-                lambda: (
-                    _foregrounds(problems.visual) & outcomes  # noqa: B023
-                    and _foregrounds(problems.visual) <= outcomes
-                ),  # noqa: B023
+                lambda outcomes=outcomes: set() < _foregrounds(problems.visual) <= outcomes,
                 f"{theme}: the check in the theme's outcome colours",
             )
+
+
+async def test_a_theme_switch_recolours_the_job_states_in_the_runs_table():
+    registry = JobRegistry()
+    for number, state in enumerate((JobState.SUCCEEDED, JobState.FAILED)):
+        registry.put(Job(id=f"job{number}", name="run", argv=("true",), state=state))
+    registry.close()
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await wait_until(pilot, lambda: len(getattr(app.screen, "jobs", ())) == 2, "both runs")
+        table = app.screen.query_one("#jobs-table", DataTable)
+        for theme in ("tunedeck-light", "tunedeck-contrast", "tunedeck-dark"):
+            app.theme = theme
+            palette = Palette.of_theme(app.get_theme(theme))
+            expected = (palette.colour("succeeded"), palette.colour("failed"))
+            await wait_until(
+                pilot,
+                lambda expected=expected: _state_colours(table) == expected,
+                f"{theme}: succeeded and failed in the theme's colours",
+            )
+
+
+def _state_colours(table) -> tuple[str, ...]:
+    """The colours of the state cells of job0 and job1."""
+    return tuple(_colour(table.get_cell(key, "state").style) for key in ("job0", "job1"))

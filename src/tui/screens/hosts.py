@@ -13,6 +13,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from tunedeck.core.jobs.model import LOCAL_HOST
 from tunedeck.core.jobs.pool import BackendPool, HostProbe
 from tunedeck.tui.messages import HostProbed, HostsListed
+from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 
 REFRESH_SECONDS = 15.0
@@ -49,9 +50,16 @@ class HostsScreen(DeckScreen):
         for label in ("gpu", "name", "util", "memory", "processes"):
             gpus.add_column(label, key=label)
         hosts.focus()
+        follow_theme(self, self._recolour)
         self.action_refresh_hosts()
         self.set_interval(REFRESH_SECONDS, self.action_refresh_hosts)
         self.set_interval(HOSTS_FILE_SECONDS, self.list_hosts)
+
+    def _recolour(self) -> None:
+        """Redraw host states and GPU bars in the new theme's colours."""
+        for name in self.targets:
+            self._show_row(name)
+        self._show_gpus()
 
     def on_screen_resume(self) -> None:
         self.list_hosts()  # hosts added elsewhere while another screen was shown
@@ -123,7 +131,8 @@ class HostsScreen(DeckScreen):
 
     def _show_row(self, name: str) -> None:
         table = self.query_one("#hosts-table", DataTable)
-        cells = _host_cells(name, self.targets.get(name, ""), self.status.get(name))
+        palette = Palette.of(self.app)
+        cells = _host_cells(name, self.targets.get(name, ""), self.status.get(name), palette)
         if name in table.rows:
             for key, value in zip(COLUMNS, cells, strict=True):
                 table.update_cell(name, key, value, update_width=True)
@@ -140,11 +149,12 @@ class HostsScreen(DeckScreen):
         probe = self.status.get(self.selected)
         table = self.query_one("#gpus-table", DataTable)
         table.clear()
+        palette = Palette.of(self.app)
         detail = Text(f"{self.selected}: ", style="bold")
         if probe is None:
             detail.append("probing…", style="dim")
         elif not probe.reachable:
-            detail.append(probe.error or "unreachable", style="red")
+            detail.append(probe.error or "unreachable", style=palette.style("error"))
         elif not probe.gpus:
             detail.append("no NVIDIA GPU (nvidia-smi not found or no driver)", style="dim")
         else:
@@ -154,41 +164,42 @@ class HostsScreen(DeckScreen):
             table.add_row(
                 str(gpu.index),
                 gpu.name,
-                _percent_bar(gpu.utilization_pct),
-                _memory(gpu.memory_used_mib, gpu.memory_total_mib),
+                _percent_bar(gpu.utilization_pct, palette),
+                _memory(gpu.memory_used_mib, gpu.memory_total_mib, palette),
                 ", ".join(f"{p.pid} ({p.memory_mib or '?'} MiB)" for p in gpu.processes) or "-",
             )
 
 
-def _host_cells(name: str, target: str, probe: HostProbe | None) -> tuple:
+def _host_cells(name: str, target: str, probe: HostProbe | None, palette: Palette) -> tuple:
     """One row of the hosts table: a host not probed yet shows '…'."""
     if probe is None:
         return (name, target, Text("…", style="dim"), "", "", Text(""))
     state = "ok" if probe.reachable else "unreachable"
+    state_style = palette.style("ok") if probe.reachable else palette.style("error", "bold")
     return (
         name,
         target,
-        Text(state, style="green" if probe.reachable else "bold red"),
+        Text(state, style=state_style),
         f"{probe.latency * 1000:.0f} ms" if probe.latency is not None else "",
         (str(len(probe.gpus)) if probe.gpus else "none") if probe.reachable else "",
-        Text(probe.error or "", style="red"),
+        Text(probe.error or "", style=palette.style("error")),
     )
 
 
-def _percent_bar(value: int | None, width: int = 10) -> Text:
+def _percent_bar(value: int | None, palette: Palette, width: int = 10) -> Text:
     if value is None:
         return Text("?")
     filled = round(value / 100 * width)
-    text = Text("█" * filled, style="green" if value < 80 else "yellow")
+    text = Text("█" * filled, style=palette.style("ok" if value < 80 else "warning"))
     text.append("░" * (width - filled), style="dim")
     text.append(f" {value:3d}%")
     return text
 
 
-def _memory(used: int | None, total: int | None) -> Text:
+def _memory(used: int | None, total: int | None, palette: Palette) -> Text:
     if used is None or not total:
         return Text("?")
-    text = _percent_bar(round(100 * used / total))
+    text = _percent_bar(round(100 * used / total), palette)
     text.append(f" {used:,}/{total:,} MiB")
     return text
 

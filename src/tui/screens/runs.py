@@ -19,6 +19,7 @@ from tunedeck.core.jobs.logs import RemoteLogFile
 from tunedeck.core.jobs.metrics import metrics_stamp
 from tunedeck.core.jobs.pool import REST_SECONDS, BackendPool
 from tunedeck.tui.messages import JobCancelled, JobsListed, JobSubmitted, MetricsLoaded, SelectJob
+from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.screens.confirm import ConfirmScreen
 from tunedeck.tui.widgets.log_view import LogView
@@ -31,13 +32,14 @@ REMOTE_RETRY_SECONDS = REST_SECONDS  # after a host failed, the pool leaves it a
 METRICS_SECONDS = 1.0
 REMOTE_METRICS_SECONDS = 3.0
 CANCEL_GRACE = DEFAULT_GRACE  # the same grace as `tunedeck runs cancel`
+# job state -> (palette role, modifiers); a queued run is dim, in no colour of its own
 STATE_STYLES = {
-    "queued": "dim",
-    "running": "bold cyan",
-    "succeeded": "green",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "lost": "red",
+    "queued": (None, "dim"),
+    "running": ("running", "bold"),
+    "succeeded": ("succeeded", ""),
+    "failed": ("failed", "bold"),
+    "cancelled": ("cancelled", ""),
+    "lost": ("lost", ""),
 }
 
 
@@ -77,11 +79,16 @@ class RunsScreen(DeckScreen):
         for label in ("id", "name", "kind", "host", "state", "progress", "eta", "loss"):
             table.add_column(label, key=label)
         table.focus()
+        follow_theme(self, self._recolour)
         self.refresh_jobs()
         self.set_interval(LIST_SECONDS, self.refresh_jobs)
         self.set_interval(METRICS_SECONDS, self._refresh_metrics)
 
     # Job list ----------------------------------------------------------------------------------
+
+    def _recolour(self) -> None:
+        """Redraw states and progress bars in the new theme's colours."""
+        self._show_jobs(list(self.jobs.values()))
 
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_jobs(self) -> None:
@@ -107,8 +114,9 @@ class RunsScreen(DeckScreen):
     def _show_jobs(self, jobs: list[Any]) -> None:
         table = self.query_one("#jobs-table", DataTable)
         self.jobs = {job.id: job for job in jobs}
+        palette = Palette.of(self.app)
         for job in jobs:
-            cells = _job_cells(job)
+            cells = _job_cells(job, palette)
             if job.id in table.rows:
                 for key, value in zip(_COLUMNS, cells, strict=True):
                     table.update_cell(job.id, key, value, update_width=True)
@@ -166,7 +174,7 @@ class RunsScreen(DeckScreen):
             return
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{job.id} ", style="bold")
-        text.append(f"{job.state.value}", style=STATE_STYLES.get(job.state.value, ""))
+        text.append(job.state.value, style=_state_style(job.state.value, Palette.of(self.app)))
         if job.exit_code is not None:
             text.append(f" exit {job.exit_code}")
         if job.message:
@@ -334,26 +342,32 @@ def _remote_log(job: Any, pool: BackendPool) -> RemoteLogFile:
 _COLUMNS = ("id", "name", "kind", "host", "state", "progress", "eta", "loss")
 
 
-def _job_cells(job: Any) -> tuple:
-    state = Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
+def _state_style(state: str, palette: Palette) -> str:
+    """A job state's style in the current theme."""
+    role, modifiers = STATE_STYLES.get(state, (None, ""))
+    return palette.style(role, modifiers) if role else modifiers
+
+
+def _job_cells(job: Any, palette: Palette) -> tuple:
+    state = Text(job.state.value, style=_state_style(job.state.value, palette))
     return (
         job.id,
         job.name,
         job.kind,
         job.host,
         state,
-        _progress_bar(job.progress),
+        _progress_bar(job.progress, palette),
         _eta(job),
         f"{job.last_loss:.4f}" if job.last_loss is not None else "",
     )
 
 
-def _progress_bar(fraction: float | None, width: int = 8) -> Text:
+def _progress_bar(fraction: float | None, palette: Palette, width: int = 8) -> Text:
     if fraction is None:
         return Text("")
     fraction = min(max(fraction, 0.0), 1.0)
     filled = int(round(fraction * width))
-    text = Text("█" * filled, style="cyan")
+    text = Text("█" * filled, style=palette.style("info"))
     text.append("░" * (width - filled), style="dim")
     text.append(f" {fraction * 100:3.0f}%")
     return text
