@@ -269,3 +269,18 @@ def test_json_output_escapes_every_control_character(tmp_path, text):
     stdout = CliRunner().invoke(app, ["runs", "show", job.id, "--json"]).stdout
     assert not has_controls(stdout)
     assert json.loads(stdout)["name"] == text
+
+
+def test_a_dataset_key_with_markup_is_shown_literally_by_the_data_commands(tmp_path):
+    rows = [{"instruction": "hi", "input": "", "output": "yo"}]
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    key = f"ident[/x]{TITLE}"
+    (tmp_path / "dataset_info.json").write_text(json.dumps({key: {"file_name": "rows.json"}}))
+    shown = inert(key).encode()
+    for args in (
+        ("data", "validate", str(tmp_path)),
+        ("data", "stats", key, "--dir", str(tmp_path)),
+        ("data", "preview", key, "--dir", str(tmp_path), "--template", "default"),
+    ):
+        stdout = tunedeck(*args).stdout
+        assert shown in stdout and b"\x1b" not in stdout, args

@@ -139,7 +139,7 @@ def _print_report(report: Any, show_remote: bool) -> None:
 
     from tunedeck.tui.console import out
 
-    table = Table(title=f"datasets in {report.path}", title_justify="left", expand=False)
+    table = Table(title=_plain(f"datasets in {report.path}"), title_justify="left", expand=False)
     for column, justify in (
         ("dataset", "left"),
         ("status", "left"),
@@ -155,10 +155,10 @@ def _print_report(report: Any, show_remote: bool) -> None:
             remote.append(entry.name)
             continue
         table.add_row(
-            entry.name,
+            _plain(entry.name),
             Text(entry.status, style=STATUS_STYLE[entry.status]),
-            entry.kind,
-            entry.formatting,
+            _plain(entry.kind),
+            _plain(entry.formatting),
             "-" if entry.rows is None else f"{entry.rows:,}",
             str(entry.issue_count) if entry.issue_count else "",
         )
@@ -169,7 +169,7 @@ def _print_report(report: Any, show_remote: bool) -> None:
     for entry in report.datasets:
         if not entry.issues:
             continue
-        out.print(Text(f"{entry.name}:", style="bold"))
+        out.print(_plain(f"{entry.name}:", style="bold"))
         for issue in entry.issues:
             style = "bold red" if issue.severity == "error" else "yellow"
             out.print(
@@ -203,6 +203,15 @@ def _print_report(report: Any, show_remote: bool) -> None:
             f"{summary['rows']:,} rows read",
         )
     )
+
+
+def _plain(text: str, style: str = "") -> Any:
+    """Untrusted text (a dataset name, a path) as inert Rich Text: never markup, no controls."""
+    from rich.text import Text
+
+    from tunedeck.core.text import inert
+
+    return Text(inert(text), style=style)
 
 
 def _conversation_dict(conversation: Any) -> dict[str, Any] | None:
@@ -298,7 +307,7 @@ def _print_stats(stats: Any) -> None:
     from tunedeck.tui.console import out
 
     table = Table(
-        title=f"{stats.name} ({stats.kind}, {stats.formatting})",
+        title=_plain(f"{stats.name} ({stats.kind}, {stats.formatting})"),
         title_justify="left",
         show_header=False,
     )
@@ -306,7 +315,9 @@ def _print_stats(stats: Any) -> None:
     table.add_column("value")
     table.add_row("rows", f"{stats.rows:,}")
     table.add_row("rows with issues", f"{stats.rows_with_issues:,}")
-    table.add_row("roles", ", ".join(f"{role} {count:,}" for role, count in stats.roles.items()))
+    table.add_row(
+        "roles", _plain(", ".join(f"{role} {count:,}" for role, count in stats.roles.items()))
+    )
     for label, summary in (
         ("prompt chars", stats.prompt_chars),
         ("response chars", stats.response_chars),

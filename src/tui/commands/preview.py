@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from tunedeck.core.errors import DatasetError, Location, UsageError
+from tunedeck.core.text import inert
 from tunedeck.tui.commands.data import DataDir, DatasetName, local_dataset
 
 # template text vs data text, each either trained on or masked
@@ -122,12 +123,18 @@ def lengths_command(
 
         print_json(summary)
         return
+    from rich.text import Text
+
     from tunedeck.tui.console import out
 
     out.print(
-        f"[bold]{name}[/] with template [bold]{summary['template']}[/]: {rows} rows, "
-        f"tokens min {summary['min']}, median {summary['median']}, p95 {summary['p95']}, "
-        f"max {summary['max']}"
+        Text.assemble(
+            (inert(name), "bold"),
+            " with template ",
+            (inert(str(summary["template"])), "bold"),
+            f": {rows} rows, tokens min {summary['min']}, median {summary['median']},"
+            f" p95 {summary['p95']}, max {summary['max']}",
+        )
     )
     share = 100.0 * over / rows
     style = "yellow" if over else "green"
@@ -233,7 +240,14 @@ def _print_rendered(rendered: Any, name: str, index: int, template: str, cutoff_
             text.append(seg.text, style=STYLES[(seg.source, seg.trainable)])
         return text
 
-    out.print(f"[bold]{name}[/] row {index} · template [bold]{template}[/] · {rendered.kind}")
+    out.print(
+        Text.assemble(
+            (inert(name), "bold"),
+            f" row {index} · template ",
+            (inert(str(template)), "bold"),
+            f" · {rendered.kind}",
+        )
+    )
     legend = Text("legend: ")
     for label, key in LEGEND:
         legend.append(label, style=STYLES[key])
