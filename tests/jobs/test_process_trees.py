@@ -45,6 +45,17 @@ def test_cancel_after_the_main_process_was_killed_ends_its_leftover_children():
     assert again.signal is None and not again.leftovers
 
 
+def test_runs_cancel_says_it_ended_what_an_ended_job_left_running():
+    job_id = cli("run", "-q", "--", "sh", "-c", "sleep 300 & wait").stdout.strip()
+    job = wait_for(lambda: _running(job_id), what="the job's sleep child")
+    (child,) = _children(job.pid)
+    os.kill(job.pid, signal.SIGKILL)
+    wait_for(lambda: JobRegistry().get(job_id).state.is_final, what="the recorded end")
+    said = cli("runs", "cancel", job_id, "--grace", "5").stdout
+    assert f"ended what its tree left running: {child}" in said
+    wait_for(lambda: not alive(child), what="the leftover child to be gone")
+
+
 STUCK = "import time; time.sleep(600)  # tunedeck-stuck-agent"
 
 

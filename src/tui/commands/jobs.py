@@ -194,7 +194,10 @@ def cancel(
         raise UsageError("--grace must be zero or more seconds")
     result = cancel_job(_find(job_id), grace)
     if as_json:
-        _print_json(result.to_dict())
+        _print_json(result.to_public_dict())
+    elif result.leftovers:
+        pids = ", ".join(map(str, result.leftovers))
+        _echo(f"{result.job.id} had already ended; ended what its tree left running: {pids}")
     elif result.signal is None:
         _echo(f"{result.job.id} had already ended: {_state_text(result.job)}")
     elif result.signal == "SIGTERM":
