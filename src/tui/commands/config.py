@@ -1,4 +1,4 @@
-"""`tunedeck config check|keys`: check a run config before anything heavy is imported."""
+"""`tunedeck config check|keys|fit`: check a run config before anything heavy is imported."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import typer
 from tunedeck.core.config.loader import SHOWN_PROBLEMS
 
 app = typer.Typer(
-    help="Run configs (LLaMA-Factory key names): check them, list keys.", no_args_is_help=True
+    help="Run configs (LLaMA-Factory key names): check them, list keys, estimate GPU memory.",
+    no_args_is_help=True,
 )
 
 
@@ -57,6 +58,89 @@ def _checked(config: Path, overrides: list[str], purpose: str, as_json: bool):
         location = error.location or Location(file=str(config))
         problem = ConfigProblem(location.column, error.message, location, error.hint)
         return ConfigCheck(None, (problem,), config)
+
+
+@app.command("fit")
+def fit_command(
+    config: Annotated[Path, typer.Argument(help="A run config (.yaml or .json).")],
+    overrides: Annotated[
+        list[str], typer.Argument(help="key=value overrides, e.g. cutoff_len=1024.")
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Judge against this host's GPUs (hosts.toml).")
+    ] = None,
+    gpu_mem: Annotated[
+        str, typer.Option("--gpu-mem", help="Judge against one GPU of this size, e.g. 80GiB.")
+    ] = None,
+    model_config: Annotated[
+        Path, typer.Option("--model-config", help="The model's config.json (or its folder).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document.")] = False,
+) -> None:
+    """Estimate peak GPU memory per device from the model's config.json, and judge each GPU."""
+    from tunedeck.core.config.fit import fit_config, gpus_to_judge
+    from tunedeck.core.errors import UsageError
+
+    if host and gpu_mem:
+        raise UsageError("give --host or --gpu-mem, not both")
+    gpus, source = gpus_to_judge(host, gpu_mem)
+    report = fit_config(
+        config, overrides or [], model_config=model_config, gpus=gpus, gpu_source=source
+    )
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json(report.to_dict())
+    else:
+        print_fit(report)
+
+
+def print_fit(report) -> None:
+    """The parts, the peak, a verdict per GPU and the changes that would fit, as a table."""
+    from tunedeck.core.config.fit import PART_NAMES
+    from tunedeck.tui.console import out
+
+    estimate, plan = report.estimate, report.plan
+    out.print(f"model   {report.model}", markup=False, highlight=False)
+    out.print(
+        f"        {estimate.total_params / 1e9:.2f}B parameters, "
+        f"{estimate.trainable_params:,} trainable ({plan.finetuning_type}"
+        f"{f', {plan.quantization_bit}-bit' if plan.quantization_bit else ''}), "
+        f"{plan.cutoff_len} tokens x {plan.batch_size}"
+        f"{', gradient checkpointing' if plan.gradient_checkpointing else ''}"
+        f"{f', ZeRO-{plan.zero_stage} over {plan.world_size}' if plan.zero_stage else ''}",
+        markup=False,
+        highlight=False,
+    )
+    for name in PART_NAMES:
+        value = estimate.parts[name]
+        if value:
+            out.print(f"  {name:<16}{_gib(value):>12}", markup=False, highlight=False)
+    out.print(
+        f"  {'peak per device':<16}{_gib(estimate.peak_bytes):>12}", style="bold", markup=False
+    )
+    for note in report.notes:
+        out.print(f"note: {note}", style="dim", markup=False, highlight=False)
+    if not report.gpus:
+        out.print("no GPU here: give --gpu-mem 80GiB or --host", markup=False, highlight=False)
+        return
+    for gpu in report.gpus:
+        colour = {"fits": "green", "tight": "yellow"}.get(gpu.verdict, "red")
+        out.print(f"[{colour}]{gpu.verdict:<13}[/] ", end="", markup=True)
+        out.print(f"{gpu.name} ({_gib(gpu.total_bytes)})", markup=False, highlight=False)
+    if report.suggestions:
+        out.print("to fit, change one of:", markup=False)
+    for suggestion in report.suggestions:
+        mark = "fits" if suggestion.fits else "still too big"
+        out.print(
+            f"  {suggestion.change:<44}{_gib(suggestion.estimate.peak_bytes):>12}  {mark}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _gib(value: int) -> str:
+    return f"{value / 1024**3:.2f} GiB"
 
 
 @app.command("keys")
