@@ -133,7 +133,7 @@ def print_fit(report) -> None:
     for suggestion in report.suggestions:
         mark = "fits" if suggestion.fits else "still too big"
         out.print(
-            f"  {suggestion.change:<44}{_gib(suggestion.estimate.peak_bytes):>12}  {mark}",
+            f"  {suggestion.change:<56}{_gib(suggestion.estimate.peak_bytes):>12}  {mark}",
             markup=False,
             highlight=False,
         )
