@@ -35,9 +35,9 @@ $(VENV)/.installed: pyproject.toml
 # openssh-server and tmux: the SSH-backend and terminal end-to-end tests use real ones;
 # g++: GPTQModel compiles a small CPU packing extension the first time it quantizes.
 sysdeps:
-	@if ! test -x /usr/sbin/sshd || ! command -v tmux >/dev/null || ! command -v g++ >/dev/null; then \
+	@if ! test -x /usr/sbin/sshd || ! command -v tmux >/dev/null || ! command -v g++ >/dev/null || ! command -v rsync >/dev/null; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client tmux g++; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client tmux g++ rsync; \
 	fi
 
 $(TINY)/config.json: venv
