@@ -316,3 +316,11 @@ def test_cli_usage_errors_exit_2(tmp_path):
     both = cli("config", "fit", str(path), "--gpu-mem", "80GiB", "--host", "box")
     assert both.returncode == 2
     assert cli("config", "fit").returncode == 2
+
+
+def test_without_nproc_per_node_the_world_is_one_process_per_gpu_of_the_host(tmp_path):
+    path = run_config(tmp_path, str(model_folder(tmp_path, "qwen3-4b")), finetuning_type="full")
+    gpus = [("GPU 0", 80 * GIB, 0), ("GPU 1", 80 * GIB, 0)]
+    assert fit_config(path, gpus=gpus, gpu_source="host box").plan.world_size == 2
+    given = [("--gpu-mem 80GiB", 80 * GIB, None)]
+    assert fit_config(path, gpus=given, gpu_source="--gpu-mem").plan.world_size == 1

@@ -466,6 +466,8 @@ def fit_config(
             " prepare_model_for_kbit_training holds them in fp32",
         )
     plan = TrainingPlan.from_run_config(config, zero_stage=zero_stage)
+    if config.nproc_per_node is None and gpus and gpu_source != "--gpu-mem":
+        plan = plan.changed(world_size=len(gpus))  # the runner starts one process per GPU
     estimate = estimate_memory(shape, plan)
     verdicts = judge(estimate, gpus or [])
     suggestions: tuple[Suggestion, ...] = ()
