@@ -18,14 +18,17 @@ Bytes per device, from these parts:
 - gradients: one per trainable parameter, at the trainable parameter's dtype (plus DDP's
   bucket copy of the same size when several processes train without ZeRO).
 - optimizer: adamw keeps 2 states per trainable parameter at its dtype (8-bit / paged 8-bit
-  variants: 2 bytes); ZeRO adds the fp32 master copy (4 bytes) when training in bf16/fp16.
+  variants: 2 bytes; paged states may move to CPU under pressure, counted here on the GPU).
+  Under ZeRO the states are fp32 (8 bytes) plus the fp32 master copy (4 bytes) when training in
+  bf16/fp16: the classic 2 + 2 + 12 bytes per parameter of the ZeRO paper.
 - compute_copies: full fine-tuning in bf16/fp16 autocasts each fp32 linear weight to a
   2-byte copy kept for backward (one layer's worth with gradient checkpointing).
 - activations, per decoder layer and token, in bytes, with A = activation dtype bytes:
-  A*(3h + 2*q + 2*kv + q + 4*i) + 8h, i.e. the norms' fp32 inputs (4h each) and bf16 outputs,
-  sdpa's q, k, v and output, o_proj's input, and the SwiGLU MLP's gate, silu(gate), up and
-  product (i per token; for MoE layers k routed experts of width moe_i plus the gathered
-  inputs). This is Korthikanti et al.'s s*b*h*(34 + 5*a*s/h) rewritten for a Llama block:
+  A*(2h + 3q + 2kv + 4i) + 8h (q, kv: the query and key/value widths), i.e. the two norms'
+  fp32 inputs (4h each) and A-byte outputs, sdpa's q, k, v and output, o_proj's input, and the
+  SwiGLU MLP's gate, silu(gate), up and product (i each); a MoE layer has instead, per token,
+  k routed experts (4*moe_i plus their gathered input and output, 2h) and the router's fp32
+  logits and probabilities. This is Korthikanti et al.'s s*b*h*(34 + 5*a*s/h) rewritten for a Llama block:
   no dropout masks, gated MLP, GQA, and no s*s attention scores (sdpa's kernels keep only a
   log-sum-exp). With gradient checkpointing each layer keeps only its input (A*h) and one
   layer is recomputed at a time: L*A*h + one layer.
@@ -403,7 +406,7 @@ def activation_bytes(shape: ModelShape, plan: TrainingPlan) -> int:
 
 
 def layer_activation_bytes_per_token(shape: ModelShape, plan: TrainingPlan, index: int) -> int:
-    """A*(3h + 3q + 2kv + 4i) + 8h bytes per token for a dense layer; MoE: k routed experts."""
+    """A*(2h + 3q + 2kv + 4i) + 8h bytes per token for a dense layer; MoE: k routed experts."""
     a, h = plan.compute_bytes, shape.hidden_size
     q, kv = shape.num_heads * shape.head_dim, shape.num_kv_heads * shape.head_dim
     attention = a * (3 * q + 2 * kv)
@@ -458,8 +461,29 @@ def fit_config(
 
     config = load_config(config_path, overrides, check_files=False)
     shape_path = model_config_path(config.model_name_or_path, model_config, config_path)
-    shape = load_model_shape(shape_path)
     zero_stage, notes = deepspeed_stage(config_path, overrides)
+    return fit_run_config(
+        config,
+        load_model_shape(shape_path),
+        zero_stage=zero_stage,
+        gpus=gpus,
+        gpu_source=gpu_source,
+        model=str(shape_path),
+        notes=notes,
+    )
+
+
+def fit_run_config(
+    config,
+    shape: ModelShape,
+    *,
+    zero_stage: int = 0,
+    gpus: list[tuple[str, int, int | None]] | None = None,
+    gpu_source: str = "",
+    model: str = "",
+    notes: tuple[str, ...] = (),
+) -> FitReport:
+    """The check for a `RunConfig` already in hand (a screen's form) and its model's shape."""
     if shape.is_moe and config.quantization_bit:
         notes += (
             "MoE experts are fused tensors: bitsandbytes leaves them unquantized and"
@@ -471,9 +495,9 @@ def fit_config(
     estimate = estimate_memory(shape, plan)
     verdicts = judge(estimate, gpus or [])
     suggestions: tuple[Suggestion, ...] = ()
-    if verdicts and any(v.verdict == "does not fit" for v in verdicts):
+    if any(v.verdict == "does not fit" for v in verdicts):
         suggestions = suggest(shape, plan, min(v.total_bytes for v in verdicts))
-    return FitReport(str(shape_path), plan, estimate, verdicts, suggestions, gpu_source, notes)
+    return FitReport(model, plan, estimate, verdicts, suggestions, gpu_source, notes)
 
 
 def gpus_to_judge(

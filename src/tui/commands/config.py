@@ -127,7 +127,8 @@ def print_fit(report) -> None:
     for gpu in report.gpus:
         colour = {"fits": "green", "tight": "yellow"}.get(gpu.verdict, "red")
         out.print(f"[{colour}]{gpu.verdict:<13}[/] ", end="", markup=True)
-        out.print(f"{gpu.name} ({_gib(gpu.total_bytes)})", markup=False, highlight=False)
+        in_use = f", {_gib(gpu.used_bytes)} in use now" if gpu.used_bytes else ""
+        out.print(f"{gpu.name} ({_gib(gpu.total_bytes)}{in_use})", markup=False, highlight=False)
     if report.suggestions:
         out.print("to fit, change one of:", markup=False)
     for suggestion in report.suggestions:
