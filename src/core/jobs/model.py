@@ -24,6 +24,9 @@ class JobState(str, Enum):
         return self in FINAL_STATES
 
 
+# Fields only this box knows: a mirror of the host's record keeps them (JobRegistry.put).
+LOCAL_FIELDS = ("pulled_to",)
+
 FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
 KINDS = ("train", "quantize", "command")
 LOCAL_HOST = "local"
@@ -75,6 +78,8 @@ class Job:
     # job started ("absent", or inode:size:mtime), and the copy of it taken when the job ended.
     metrics_before: str | None = None
     metrics_path: str | None = None
+    # Where `tunedeck runs pull` last brought its output dir on this box (kept by mirrors).
+    pulled_to: str | None = None
 
     @property
     def is_local(self) -> bool:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tunedeck.core.errors import DiskFullError, JobError, StateError
-from tunedeck.core.jobs.model import Job, JobState, new_job_id
+from tunedeck.core.jobs.model import LOCAL_FIELDS, Job, JobState, new_job_id
 from tunedeck.core.jobs.space import mount_of
 from tunedeck.core.locations import PRIVATE_FILE, create_private, ensure, state_dir, tighten
 
@@ -84,8 +84,10 @@ class JobRegistry:
         return job
 
     def put(self, job: Job) -> Job:
-        """Insert or replace a record (used to mirror remote jobs)."""
+        """Insert or replace a record (used to mirror remote jobs); fields only this box knows
+        (LOCAL_FIELDS, e.g. where the run was pulled to) are kept when the new record lacks them."""
         with self._transaction() as db:
+            job = self._with_local_fields(db, job)
             self._write(db, job)
         return job
 
@@ -172,6 +174,17 @@ class JobRegistry:
                 raise _translate(error, self.path) from error
             raise
         self._with_retry(lambda: self._db.execute("COMMIT"))
+
+    @staticmethod
+    def _with_local_fields(db: sqlite3.Connection, job: Job) -> Job:
+        missing = [name for name in LOCAL_FIELDS if getattr(job, name) is None]
+        if not missing:
+            return job
+        row = db.execute("SELECT doc FROM jobs WHERE id=?", (job.id,)).fetchone()
+        if row is None:
+            return job
+        kept = json.loads(row[0])
+        return job.evolve(**{name: kept.get(name) for name in missing})
 
     @staticmethod
     def _write(db: sqlite3.Connection, job: Job) -> None:

@@ -1,4 +1,4 @@
-"""`tunedeck run -- CMD...`, `tunedeck runs ...` (list, show, logs, cancel, rm) and the hidden
+"""`tunedeck run -- CMD...`, `tunedeck runs ...` (list, show, logs, cancel, pull, rm) and the hidden
 `tunedeck agent` that remote hosts run."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Limit = Annotated[
 ]
 
 runs_app = typer.Typer(
-    help="Jobs on this box and on remote hosts: list, show, logs, cancel, rm.",
+    help="Jobs on this box and on remote hosts: list, show, logs, cancel, pull, rm.",
     invoke_without_command=True,
 )
 
@@ -209,6 +209,44 @@ def cancel(
         raise typer.Exit(1)
 
 
+@runs_app.command("pull")
+def pull(
+    job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough)."),
+    dest: str = typer.Argument(None, help="Where to put it (default: ./<run name>)."),
+    checkpoints: bool = typer.Option(
+        False, "--checkpoints", help="Bring the checkpoint-* folders too (left out by default)."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Replace local files that are newer than the host's copy."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+) -> None:
+    """Bring a run's output dir (adapter, tokenizer, trainer_log.jsonl ...) back from its host;
+    a second pull fetches only what is missing or changed."""
+    from tunedeck.core.jobs.pull import conflict_error, plan_pull
+    from tunedeck.core.jobs.pull import pull as pull_run
+
+    job = _refreshed(_find(job_id))
+    plan = plan_pull(job, dest, checkpoints=checkpoints)
+    if plan.conflicts and not yes and not _confirm_overwrite(plan):
+        raise conflict_error(plan)
+    if not job.state.is_final:
+        _note(f"{job.id} is still {job.state.value}: its output may still change")
+    meter = _PullMeter()
+    try:
+        result = pull_run(plan, overwrite_newer=bool(plan.conflicts), on_progress=meter.show)
+    finally:
+        meter.finish()
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    _echo(_pulled_text(plan, result))
+    if result.checkpoints_left_out:
+        _note(
+            f"{result.checkpoints_left_out} checkpoint folder(s) left out: --checkpoints adds them"
+        )
+
+
 @runs_app.command("rm")
 def rm(job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough).")) -> None:
     """Forget a finished job and delete its log."""
@@ -236,6 +274,71 @@ def _find(job_id: str):
     from tunedeck.core.jobs import find_job
 
     return find_job(job_id)
+
+
+def _confirm_overwrite(plan) -> bool:
+    """On a terminal, ask before replacing newer local files; elsewhere never."""
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    for conflict in plan.conflicts:
+        _note(f"newer here and different: {plan.dest / conflict.path}")
+    return typer.confirm(
+        f"replace {len(plan.conflicts)} newer local file(s) with the host's copy?", err=True
+    )
+
+
+def _pulled_text(plan, result) -> str:
+    from tunedeck.core.jobs.pull import size_text
+
+    if not result.fetched:
+        return f"{result.dest}: already up to date ({result.unchanged} files, nothing fetched)"
+    return (
+        f"pulled {result.fetched} files ({size_text(result.fetched_bytes)}) from {plan.source}"
+        f" into {result.dest}; {result.unchanged} already there"
+    )
+
+
+class _PullMeter:
+    """Pull progress on stderr: one redrawn line on a terminal, a line every 2 s elsewhere."""
+
+    def __init__(self):
+        import sys
+
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.drawn = False
+
+    def show(self, progress) -> None:
+        from tunedeck.core.jobs.pull import size_text
+
+        now = time.monotonic()
+        final = progress.bytes_done >= progress.bytes_total
+        if not self.tty and now - self.last < 2 and not final:
+            return
+        self.last = now
+        eta = progress.eta
+        line = (
+            f"pull: {progress.files_done}/{progress.files_total} files,"
+            f" {size_text(progress.bytes_done)}/{size_text(progress.bytes_total)},"
+            f" {size_text(int(progress.rate))}/s" + (f", {eta:.0f} s left" if eta else "")
+        )
+        if self.tty:
+            import sys
+
+            sys.stderr.write("\r\x1b[K" + line)
+            sys.stderr.flush()
+            self.drawn = True
+        else:
+            _note(line)
+
+    def finish(self) -> None:
+        if self.drawn:
+            import sys
+
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _refreshed(job):
