@@ -206,6 +206,14 @@ def test_the_tar_stream_pulls_the_same_files_and_a_second_pull_moves_nothing(
     again = pull(plan_pull(job, dest), method="tar")
     assert (again.fetched, again.fetched_bytes, again.unchanged) == (0, 0, 6)
 
+    (dest / "trainer_log.jsonl").unlink()
+    resumed = pull(plan_pull(job, dest), method="tar")  # the stream carries only that file
+    assert (resumed.fetched, resumed.unchanged) == (1, 5)
+    assert (
+        resumed.fetched_bytes == (finished_run["host_output"] / "trainer_log.jsonl").stat().st_size
+    )
+    assert sha256_tree(dest) == {name: host[name] for name in OUTPUT_FILES}
+
 
 def test_a_mirror_refresh_keeps_where_the_run_was_pulled_to(finished_run, tmp_path):
     job = find_job(finished_run["id"])
