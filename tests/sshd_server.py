@@ -4,6 +4,8 @@
   pid namespace, so no local pid check can see them.
 - `remote_box`: a separate account with its own empty home (a box that is really apart: it cannot
   read this account's files, and its processes are invisible here).
+- `fresh_host`: a new account made for the test session (`fresh_account`), with an empty home
+  and no tunedeck: what `tunedeck hosts setup` starts from.
 
 Conftests that need them import the fixtures:
 `from sshd_server import loop_host, remote_box, remote_home, sshd`.
@@ -204,3 +206,49 @@ def _wait_until_listening(port: int, server: subprocess.Popen, timeout: float = 
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for sshd to listen")
         time.sleep(0.05)
+
+
+FRESH_NAME = "fresh"
+
+
+@pytest.fixture(scope="session")
+def fresh_account() -> pwd.struct_passwd:
+    """A new unprivileged account with an empty home, made for this test session and removed
+    after it: a box nobody prepared (no tunedeck, no venv)."""
+    if os.geteuid() != 0:
+        pytest.fail("making a fresh test account needs root (useradd)")
+    user = f"td-fresh-{os.getpid()}"
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
+    subprocess.run(["usermod", "-p", "*", user], check=True)  # unlocked, no password
+    yield pwd.getpwnam(user)
+    subprocess.run(["userdel", "-r", "-f", user], capture_output=True)
+
+
+@pytest.fixture
+def fresh_host(sshd, fresh_account, tmp_path) -> Host:
+    """hosts.toml entry 'fresh': the fresh account over ssh, its own TUNEDECK_HOME and workdir
+    in that home, and no command (setup records it)."""
+    base = Path(tempfile.mkdtemp(prefix="t-", dir=fresh_account.pw_dir))
+    (base / "work").mkdir()
+    subprocess.run(["chown", "-R", f"{fresh_account.pw_name}:", str(base)], check=True)
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        Path(sshd["config"]).read_text()
+        + f"Host {FRESH_NAME}\n  User {fresh_account.pw_name}\n  HostName 127.0.0.1\n"
+        f"  Port {sshd['port']}\n  IdentityFile {sshd['key']}\n  IdentitiesOnly yes\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    host = add_host(
+        Host(
+            name=FRESH_NAME,
+            target=FRESH_NAME,
+            workdir=str(base / "work"),
+            env={"TUNEDECK_HOME": str(base / "home")},
+            ssh_options=("-F", str(config)),
+        )
+    )
+    yield host
+    from tunedeck.core.jobs.ssh import stop_master
+
+    stop_master(host)
+    shutil.rmtree(base, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +15,9 @@ ShowEnv = Annotated[
     bool, typer.Option("--show-env", help="Show --env values (masked as *** otherwise).")
 ]
 
-app = typer.Typer(help="Remote hosts for jobs: add, list, check, rm.", invoke_without_command=True)
+app = typer.Typer(
+    help="Remote hosts for jobs: add, list, check, setup, rm.", invoke_without_command=True
+)
 
 
 @app.callback()
@@ -109,6 +112,49 @@ def check(
             f"  GPU {gpu.index}: {gpu.name}, {gpu.memory_used_mib}/{gpu.memory_total_mib} MiB,"
             f" {gpu.utilization_pct}% busy, {len(gpu.processes)} process(es)"
         )
+
+
+@app.command("setup")
+def setup(
+    name: str = typer.Argument(..., help="The host to set up (from hosts.toml)."),
+    extras: str = typer.Option(
+        "train", "--extras", help="tunedeck extras to install, comma-separated ('' for none)."
+    ),
+    torch: str = typer.Option(
+        None, "--torch", help="torch build tag (cu128, cpu) or requirement; default: the driver's."
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Push wheels built here instead of using the host's index."
+    ),
+    wheel: Annotated[
+        Path | None,
+        typer.Option("--wheel", help="Install this tunedeck wheel instead of one built here."),
+    ] = None,
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Install this tunedeck on a host in a venv of its own and record its command."""
+    from tunedeck.core.jobs.hosts import get_host
+    from tunedeck.core.jobs.setup import SetupOptions, setup_host
+
+    wanted = tuple(e.strip() for e in extras.split(",") if e.strip())
+    options = SetupOptions(extras=wanted, torch=torch, offline=offline, wheel=wheel)
+    result = setup_host(get_host(name), options, progress=_progress_line)
+    if as_json:
+        from tunedeck.tui.console import print_json
+
+        print_json(result.to_dict())
+        return
+    if not result.changed:
+        _echo(f"{name}: already set up: tunedeck {result.version} in {result.venv}")
+        return
+    how = f" from {result.source}" if result.source else ""
+    _echo(f"{name}: set up: tunedeck {result.version} in {result.venv}{how}")
+    _echo(f"  command = {result.command} (hosts.toml); log: {result.log}")
+
+
+def _progress_line(progress) -> None:
+    """One progress line on stderr (names from the host are shown, never obeyed)."""
+    typer.echo(inert(f"setup: {progress.line()}"), err=True)
 
 
 @app.command("rm")
