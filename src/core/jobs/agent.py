@@ -161,6 +161,22 @@ class _Handler:
     def op_gpus(self, request: dict) -> list:
         return [g.to_dict() for g in self.backend.gpus()]
 
+    def op_store_have(self, request: dict) -> dict:
+        from tunedeck.core.jobs.store import store_have
+
+        return store_have(list(request["hashes"]), list(request.get("paths") or ()))
+
+    def op_store_commit(self, request: dict) -> dict:
+        from tunedeck.core.jobs.store import store_commit
+
+        return store_commit(request.get("staging"), request["objects"], request["manifest"])
+
+    def op_check_config(self, request: dict) -> dict:
+        """Check a run's settings against this box (files, datasets, template, disk)."""
+        from tunedeck.core.runners.inputs import check_here
+
+        return check_here(request["purpose"], request["settings"], request.get("min_free"))
+
     def _job(self, request: dict) -> Job:
         return self.backend.registry.find(str(request["id"]))
 

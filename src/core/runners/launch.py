@@ -20,6 +20,7 @@ import yaml
 from tunedeck.core.config import RunConfig
 from tunedeck.core.jobs import LOCAL_HOST, Backend, Job, JobRegistry, JobSpec, get_backend
 from tunedeck.core.locations import ensure, state_dir
+from tunedeck.core.runners.inputs import SyncOptions, check_on_host, send_inputs
 
 RUNNERS = {"train": "tunedeck.core.runners.train", "quantize": "tunedeck.core.runners.quantize"}
 PURPOSES = {"train": "train", "quantize": "export"}  # what check_config calls each kind
@@ -36,11 +37,15 @@ def launch_run(
     name: str | None = None,
     cwd: str | None = None,
     backend: Backend | None = None,
+    sync: SyncOptions | None = None,
 ) -> Job:
     """Submit the runner of `kind` for a checked `config` on `host` (None: this box).
 
     `config_path` and `overrides` are what the user wrote; they become the job's command line
     (without a path, the snapshot stands in for it). A given `backend` stays open for the caller.
+    On another host, `sync` (when enabled) first sends what the run reads into the host's store
+    and names the paths there; the host's tunedeck then checks the settings, and an error there
+    (RemoteCheckFailed, located on the host) creates no job.
     """
     if kind not in RUNNERS:
         raise ValueError(f"kind must be one of {tuple(RUNNERS)}")
@@ -57,7 +62,9 @@ def launch_run(
         if local:
             argv = [python, "-m", RUNNERS[kind], str(snapshot)]
         else:  # the snapshot is a file here: the host gets every setting as key=value
-            argv = remote_runner_argv(python, RUNNERS[kind], config.changed())
+            argv = remote_runner_argv(
+                python, RUNNERS[kind], remote_settings(kind, config, host, backend, sync)
+            )
         spec = JobSpec(
             argv=tuple(argv),
             name=name,
@@ -72,6 +79,19 @@ def launch_run(
     finally:
         if own_backend:
             backend.close()
+
+
+def remote_settings(
+    kind: str, config: RunConfig, host: str, backend: Backend, sync: SyncOptions | None
+) -> dict:
+    """The settings a host runs with: synced paths when `sync` is on, checked by the host."""
+    settings = config.changed()
+    if not hasattr(backend, "request"):
+        return settings  # a backend without an agent (slurm) reads the cluster's own paths
+    if sync is not None and sync.enabled:
+        settings, _ = send_inputs(backend, host, kind, config, sync)
+    check_on_host(backend, host, PURPOSES[kind], settings)
+    return settings
 
 
 def run_name(kind: str, config: RunConfig) -> str:

@@ -20,6 +20,15 @@ HostOption = Annotated[
 DetachOption = Annotated[
     bool, typer.Option("--detach", "-d", help="Start the job and return at once.")
 ]
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Send a big local model to the host without asking.")
+]
+NoSyncOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-sync", help="Send nothing: the config's paths are the host's own (shared disk)."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -33,9 +42,11 @@ def register(app: typer.Typer) -> None:
         overrides: Overrides = None,
         host: HostOption = None,
         detach: DetachOption = False,
+        yes: YesOption = False,
+        no_sync: NoSyncOption = False,
     ) -> None:
         """Train (LoRA, QLoRA, full; sft, pt, dpo, kto) as a job, and follow its log."""
-        raise typer.Exit(launch("train", config, overrides or [], host, detach))
+        raise typer.Exit(launch("train", config, overrides or [], host, detach, yes, no_sync))
 
     @app.command("quantize")
     def quantize_command(
@@ -46,15 +57,25 @@ def register(app: typer.Typer) -> None:
         overrides: Overrides = None,
         host: HostOption = None,
         detach: DetachOption = False,
+        yes: YesOption = False,
+        no_sync: NoSyncOption = False,
     ) -> None:
         """Merge an adapter and GPTQ-quantize a model as a job, and follow its log."""
-        raise typer.Exit(launch("quantize", config, overrides or [], host, detach))
+        raise typer.Exit(launch("quantize", config, overrides or [], host, detach, yes, no_sync))
 
 
 def launch(
-    kind: str, config_path: Path, overrides: list[str], host: str | None, detach: bool
+    kind: str,
+    config_path: Path,
+    overrides: list[str],
+    host: str | None,
+    detach: bool,
+    yes: bool = False,
+    no_sync: bool = False,
 ) -> int:
-    """Check the config (no torch), submit the runner as a job, follow it unless detached."""
+    """Check the config (no torch), submit the runner as a job, follow it unless detached.
+
+    On a host, what the run reads is sent first (unless --no-sync) and the host checks it."""
     from tunedeck.core.config import check_config
     from tunedeck.core.jobs import get_backend
     from tunedeck.core.runners.launch import PURPOSES, launch_run
@@ -78,6 +99,7 @@ def launch(
             overrides=overrides,
             name=name,
             backend=backend,
+            sync=None if local else sync_options(yes, no_sync),
         )
         note(f"job {job.id} started: {kind} {name} on {job.host}")
         if detach:
@@ -86,6 +108,39 @@ def launch(
         return follow(job, backend)
     finally:
         backend.close()
+
+
+def sync_options(yes: bool, no_sync: bool):
+    """Sync on a host: a terminal is asked about a big model, progress shown on a terminal."""
+    import sys
+
+    from tunedeck.core.runners.inputs import SyncOptions, ask_on_terminal
+    from tunedeck.tui.console import note
+
+    terminal = sys.stdin.isatty() and sys.stderr.isatty()
+    return SyncOptions(
+        enabled=not no_sync,
+        assume_yes=yes,
+        confirm=ask_on_terminal if terminal else None,
+        on_progress=show_progress if sys.stderr.isatty() else None,
+        report=note,
+    )
+
+
+def show_progress(progress) -> None:
+    """One self-overwriting line on the terminal: files, bytes, rate."""
+    import sys
+
+    from tunedeck.core.jobs.store import human_bytes
+
+    line = (
+        f"sending {progress.files_done}/{progress.files_total} files, "
+        f"{human_bytes(progress.bytes_done)}/{human_bytes(progress.bytes_total)} "
+        f"at {human_bytes(int(progress.rate))}/s"
+    )
+    end = "\n" if progress.bytes_done >= progress.bytes_total else ""
+    sys.stderr.write(f"\r{line}\x1b[K{end}")
+    sys.stderr.flush()
 
 
 def follow(job, backend) -> int:
