@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from tunedeck.core import __version__
 from tunedeck.core.jobs.hosts import Host, add_host, load_hosts
 from tunedeck.core.jobs.setup import (
     NoPythonError,
+    NoWheelError,
     RemotePython,
     SetupOptions,
+    SetupRun,
     cuda_version,
     local_wheel,
     setup_host,
@@ -126,6 +129,7 @@ def test_offline_setup_installs_from_pushed_wheels(setup, fresh_host, tunedeck_h
     done = setup("fresh", "--extras", "", "--offline")
 
     assert "from pushed wheels" in done.stdout
+    assert re.search(r"setup: sending wheels [\d.]+ [KMG]?B/[\d.]+ [KMG]?B", done.stderr)
     log = (tunedeck_home / "state" / "setup" / "fresh.log").read_text()
     assert "--no-index" in log and "pip index versions" not in log
     listed = on_host(fresh_host, "ls", f"{venv_of(fresh_host)}/wheelhouse").stdout.split()
@@ -160,3 +164,31 @@ def test_no_python_on_the_path_is_the_no_python_error(setup, fresh_host):
     with pytest.raises(NoPythonError) as caught:
         setup_host(load_hosts()["fresh"], SetupOptions(extras=()))
     assert str(caught.value.location) == "fresh:PATH"
+
+
+def test_an_interrupted_setup_carries_on_without_making_the_venv_again(setup, fresh_host):
+    setup("fresh", "--extras", "")
+    venv = venv_of(fresh_host)
+    # What a connection dropped after the venv was made leaves: a venv, no finished install.
+    on_host(fresh_host, f"{venv}/bin/python", "-m", "pip", "uninstall", "-y", "-q", "tunedeck")
+    on_host(fresh_host, "rm", f"{venv}/tunedeck-setup.json")
+
+    done = setup("fresh", "--extras", "")
+
+    assert "set up: tunedeck" in done.stdout and "already" not in done.stdout
+    log = Path(done.stdout.split("log: ")[1].strip()).read_text()
+    assert log.rsplit("== setup", 1)[1].count(f"venv {venv} is there") == 1
+    assert f"tunedeck {__version__}" in cli("hosts", "check", "fresh").stdout
+
+
+def test_no_wheel_for_the_platform_names_the_package_and_the_platform(tunedeck_wheel):
+    python = RemotePython("/usr/bin/python3", (3, 11), "sparc64", ("glibc", "2.36"), "/home/u")
+    run = SetupRun(Host("far", "far"), SetupOptions(extras=()), lambda progress: None)
+    try:
+        with pytest.raises(NoWheelError) as caught:
+            run.wheelhouse(python, tunedeck_wheel)
+    finally:
+        run.log.close()
+    message = str(caught.value)
+    assert "no wheel of" in message and "cp311-manylinux_2_36_sparc64" in message
+    assert re.search(r"no wheel of (pyarrow|orjson|watchfiles|pyyaml)", message, re.I)

@@ -91,14 +91,13 @@ class Progress:
     eta_s: float | None = None
 
     def line(self) -> str:
-        parts = [self.step]
-        if self.package:
-            parts.append(self.package)
+        """'step: package 1.0 MB/2.0 MB ETA 3s', leaving out what is not known."""
+        text = f"{self.step}: {self.package}" if self.package else self.step
         if self.total_bytes:
-            parts.append(f"{_size(self.done_bytes)}/{_size(self.total_bytes)}")
+            text += f" {_size(self.done_bytes)}/{_size(self.total_bytes)}"
         if self.eta_s is not None:
-            parts.append(f"ETA {self.eta_s:.0f}s")
-        return ": ".join(parts[:2]) + (" " + " ".join(parts[2:]) if parts[2:] else "")
+            text += f" ETA {self.eta_s:.0f}s"
+        return text
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -138,7 +139,7 @@ def setup(
 
     wanted = tuple(e.strip() for e in extras.split(",") if e.strip())
     options = SetupOptions(extras=wanted, torch=torch, offline=offline, wheel=wheel)
-    result = setup_host(get_host(name), options, progress=_progress_line)
+    result = setup_host(get_host(name), options, progress=_ProgressLines())
     if as_json:
         from tunedeck.tui.console import print_json
 
@@ -152,9 +153,21 @@ def setup(
     _echo(f"  command = {result.command} (hosts.toml); log: {result.log}")
 
 
-def _progress_line(progress) -> None:
-    """One progress line on stderr (names from the host are shown, never obeyed)."""
-    typer.echo(inert(f"setup: {progress.line()}"), err=True)
+class _ProgressLines:
+    """Progress on stderr: a line for each new step or package, else at most one a second."""
+
+    def __init__(self) -> None:
+        self.last_key: tuple[str, str] | None = None
+        self.last_time = 0.0
+
+    def __call__(self, progress) -> None:
+        now = time.monotonic()
+        key = (progress.step, progress.package)
+        finished = progress.total_bytes and progress.done_bytes >= progress.total_bytes
+        if key == self.last_key and now - self.last_time < 1.0 and not finished:
+            return
+        self.last_key, self.last_time = key, now
+        typer.echo(inert(f"setup: {progress.line()}"), err=True)  # host text: shown, not obeyed
 
 
 @app.command("rm")
