@@ -14,6 +14,7 @@ from tunedeck.core import __version__
 from tunedeck.core.jobs.hosts import Host, add_host, load_hosts
 from tunedeck.core.jobs.setup import (
     NoPythonError,
+    NoSpaceError,
     NoWheelError,
     RemotePython,
     SetupOptions,
@@ -192,3 +193,16 @@ def test_no_wheel_for_the_platform_names_the_package_and_the_platform(tunedeck_w
     message = str(caught.value)
     assert "no wheel of" in message and "cp311-manylinux_2_36_sparc64" in message
     assert re.search(r"no wheel of (pyarrow|orjson|watchfiles|pyyaml)", message, re.I)
+
+
+def test_too_little_disk_for_the_install_is_a_located_error(fresh_host):
+    venv = venv_of(fresh_host)
+    run = SetupRun(fresh_host, SetupOptions(extras=()), lambda progress: None)
+    try:
+        run.check_space(venv, 1 << 20)  # a megabyte fits
+        with pytest.raises(NoSpaceError) as caught:
+            run.check_space(venv, 1 << 60)  # an exabyte does not
+    finally:
+        run.log.close()
+    assert str(caught.value.location) == f"fresh:{fresh_host.env['TUNEDECK_HOME']}"
+    assert "the install needs about" in caught.value.message

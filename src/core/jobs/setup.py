@@ -352,7 +352,10 @@ class SetupRun:
     def check_space(self, venv: str, need_bytes: int) -> None:
         """Room for ~3x what is installed (wheels, unpacked files, pip's temporary copy)."""
         parent = venv.rsplit("/", 1)[0]
-        done = self.remote(shlex.join(["df", "-Pk", parent]), check=False)
+        nearest = (  # the folder may not be there yet: the disk it will be made on
+            f'd={shlex.quote(parent)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d"'
+        )
+        done = self.remote(nearest, check=False)
         rows = done.stdout.strip().splitlines()
         if done.returncode != 0 or len(rows) < 2:
             self._note(f"df {parent} did not answer: {done.stderr.strip()}")
