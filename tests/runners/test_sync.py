@@ -6,16 +6,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from train_helpers import REPO
 
 from tunedeck.core.config import load_config
 from tunedeck.core.errors import HostError
@@ -240,6 +237,3 @@ def _tree_of(argv) -> Path:
         if item.startswith("dataset_dir="):
             return Path(json.loads(item.split("=", 1)[1]))
     raise AssertionError(f"no dataset_dir in {argv}")
-
-
-_ = (REPO, shutil, time)
