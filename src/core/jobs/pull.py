@@ -75,6 +75,7 @@ class PullResult:
     """How a pull ended: where to, what was fetched, what was already there."""
 
     job: Job
+    source: str
     dest: Path
     fetched: int
     fetched_bytes: int
@@ -83,10 +84,20 @@ class PullResult:
     overwritten_newer: tuple[str, ...] = ()
     checkpoints_left_out: int = 0
 
+    def summary(self) -> str:
+        """One line for the user: what came back from where, or that nothing had to."""
+        if not self.fetched:
+            return f"{self.dest}: already up to date ({self.unchanged} files, nothing fetched)"
+        return (
+            f"pulled {self.fetched} files ({size_text(self.fetched_bytes)}) from {self.source}"
+            f" into {self.dest}; {self.unchanged} already there"
+        )
+
     def to_dict(self) -> dict:
         return {
             "id": self.job.id,
             "host": self.job.host,
+            "source": self.source,
             "dest": str(self.dest),
             "fetched": self.fetched,
             "fetched_bytes": self.fetched_bytes,
@@ -170,6 +181,7 @@ def pull(
     job = _record(plan, registry)
     return PullResult(
         job=job,
+        source=plan.source,
         dest=plan.dest,
         fetched=moved.files,
         fetched_bytes=moved.bytes_sent,

@@ -240,7 +240,7 @@ def pull(
     if as_json:
         _print_json(result.to_dict())
         return
-    _echo(_pulled_text(plan, result))
+    _echo(result.summary())
     if result.checkpoints_left_out:
         _note(
             f"{result.checkpoints_left_out} checkpoint folder(s) left out: --checkpoints adds them"
@@ -286,17 +286,6 @@ def _confirm_overwrite(plan) -> bool:
         _note(f"newer here and different: {plan.dest / conflict.path}")
     return typer.confirm(
         f"replace {len(plan.conflicts)} newer local file(s) with the host's copy?", err=True
-    )
-
-
-def _pulled_text(plan, result) -> str:
-    from tunedeck.core.jobs.pull import size_text
-
-    if not result.fetched:
-        return f"{result.dest}: already up to date ({result.unchanged} files, nothing fetched)"
-    return (
-        f"pulled {result.fetched} files ({size_text(result.fetched_bytes)}) from {plan.source}"
-        f" into {result.dest}; {result.unchanged} already there"
     )
 
 
