@@ -27,6 +27,8 @@ from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane
 
 from tunedeck.core.errors import TunedeckError
 from tunedeck.core.jobs.pool import HostList
+from tunedeck.core.jobs.store import human_bytes
+from tunedeck.core.runners.inputs import SyncOptions
 from tunedeck.core.runners.launch import PURPOSES, launch_run, rerun_command
 from tunedeck.tui.messages import JobSubmitted
 from tunedeck.tui.palette import Palette, follow_theme
@@ -360,19 +362,40 @@ class LaunchScreen(DeckScreen):
         """Start the run the way `tunedeck train|quantize` does (the form's base YAML and
         overrides are its command line; without a base YAML, its snapshot)."""
         base = values.get("config")
+        host = values.get("host", "local")
+        sync = SyncOptions(
+            on_progress=self.sync_progress,
+            report=lambda line: self.from_thread(self.notify, line, title=f"Sent to {host}"),
+        )
         try:
             job = launch_run(
                 kind,
                 config,
-                host=values.get("host", "local"),
+                host=host,
                 config_path=base,
                 overrides=overrides if base else (),
+                sync=None if host == "local" else sync,
             )
         except TunedeckError as error:
             self.from_thread(self.notify, str(error), title="Submit failed", severity="error")
             return
         self.from_thread(self.notify, f"{kind} job {job.id} started on {job.host}")
         self.from_thread(self.post_message, JobSubmitted(job.id))
+
+    def sync_progress(self, progress: Any) -> None:
+        """Say how far a send to the host is, at most once a second while it lasts."""
+        now = time.monotonic()
+        if (
+            now - getattr(self, "_sync_said", 0.0) < 1.0
+            or progress.bytes_done >= progress.bytes_total
+        ):
+            return
+        self._sync_said = now
+        line = (
+            f"sending {progress.files_done}/{progress.files_total} files, "
+            f"{human_bytes(progress.bytes_done)} of {human_bytes(progress.bytes_total)}"
+        )
+        self.from_thread(self.notify, line, timeout=1.5)
 
 
 def _form(kind: str, fields: tuple[Field, ...]) -> ComposeResult:
