@@ -66,24 +66,45 @@ class HashCache:
 
     def digest(self, path: Path) -> str:
         """The file's SHA-256, read again only when its size or mtime changed."""
-        real = str(Path(path).resolve())
-        info = os.stat(real)
+        return self.digests([path])[0]
+
+    def digests(self, paths: list[Path]) -> list[str]:
+        """SHA-256 of each file; those not cached are read on several threads, stored in one
+        commit."""
+        keys = []
+        for path in paths:
+            real = str(Path(path).resolve())
+            info = os.stat(real)
+            keys.append((real, info.st_size, info.st_mtime_ns))
+        found = [self._cached(key) for key in keys]
+        todo = [key for key, digest in zip(keys, found, strict=True) if digest is None]
+        computed = dict(zip(todo, parallel_sha256([key[0] for key in todo]), strict=True))
+        if computed:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
+                [(*key, digest) for key, digest in computed.items()],
+            )
+            self.db.commit()
+        return [digest or computed[key] for key, digest in zip(keys, found, strict=True)]
+
+    def _cached(self, key: tuple[str, int, int]) -> str | None:
         row = self.db.execute(
-            "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?",
-            (real, info.st_size, info.st_mtime_ns),
+            "SELECT sha256 FROM hashes WHERE path = ? AND size = ? AND mtime_ns = ?", key
         ).fetchone()
-        if row:
-            return row[0]
-        digest = file_sha256(real)
-        self.db.execute(
-            "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-            (real, info.st_size, info.st_mtime_ns, digest),
-        )
-        self.db.commit()
-        return digest
+        return row[0] if row else None
 
     def close(self) -> None:
         self.db.close()
+
+
+def parallel_sha256(paths: list[str | Path]) -> list[str]:
+    """SHA-256 of each file, read on up to one thread per core (hashlib releases the GIL)."""
+    if len(paths) <= 1:
+        return [file_sha256(path) for path in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1, 8)) as pool:
+        return list(pool.map(file_sha256, paths))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -122,7 +143,8 @@ def sync_tree(
     own_cache = cache is None
     cache = cache or HashCache()
     try:
-        manifest = {name: cache.digest(path) for name, path in files.items()}
+        names = list(files)
+        manifest = dict(zip(names, cache.digests([files[name] for name in names]), strict=True))
     finally:
         if own_cache:
             cache.close()
@@ -176,18 +198,26 @@ def store_commit(staging: str | None, objects: Mapping[str, int], manifest: Mapp
     if staging:
         folder = Path(staging)
         try:
-            for digest, size in objects.items():
-                _admit(root, folder / digest, digest, int(size))
+            _admit_all(root, folder, {digest: int(size) for digest, size in objects.items()})
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     return {"tree": str(_build_tree(root, manifest).absolute())}
 
 
-def _admit(root: Path, staged: Path, digest: str, size: int) -> None:
+def _admit_all(root: Path, folder: Path, objects: dict[str, int]) -> None:
+    """Check every staged file (hashed on several threads), then move each into the store."""
+    todo = {d: s for d, s in objects.items() if not _object(root, d).is_file()}
+    whole = [
+        d for d, s in todo.items() if (folder / d).is_file() and (folder / d).stat().st_size == s
+    ]
+    found = dict(zip(whole, parallel_sha256([folder / d for d in whole]), strict=True))
+    for digest in todo:
+        _admit(root, folder / digest, digest, found.get(digest))
+
+
+def _admit(root: Path, staged: Path, digest: str, found: str | None) -> None:
     final = _object(root, digest)
-    if final.is_file():
-        return
-    if not staged.is_file() or staged.stat().st_size != size or file_sha256(staged) != digest:
+    if found != digest:
         raise HostError(
             f"a sent file does not match its hash ({digest[:12]}): not stored",
             location=Location(file=str(staged.absolute())),
