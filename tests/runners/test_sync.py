@@ -237,3 +237,31 @@ def _tree_of(argv) -> Path:
         if item.startswith("dataset_dir="):
             return Path(json.loads(item.split("=", 1)[1]))
     raise AssertionError(f"no dataset_dir in {argv}")
+
+
+def test_a_quantize_run_sends_its_calibration_file_and_its_adapter(laptop, tiny_model, tmp_path):
+    calibration = tmp_path / "calib.txt"
+    calibration.write_text("some text to calibrate on\n")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    config = load_config(
+        None,
+        [
+            f"model_name_or_path={tiny_model}",
+            f"adapter_name_or_path={adapter}",
+            f"export_dir={tmp_path / 'export'}",
+            "export_quantization_bit=4",
+            f"export_quantization_dataset={calibration}",
+        ],
+        purpose="export",
+        check_files=False,
+    )
+    inputs = run_inputs("quantize", config)
+    assert inputs.files["calibration/calib.txt"] == calibration
+    assert inputs.files["adapter-0/adapter_config.json"] == adapter / "adapter_config.json"
+    assert inputs.settings == {
+        "model_name_or_path": "model",
+        "adapter_name_or_path": "adapter-0",
+        "export_quantization_dataset": "calibration/calib.txt",
+    }
