@@ -265,3 +265,50 @@ def test_a_quantize_run_sends_its_calibration_file_and_its_adapter(laptop, tiny_
         "adapter_name_or_path": "adapter-0",
         "export_quantization_dataset": "calibration/calib.txt",
     }
+
+
+def test_a_big_model_on_a_terminal_asks_naming_its_size_and_host_and_no_sends_nothing(
+    remote_box, laptop, tmp_path
+):
+    import pty
+    import select
+
+    model = tmp_path / "bigmodel"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    with open(model / "weights.bin", "wb") as handle:
+        handle.truncate((1 << 30) + 1)
+    main, child = pty.openpty()
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "tunedeck.tui", "train", "run.yaml"]
+        + [f"model_name_or_path={model}", "--host", "box"],
+        cwd=laptop,
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        start_new_session=True,
+    )
+    os.close(child)
+    seen = b""
+    try:
+        while b"[y/N]" not in seen:
+            ready, _, _ = select.select([main], [], [], 120)
+            assert ready, seen.decode(errors="replace")
+            seen += os.read(main, 4096)
+        os.write(main, b"n\n")
+        assert cli.wait(timeout=120) != 0
+        while select.select([main], [], [], 0.5)[0]:
+            try:
+                seen += os.read(main, 4096)
+            except OSError:
+                break
+    finally:
+        os.close(main)
+        if cli.poll() is None:
+            cli.kill()
+    text = seen.decode(errors="replace")
+    assert f"send the model {model} (1.1 GB) to box?" in text, text
+    assert "not sent" in text and "Traceback" not in text, text
+    assert jobs_here() == []
+    store = Path(remote_box.workdir) / STORE_DIR / "sha256"
+    assert not any(p.is_file() for p in store.rglob("*"))
