@@ -10,6 +10,7 @@ whenever it can be seen (the screen shown again, the field focused): hosts added
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from tunedeck.core.runners.launch import PURPOSES, launch_run, rerun_command
 from tunedeck.tui.messages import JobSubmitted
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
+from tunedeck.tui.screens.confirm import ConfirmScreen
 
 CHECK_DELAY = 0.25
 METHODS = {"lora": "LoRA", "qlora4": "QLoRA 4-bit", "full": "full"}
@@ -364,6 +366,7 @@ class LaunchScreen(DeckScreen):
         base = values.get("config")
         host = values.get("host", "local")
         sync = SyncOptions(
+            confirm=self.ask_from_worker,
             on_progress=self.sync_progress,
             report=lambda line: self.from_thread(self.notify, line, title=f"Sent to {host}"),
         )
@@ -381,6 +384,20 @@ class LaunchScreen(DeckScreen):
             return
         self.from_thread(self.notify, f"{kind} job {job.id} started on {job.host}")
         self.from_thread(self.post_message, JobSubmitted(job.id))
+
+    def ask_from_worker(self, question: str) -> bool:
+        """Ask a yes/no question in a dialog from a worker thread; wait for the answer."""
+        answered = threading.Event()
+        answer: list[bool] = []
+
+        def done(yes: bool | None) -> None:
+            answer.append(bool(yes))
+            answered.set()
+
+        dialog = ConfirmScreen(question, "it is sent once; later runs reuse it", yes="Send")
+        self.app.call_from_thread(self.app.push_screen, dialog, done)
+        answered.wait()
+        return answer[0]
 
     def sync_progress(self, progress: Any) -> None:
         """Say how far a send to the host is, at most once a second while it lasts."""
