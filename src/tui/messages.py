@@ -69,6 +69,7 @@ class JobsListed(Message):
 
     jobs: tuple
     unreachable: dict[str, str]
+    total: int = 0  # jobs in the registry, listed or not
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, JobsListed)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -11,18 +13,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState
 
 from tunedeck.core.jobs.backend import DEFAULT_GRACE
 from tunedeck.core.jobs.logs import RemoteLogFile
 from tunedeck.core.jobs.metrics import metrics_stamp
+from tunedeck.core.jobs.model import LOCAL_HOST
 from tunedeck.core.jobs.pool import REST_SECONDS, BackendPool
 from tunedeck.tui.messages import JobCancelled, JobsListed, JobSubmitted, MetricsLoaded, SelectJob
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.screens.confirm import ConfirmScreen
-from tunedeck.tui.widgets.log_view import LogView
+from tunedeck.tui.widgets.log_view import LogView, inert, plain
 from tunedeck.tui.widgets.loss_chart import LossChart
 from tunedeck.tui.widgets.series import MinMaxSeries
 
@@ -32,6 +35,7 @@ REMOTE_RETRY_SECONDS = REST_SECONDS  # after a host failed, the pool leaves it a
 METRICS_SECONDS = 1.0
 REMOTE_METRICS_SECONDS = 3.0
 CANCEL_GRACE = DEFAULT_GRACE  # the same grace as `tunedeck runs cancel`
+RECENT_RUNS = 200  # the table lists the newest runs; `a` lists every one
 # job state -> (palette role, modifiers); a queued run is dim, in no colour of its own
 STATE_STYLES = {
     "queued": (None, "dim"),
@@ -47,12 +51,18 @@ class RunsScreen(DeckScreen):
     """Jobs table on top; the selected job's log (left) and loss chart (right) below."""
 
     MODE = "runs"
+    DEFAULT_CSS = """
+    #runs-filter { display: none; }
+    #runs-filter.-visible { display: block; }
+    """
     BINDINGS = [
         Binding("x", "cancel_job", "Cancel", id="runs.cancel"),
         Binding("R", "resume_job", "Resume", id="runs.resume"),
         Binding("o", "output_dir", "Output dir", id="runs.output"),
         Binding("y", "copy_command", "Copy cmd", id="runs.copy"),
         Binding("l", "focus_log", "Log", id="runs.log"),
+        Binding("a", "toggle_all", "All runs", id="runs.all"),
+        Binding("slash", "start_filter", "Filter", key_display="/", id="runs.filter"),
         Binding("t", "focus_table", "Jobs", show=False, id="runs.table"),
     ]
 
@@ -63,13 +73,22 @@ class RunsScreen(DeckScreen):
         self._metrics_key: tuple | None = None
         self._wanted: str | None = None  # a job handed over by SelectJob, selected once listed
         self._remote_metrics_at = 0.0
+        self.show_all = False  # every run in the registry, not only the newest RECENT_RUNS
+        self.filter = ""  # shown: the runs whose id, name, kind, host or state holds this
+        self.total = 0  # runs in the registry
+        self.cell_updates = 0  # cells sent to the table: a refresh that changes nothing sends none
+        self._shown: dict[str, tuple] = {}  # row key -> what its cells showed (see _signature)
+        self._listed: tuple[Any, ...] = ()  # the worker's last read, reused while unchanged
+        self._listed_key: tuple | None = None
         # one warm agent session per remote host, asked every few seconds
         self.pool = BackendPool(rest_seconds=REMOTE_RETRY_SECONDS, remote_every=REMOTE_LIST_SECONDS)
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="runs-top"):
+            yield Input(placeholder="filter runs (Enter: apply, Esc: close)", id="runs-filter")
             yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="job-detail", classes="status-line")
+            yield Static("", id="runs-count", classes="status-line")
         with Horizontal(id="runs-bottom"):
             yield LogView(id="job-log")
             yield LossChart(id="job-chart")
@@ -92,38 +111,48 @@ class RunsScreen(DeckScreen):
 
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_jobs(self) -> None:
-        refreshed = self.pool.jobs()
+        listed, total = self._read_registry()
+        refreshed = self.pool.refresh(listed)  # only unfinished runs are checked
         ordered = sorted(refreshed.jobs, key=lambda job: job.created_at, reverse=True)
-        self.post_message(JobsListed(tuple(ordered), dict(refreshed.unreachable)))
+        self.post_message(JobsListed(tuple(ordered), dict(refreshed.unreachable), total))
+
+    def _read_registry(self) -> tuple[tuple[Any, ...], int]:
+        """The runs to list (read again only when the registry files changed), and the total."""
+        registry = self.pool.backend(LOCAL_HOST).registry
+        key = (self.show_all, _registry_stamp(registry.path))
+        if key != self._listed_key:
+            if self.show_all:
+                jobs = registry.list()
+                self._listed, self.total = tuple(jobs), len(jobs)
+            else:
+                jobs, self.total = registry.recent(RECENT_RUNS)
+                self._listed = tuple(jobs)
+            self._listed_key = key
+        return self._listed, self.total
 
     @on(JobsListed)
     def _jobs_listed(self, message: JobsListed) -> None:
         for host, why in message.unreachable.items():
-            self.notify(f"{host}: {why}", title="Host unreachable", severity="warning")
+            self._say(f"{host}: {why}", title="Host unreachable", severity="warning")
+        self.total = message.total
         self._show_jobs(list(message.jobs))
 
     def on_unmount(self) -> None:
         self.pool.close()
 
+    def _say(self, text: str, **kwargs: Any) -> None:
+        """A notification whose text may hold untrusted names: shown as is, never markup."""
+        self.notify(inert(text), markup=False, **kwargs)
+
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         """The one place a failed worker of this screen is reported."""
         if event.state == WorkerState.ERROR:
-            self.notify(str(event.worker.error), title="Runs", severity="error")
+            self._say(str(event.worker.error), title="Runs", severity="error")
 
     def _show_jobs(self, jobs: list[Any]) -> None:
-        table = self.query_one("#jobs-table", DataTable)
         self.jobs = {job.id: job for job in jobs}
-        palette = Palette.of(self.app)
-        for job in jobs:
-            cells = _job_cells(job, palette)
-            if job.id in table.rows:
-                for key, value in zip(_COLUMNS, cells, strict=True):
-                    table.update_cell(job.id, key, value, update_width=True)
-            else:
-                table.add_row(*cells, key=job.id)
-        for key in [k for k in table.rows if k.value not in self.jobs]:
-            table.remove_row(key)
+        self._show_rows([job for job in jobs if _matches(job, self.filter)])
         if self._wanted in self.jobs:
             wanted, self._wanted = self._wanted, None
             self.select_job(wanted)
@@ -135,6 +164,69 @@ class RunsScreen(DeckScreen):
             self._select(jobs[0].id)
         elif self.selected in self.jobs:
             self._show_detail()
+
+    def _show_rows(self, jobs: list[Any]) -> None:
+        """Send the table only what changed: new rows, gone rows, and cells that differ."""
+        table = self.query_one("#jobs-table", DataTable)
+        wanted = {job.id for job in jobs}
+        for key in [key for key in self._shown if key not in wanted]:
+            table.remove_row(key)
+            del self._shown[key]
+        added = False
+        palette = Palette.of(self.app)
+        for job in jobs:
+            cells = _job_cells(job, palette)
+            shown = tuple(_signature(cell) for cell in cells)
+            before = self._shown.get(job.id)
+            if before is None:
+                table.add_row(*cells, key=job.id)
+                added = True
+            elif before != shown:
+                for column, cell, old, new in zip(_COLUMNS, cells, before, shown, strict=True):
+                    if old != new:
+                        table.update_cell(job.id, column, cell, update_width=True)
+                        self.cell_updates += 1
+            self._shown[job.id] = shown
+        if added:  # newest first, as `jobs` is
+            order = {job.id: index for index, job in enumerate(jobs)}
+            table.sort("id", key=lambda cell: order[cell.plain])
+        self._show_count(len(jobs))
+
+    def _show_count(self, shown: int) -> None:
+        text = Text(f"{shown:,} of {self.total:,} runs", style="dim")
+        if self.filter:
+            text.append(" matching ", style="dim")
+            text.append(inert(self.filter))
+        text.append(" · a: " + ("newest only" if self.show_all else "all") + " · /: filter")
+        self.query_one("#runs-count", Static).update(text)
+
+    def action_toggle_all(self) -> None:
+        """List every run in the registry, or only the newest."""
+        self.show_all = not self.show_all
+        self.refresh_jobs()
+
+    def action_start_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        box.add_class("-visible")
+        box.value = self.filter
+        box.focus()
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter = event.value.strip()
+        self._show_rows([job for job in self.jobs.values() if _matches(job, self.filter)])
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        event.input.remove_class("-visible")
+        self.action_focus_table()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        if box.has_class("-visible"):
+            box.remove_class("-visible")
+            self.action_focus_table()
 
     @on(DataTable.RowHighlighted, "#jobs-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -173,15 +265,15 @@ class RunsScreen(DeckScreen):
         if job is None:
             return
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{job.id} ", style="bold")
+        text.append(f"{inert(job.id)} ", style="bold")
         text.append(job.state.value, style=_state_style(job.state.value, Palette.of(self.app)))
         if job.exit_code is not None:
             text.append(f" exit {job.exit_code}")
         if job.message:
-            text.append(f" · {job.message}", style="dim")
+            text.append(f" · {inert(job.message)}", style="dim")
         if job.output_dir:
-            text.append(f" · out {job.output_dir}", style="dim")
-        text.append(f" · {shlex.join(job.argv)}", style="dim")
+            text.append(f" · out {inert(job.output_dir)}", style="dim")
+        text.append(f" · {inert(shlex.join(job.argv))}", style="dim")
         self.query_one("#job-detail", Static).update(text)
 
     # Metrics -----------------------------------------------------------------------------------
@@ -224,7 +316,7 @@ class RunsScreen(DeckScreen):
     def _current(self) -> Any:
         job = self.jobs.get(self.selected or "")
         if job is None:
-            self.notify("no run selected", severity="warning")
+            self._say("no run selected", severity="warning")
         return job
 
     def action_cancel_job(self) -> None:
@@ -232,17 +324,17 @@ class RunsScreen(DeckScreen):
         if job is None:
             return
         if job.state.is_final:
-            self.notify(f"{job.id} already {job.state.value}")
+            self._say(f"{job.id} already {job.state.value}")
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.notify(f"cancelling {job.id}: SIGTERM, SIGKILL after {CANCEL_GRACE:.0f} s")
+                self._say(f"cancelling {job.id}: SIGTERM, SIGKILL after {CANCEL_GRACE:.0f} s")
                 self.cancel_job(job)
 
         self.app.push_screen(
             ConfirmScreen(
-                f"Cancel run {job.name} ({job.id}) on {job.host}?",
+                inert(f"Cancel run {job.name} ({job.id}) on {job.host}?"),
                 f"It gets SIGTERM, then SIGKILL after {CANCEL_GRACE:.0f} s if still running.",
                 yes="Cancel run",
             ),
@@ -256,9 +348,7 @@ class RunsScreen(DeckScreen):
     @on(JobCancelled)
     def _job_cancelled(self, message: JobCancelled) -> None:
         result = message.result
-        self.notify(
-            f"{result.job.id} cancelled with {result.signal or 'nothing (already finished)'}"
-        )
+        self._say(f"{result.job.id} cancelled with {result.signal or 'nothing (already finished)'}")
         self.refresh_jobs()
 
     def action_resume_job(self) -> None:
@@ -266,7 +356,7 @@ class RunsScreen(DeckScreen):
         if job is None:
             return
         if not job.state.is_final:
-            self.notify(f"{job.id} is still {job.state.value}", severity="warning")
+            self._say(f"{job.id} is still {job.state.value}", severity="warning")
             return
         self.resubmit(job)
 
@@ -290,7 +380,7 @@ class RunsScreen(DeckScreen):
             config=job.config,
             command_line=command_line,
         )
-        self.notify(f"re-submitted {job.name} as {new.id}")
+        self._say(f"re-submitted {job.name} as {new.id}")
         self.post_message(JobSubmitted(new.id))
 
     def action_output_dir(self) -> None:
@@ -298,17 +388,17 @@ class RunsScreen(DeckScreen):
         if job is None:
             return
         if not job.output_dir:
-            self.notify("this run has no output dir", severity="warning")
+            self._say("this run has no output dir", severity="warning")
             return
         self.app.copy_to_clipboard(job.output_dir)
-        self.notify(job.output_dir, title="Output dir (copied)")
+        self._say(job.output_dir, title="Output dir (copied)")
 
     def action_copy_command(self) -> None:
         job = self._current()
         if job is not None:
             command = rerun_command(job)
             self.app.copy_to_clipboard(command)
-            self.notify(command, title="Command copied")
+            self._say(command, title="Command copied")
 
     def action_focus_log(self) -> None:
         self.query_one("#job-log", LogView).lines_widget.focus()
@@ -351,15 +441,42 @@ def _state_style(state: str, palette: Palette) -> str:
 def _job_cells(job: Any, palette: Palette) -> tuple:
     state = Text(job.state.value, style=_state_style(job.state.value, palette))
     return (
-        job.id,
-        job.name,
-        job.kind,
-        job.host,
+        plain(job.id),
+        plain(job.name),
+        plain(job.kind),
+        plain(job.host),
         state,
         _progress_bar(job.progress, palette),
-        _eta(job),
-        f"{job.last_loss:.4f}" if job.last_loss is not None else "",
+        Text(_eta(job)),
+        Text(f"{job.last_loss:.4f}" if job.last_loss is not None else ""),
     )
+
+
+def _signature(cell: Text) -> tuple:
+    """What a cell shows: its text and styles (Text equality ignores the base style)."""
+    return (cell.plain, str(cell.style), tuple((s.start, s.end, str(s.style)) for s in cell.spans))
+
+
+def _matches(job: Any, needle: str) -> bool:
+    """Whether a run's id, name, kind, host or state holds `needle` (any case)."""
+    if not needle:
+        return True
+    needle = needle.casefold()
+    fields = (job.id, job.name, job.kind, job.host, job.state.value)
+    return any(needle in str(value).casefold() for value in fields)
+
+
+def _registry_stamp(path: Path) -> tuple:
+    """The registry database and its write-ahead log as they are now: changed by every write."""
+    stamp = []
+    for name in (path, path.with_name(path.name + "-wal")):
+        try:
+            stat = os.stat(name)
+        except FileNotFoundError:
+            stamp.append(None)
+            continue
+        stamp.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(stamp)
 
 
 def _progress_bar(fraction: float | None, palette: Palette, width: int = 8) -> Text:
