@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.theme import Theme
 
+from tunedeck.core.text import inert
 from tunedeck.themes import THEMES_DIR
 from tunedeck.tui.messages import JobStateChanged, JobSubmitted, PreviewDataset, SelectJob
 from tunedeck.tui.screens.order import SCREENS_IN_ORDER
@@ -21,6 +22,7 @@ from tunedeck.tui.settings import DEFAULT_THEME, load_settings, save_theme
 from tunedeck.tui.theming import load_themes
 
 JOB_WATCH_SECONDS = 2.0
+WATCHED_RECENT = 100  # the newest runs the watcher reads, plus every one it last saw unfinished
 
 
 def _screen_factory(mode: str) -> Callable[[], Screen]:
@@ -76,7 +78,7 @@ class TunedeckApp(App[None]):
         self.set_interval(JOB_WATCH_SECONDS, self._watch_jobs)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         for problem in self.theme_problems:
-            self.notify(problem, title="Theme skipped", severity="warning")
+            self.notify(inert(problem), title="Theme skipped", severity="warning", markup=False)
         # Start-up objects (modules, widgets, styles) live as long as the app: keep them out of
         # the collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.freeze()
@@ -104,7 +106,7 @@ class TunedeckApp(App[None]):
 
             registry = JobRegistry()
             try:
-                jobs = registry.list()
+                jobs = self._watched(registry)
             finally:
                 registry.close()
         except Exception:  # no registry yet, or jobs unavailable: nothing to announce
@@ -118,11 +120,23 @@ class TunedeckApp(App[None]):
             if before != job.state.value and job.state.is_final:
                 self.post_message(JobStateChanged(job.id, job.name, job.state.value))
 
+    def _watched(self, registry) -> list:
+        """The newest runs and those seen unfinished last time: not every row of the registry."""
+        jobs, _ = registry.recent(WATCHED_RECENT)
+        listed = {job.id for job in jobs}
+        for job_id, state in (self._job_states or {}).items():
+            if job_id not in listed and state in ("queued", "running"):
+                job = registry.get(job_id)
+                if job is not None:
+                    jobs.append(job)
+        return jobs
+
     @on(JobStateChanged)
     def _job_finished(self, message: JobStateChanged) -> None:
         severity = {"succeeded": "information", "cancelled": "warning"}.get(message.state, "error")
         self.notify(
-            f"{message.name} ({message.job_id}) {message.state}",
+            inert(f"{message.name} ({message.job_id}) {message.state}"),
+            markup=False,
             title="Run finished",
             severity=severity,
             timeout=10,

@@ -27,6 +27,7 @@ from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.sidecar import EntryFailed, SidecarClient, ValidationProgress
 from tunedeck.tui.widgets.conversation_text import conversation_text, raw_text
+from tunedeck.tui.widgets.log_view import inert, plain
 
 if TYPE_CHECKING:
     from tunedeck.core.datasets import DatasetInfo, DatasetReport, DatasetStats, Issue
@@ -201,7 +202,7 @@ class DatasetsScreen(DeckScreen):
             self._show_load_error(error)
         elif group == "datasets-row" and isinstance(error, TunedeckError):
             self.query_one("#row-header", Static).update(
-                Text(str(error), style=self.palette.style("error"))
+                plain(error, style=self.palette.style("error"))
             )
         else:
             super().worker_failed(group, error)
@@ -212,9 +213,9 @@ class DatasetsScreen(DeckScreen):
         hint = getattr(error, "hint", None)
         message = Text()
         message.append("Cannot open this data folder\n\n", style=f"bold {error_style}")
-        message.append(f"{error}\n\n")
+        message.append(f"{inert(error)}\n\n")
         if hint:
-            message.append(f"hint: {hint}\n", style="dim")
+            message.append(f"hint: {inert(hint)}\n", style="dim")
         message.append(
             "Open a folder that holds a LLaMA-Factory dataset_info.json:\n"
             "  tunedeck tui PATH/TO/data",
@@ -222,7 +223,7 @@ class DatasetsScreen(DeckScreen):
         )
         self.query_one("#spec-text", Static).update(message)
         self.query_one("#datasets-status", Static).update(
-            Text(f"no dataset_info.json in {self.app.data_dir}", style=error_style)
+            plain(f"no dataset_info.json in {self.app.data_dir}", style=error_style)
         )
 
     @on(DatasetInfoLoaded)
@@ -235,8 +236,8 @@ class DatasetsScreen(DeckScreen):
         status = f"{count} datasets in {info.path}"
         if broken:
             status += f" · {broken} entry problems"
-        self.query_one("#datasets-status", Static).update(status)
-        self.set_context(str(info.path))
+        self.query_one("#datasets-status", Static).update(plain(status))
+        self.set_context(inert(info.path))
         table = self.query_one("#datasets-table", DataTable)
         if table.row_count:
             table.focus()
@@ -254,8 +255,8 @@ class DatasetsScreen(DeckScreen):
             report = self.reports.get(name)
             table.add_row(
                 self._badge(report.status if report else "pending"),
-                name,
-                dataset_kind(spec),
+                plain(name),
+                plain(dataset_kind(spec)),
                 f"{report.rows:,}" if report and report.rows is not None else "",
                 key=name,
             )
@@ -275,7 +276,7 @@ class DatasetsScreen(DeckScreen):
         progress = message.progress
         bar = self.query_one("#validate-progress", ProgressBar)
         bar.update(total=max(progress.total, 1), progress=progress.done)
-        self.query_one("#datasets-status", Static).update(f"validating {progress.dataset}…")
+        self.query_one("#datasets-status", Static).update(plain(f"validating {progress.dataset}…"))
 
     @on(ReportsReady)
     def _show_reports(self, message: ReportsReady) -> None:
@@ -285,14 +286,16 @@ class DatasetsScreen(DeckScreen):
             if report.name in table.rows:
                 table.update_cell(report.name, "badge", self._badge(report.status))
                 rows = f"{report.rows:,}" if report.rows is not None else ""
-                table.update_cell(report.name, "rows", rows)
+                table.update_cell(report.name, "rows", Text(rows))
             if report.name == self.selected:
                 self._show_detail()
 
     @on(ValidationFinished)
     def _validation_done(self, message: ValidationFinished) -> None:
         for failure in message.failed:
-            self.notify(f"{failure.dataset}: {failure.error}", severity="error")
+            self.notify(
+                inert(f"{failure.dataset}: {failure.error}"), severity="error", markup=False
+            )
         self.query_one("#validate-progress").display = False
         self._show_checked()
 
@@ -336,9 +339,9 @@ class DatasetsScreen(DeckScreen):
         for number, issue in enumerate(report.issues if report else ()):
             issues.add_row(
                 _severity(issue, self.palette),
-                _where(issue),
-                issue.code,
-                issue.message,
+                plain(_where(issue)),
+                plain(issue.code),
+                plain(issue.message),
                 key=str(number),
             )
         self._show_issue(report.issues[0] if report and report.issues else None)
@@ -353,10 +356,10 @@ class DatasetsScreen(DeckScreen):
             detail.update("")
             return
         text = _severity(issue, self.palette)
-        text.append(f" · {issue.code}", style="dim")
+        text.append(f" · {inert(issue.code)}", style="dim")
         if issue.where:
-            text.append(f" · {issue.where}", style="dim")
-        text.append(f"\n{issue.message}")
+            text.append(f" · {inert(issue.where)}", style="dim")
+        text.append(f"\n{inert(issue.message)}")
         detail.update(text)
 
     @on(RowLoaded)
@@ -368,16 +371,18 @@ class DatasetsScreen(DeckScreen):
         self._row_shown = message
         palette = self.palette
         header = Text(f"row {view.index + 1}", style="bold")
-        header.append(f"  {view.file}:{view.row}", style="dim")
+        header.append(inert(f"  {view.file}:{view.row}"), style="dim")
         header.append("  raw" if self.show_raw else "  normalised", style="italic")
         self.query_one("#row-header", Static).update(header)
         body = Text()
         if view.issues:
             for issue in view.issues:
-                body.append(f"{issue.severity}: {issue.message}\n", style=palette.style("error"))
+                body.append(
+                    f"{issue.severity}: {inert(issue.message)}\n", style=palette.style("error")
+                )
             body.append("\n")
         if view.conversation is None and isinstance(view.raw, str):
-            body.append(view.raw)  # an unreadable row: the text as stored
+            body.append(inert(view.raw))  # an unreadable row: the text as stored
         elif self.show_raw or view.conversation is None:
             body.append_text(raw_text(view.raw))
         else:
@@ -491,9 +496,9 @@ def _spec_text(spec: Any, report: Any, stats: Any, palette: Palette) -> Text:
     from tunedeck.core.datasets import dataset_kind
 
     text = Text()
-    text.append(f"{spec.name}\n", style="bold")
-    text.append(f"{dataset_kind(spec)} · {spec.formatting}", style=palette.style("info"))
-    text.append(f" · {spec.load_from}: {spec.source}\n")
+    text.append(f"{inert(spec.name)}\n", style="bold")
+    text.append(inert(f"{dataset_kind(spec)} · {spec.formatting}"), style=palette.style("info"))
+    text.append(inert(f" · {spec.load_from}: {spec.source}") + "\n")
     if report is not None:
         symbol, style = _badge_style(report.status, palette)
         text.append(f"{symbol} {report.status}", style=style)
@@ -511,19 +516,19 @@ def _spec_text(spec: Any, report: Any, stats: Any, palette: Palette) -> Text:
         for key, value in values:
             if value is not None:
                 text.append(f"  {key:<16}", style="dim")
-                text.append(f"{value}\n")
+                text.append(f"{inert(value)}\n")
     for key in ("ranking", "subset", "split", "folder", "num_samples"):
         value = getattr(spec, key, None)
         if value not in (None, False, "train"):
             text.append(f"  {key:<16}", style="dim")
-            text.append(f"{value}\n")
+            text.append(f"{inert(value)}\n")
     if isinstance(stats, Exception):
-        text.append(f"\nstats: {stats}\n", style=palette.style("error"))
+        text.append(f"\nstats: {inert(stats)}\n", style=palette.style("error"))
     elif stats is not None:
         text.append("\nstats\n", style="bold")
         text.append(f"  rows {stats.rows:,} · with issues {stats.rows_with_issues:,}\n")
         if stats.roles:
-            roles = ", ".join(f"{k} {v:,}" for k, v in stats.roles.items())
+            roles = inert(", ".join(f"{k} {v:,}" for k, v in stats.roles.items()))
             text.append(f"  roles {roles}\n")
         for label, summary in (("prompt", stats.prompt_chars), ("response", stats.response_chars)):
             if summary is not None and getattr(summary, "min", None) is not None:

@@ -15,6 +15,7 @@ from tunedeck.core.jobs.pool import BackendPool, HostProbe
 from tunedeck.tui.messages import HostProbed, HostsListed
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
+from tunedeck.tui.widgets.log_view import inert, plain
 
 REFRESH_SECONDS = 15.0
 HOSTS_FILE_SECONDS = 2.0  # how often hosts.toml is looked at (a stat, re-read when it changed)
@@ -101,7 +102,7 @@ class HostsScreen(DeckScreen):
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         """The one place a failed worker of this screen is reported (e.g. a broken hosts.toml)."""
         if event.state == WorkerState.ERROR:
-            self.notify(str(event.worker.error), title="Hosts", severity="error")
+            self.notify(inert(event.worker.error), title="Hosts", severity="error", markup=False)
 
     # What the workers found -------------------------------------------------------------
 
@@ -150,11 +151,11 @@ class HostsScreen(DeckScreen):
         table = self.query_one("#gpus-table", DataTable)
         table.clear()
         palette = Palette.of(self.app)
-        detail = Text(f"{self.selected}: ", style="bold")
+        detail = Text(f"{inert(self.selected)}: ", style="bold")
         if probe is None:
             detail.append("probing…", style="dim")
         elif not probe.reachable:
-            detail.append(probe.error or "unreachable", style=palette.style("error"))
+            detail.append(inert(probe.error or "unreachable"), style=palette.style("error"))
         elif not probe.gpus:
             detail.append("no NVIDIA GPU (nvidia-smi not found or no driver)", style="dim")
         else:
@@ -163,26 +164,28 @@ class HostsScreen(DeckScreen):
         for gpu in probe.gpus if probe else ():
             table.add_row(
                 str(gpu.index),
-                gpu.name,
+                plain(gpu.name),
                 _percent_bar(gpu.utilization_pct, palette),
                 _memory(gpu.memory_used_mib, gpu.memory_total_mib, palette),
-                ", ".join(f"{p.pid} ({p.memory_mib or '?'} MiB)" for p in gpu.processes) or "-",
+                plain(
+                    ", ".join(f"{p.pid} ({p.memory_mib or '?'} MiB)" for p in gpu.processes) or "-"
+                ),
             )
 
 
 def _host_cells(name: str, target: str, probe: HostProbe | None, palette: Palette) -> tuple:
     """One row of the hosts table: a host not probed yet shows '…'."""
     if probe is None:
-        return (name, target, Text("…", style="dim"), "", "", Text(""))
+        return (plain(name), plain(target), Text("…", style="dim"), "", "", Text(""))
     state = "ok" if probe.reachable else "unreachable"
     state_style = palette.style("ok") if probe.reachable else palette.style("error", "bold")
     return (
-        name,
-        target,
+        plain(name),
+        plain(target),
         Text(state, style=state_style),
         f"{probe.latency * 1000:.0f} ms" if probe.latency is not None else "",
         (str(len(probe.gpus)) if probe.gpus else "none") if probe.reachable else "",
-        Text(probe.error or "", style=palette.style("error")),
+        plain(probe.error or "", style=palette.style("error")),
     )
 
 

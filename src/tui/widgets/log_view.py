@@ -24,8 +24,19 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
+from tunedeck.core import text as untrusted
 from tunedeck.core.jobs.logs import Line, LogFile
 from tunedeck.tui.messages import LogAppended
+
+
+def inert(value: object) -> str:
+    """Untrusted text (a name, path, error...) on one line, its control characters shown."""
+    return untrusted.inert(str(value))
+
+
+def plain(value: object, style: str = "") -> Text:
+    """Untrusted text as a Rich Text: never read as markup, its control characters shown."""
+    return Text(inert(value), style=style)
 
 
 class LogLines(Widget, can_focus=True):
@@ -45,7 +56,8 @@ class LogLines(Widget, can_focus=True):
         width, height = max(1, self.size.width), max(1, self.size.height)
         rows: list[Text] = []
         for line in view.window:
-            pieces = chop_cells(line.text, width) if view.wrap else [line.text[view.x_offset :]]
+            shown = untrusted.inert(untrusted.inert_lines(line.text))
+            pieces = chop_cells(shown, width) if view.wrap else [shown[view.x_offset :]]
             for piece in pieces or [""]:
                 row = Text(piece, no_wrap=True, overflow="crop", end="")
                 if view.search:
@@ -53,7 +65,7 @@ class LogLines(Widget, can_focus=True):
                 rows.append(row)
         rows = rows[-height:] if view.follow else rows[:height]
         if not rows and view.message:
-            return Text(view.message, style="dim")
+            return plain(view.message, style="dim")
         # Rows are cut to the width already: a wrapped long row (text-wrap: nowrap in the CSS)
         # would push the last rows below the bottom edge while the status says FOLLOW end.
         return Text("\n", no_wrap=True, overflow="crop", end="").join(rows)
@@ -193,7 +205,7 @@ class LogView(Vertical):
         self.window, self._end = lines, end
         self.message = "empty log" if not lines else ""
         if note:
-            self.notify(f"{self.path.name}: {note}", severity="warning")
+            self.notify(inert(f"{self.path.name}: {note}"), severity="warning", markup=False)
         self._refresh()
 
     @on(LogAppended)
@@ -254,7 +266,7 @@ class LogView(Vertical):
             return
         found = log.find(needle, start, backwards=backwards)
         if found is None:
-            self.notify(f"'{needle}' not found", severity="warning")
+            self.notify(inert(f"'{needle}' not found"), severity="warning", markup=False)
             return
         lines = log.lines_after(found, self._rows_wanted())
         self.post_message(self.LinesRead(generation, "window", lines))
@@ -378,8 +390,8 @@ class LogView(Vertical):
         text.append(f"{where}  {_human(size)}  ")
         text.append("wrap " if self.wrap else "")
         if self.search:
-            text.append(f"/{self.search}  ")
-        text.append(str(self.path), style="dim")
+            text.append(f"/{inert(self.search)}  ")
+        text.append(inert(self.path), style="dim")
         return text
 
 
