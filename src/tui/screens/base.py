@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, TextArea
 from textual.worker import Worker, WorkerState
 
+from tunedeck.core.text import inert_lines
 from tunedeck.tui.screens.order import SCREENS_IN_ORDER
 from tunedeck.tui.widgets.nav_bar import NavBar
 
@@ -41,7 +42,8 @@ class DeckScreen(Screen):
         """Say why a worker of `group` failed (workers raise; they never notify); screens
         show the failures they expect in place by overriding this."""
         hint = getattr(error, "hint", None)
-        self.notify(f"{error}" + (f"\nhint: {hint}" if hint else ""), severity="error")
+        text = f"{error}" + (f"\nhint: {hint}" if hint else "")
+        self.notify(inert_lines(text), severity="error", markup=False)  # names and paths: as is
 
     def from_thread(self, callback, *args, **kwargs) -> None:
         """Run `callback` on the event loop from a thread worker; dropped once this screen or
