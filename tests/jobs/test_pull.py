@@ -265,3 +265,51 @@ def test_pull_refuses_a_conflict_in_core_without_overwrite(finished_run, tmp_pat
         pull(plan)
     assert "--yes" in refused.value.hint
     assert (dest / "trainer_log.jsonl").read_text() == "mine\n"
+
+
+def test_on_a_terminal_a_newer_local_file_is_replaced_only_after_a_yes(finished_run, tmp_path):
+    dest = tmp_path / "results"
+    assert tunedeck("runs", "pull", finished_run["id"], str(dest)).returncode == 0
+    edited = dest / "run_status.json"
+    edited.write_text("mine\n")
+    os.utime(edited, (time.time() + 60, time.time() + 60))
+
+    refused = on_a_terminal(["runs", "pull", finished_run["id"], str(dest)], "n\n")
+    assert "newer than the host's copy" in refused and "Traceback" not in refused
+    assert edited.read_text() == "mine\n"
+    screen = on_a_terminal(["runs", "pull", finished_run["id"], str(dest)], "y\n")
+    assert f"newer here and different: {edited}" in screen
+    assert edited.read_text() == '{"state": "succeeded"}\n'
+
+
+def on_a_terminal(args: list[str], answer: str) -> str:
+    """Run the CLI on a pseudo-terminal, type `answer` at its question, return what it showed."""
+    import pty
+
+    main, child = pty.openpty()
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "tunedeck.tui", *args],
+        cwd=REPO,
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    os.close(child)
+    shown = b""
+    while b"[y/N]" not in shown:
+        chunk = os.read(main, 4096)
+        assert chunk, shown.decode(errors="replace")
+        shown += chunk
+    os.write(main, answer.encode())
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child side closed: the CLI ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    cli.wait(timeout=60)
+    os.close(main)
+    return shown.decode(errors="replace").replace("\r", "")
