@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -124,6 +125,8 @@ def test_setup_installs_tunedeck_records_the_command_and_a_rerun_changes_nothing
     again = setup("fresh", "--extras", "")
     assert f"already set up: tunedeck {__version__} in {venv_of(fresh_host)}" in again.stdout
     assert "creating the venv" not in again.stderr and "installing" not in again.stderr
+    doc = json.loads(setup("fresh", "--extras", "", "--json").stdout)
+    assert doc["changed"] is False and doc["command"] == command and doc["source"] == ""
 
 
 def test_offline_setup_installs_from_pushed_wheels(setup, fresh_host, tunedeck_home):
@@ -206,3 +209,4 @@ def test_too_little_disk_for_the_install_is_a_located_error(fresh_host):
         run.log.close()
     assert str(caught.value.location) == f"fresh:{fresh_host.env['TUNEDECK_HOME']}"
     assert "the install needs about" in caught.value.message
+
