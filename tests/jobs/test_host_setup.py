@@ -210,3 +210,55 @@ def test_too_little_disk_for_the_install_is_a_located_error(fresh_host):
     assert str(caught.value.location) == f"fresh:{fresh_host.env['TUNEDECK_HOME']}"
     assert "the install needs about" in caught.value.message
 
+
+# -- the Hosts screen --------------------------------------------------------------------------
+
+
+def test_s_on_the_hosts_screen_sets_the_selected_host_up_with_a_progress_bar(
+    tunedeck_wheel, fresh_host
+):
+    from textual.widgets import DataTable, ProgressBar, Static
+
+    from tunedeck.tui.app import TunedeckApp
+    from tunedeck.tui.messages import HostProbed
+    from tunedeck.tui.screens.hosts import SetupFinished, SetupProgressed
+
+    posted = []
+    examples = Path(__file__).resolve().parents[2] / "examples" / "workspace" / "data"
+
+    async def wait(pilot, predicate, what: str, limit: float = 600.0) -> None:
+        waited = 0.0
+        while not predicate():
+            assert waited < limit, f"the app never reached: {what}"
+            await pilot.pause(0.1)
+            waited += 0.1
+
+    async def scenario() -> None:
+        app = TunedeckApp(examples)
+        async with app.run_test(size=(140, 40), message_hook=posted.append) as pilot:
+            await pilot.press("5")
+            await wait(pilot, lambda: app.current_mode == "hosts", "the hosts screen")
+            table = app.screen.query_one("#hosts-table", DataTable)
+            await wait(pilot, lambda: "fresh" in table.rows, "the fresh host listed")
+            table.move_cursor(row=table.get_row_index("fresh"))
+            await wait(pilot, lambda: app.screen.selected == "fresh", "the fresh host selected")
+            app.screen.setup_options = SetupOptions(extras=(), wheel=tunedeck_wheel)
+            await pilot.press("s")
+            finished = lambda: [m for m in posted if isinstance(m, SetupFinished)]  # noqa: E731
+            await wait(pilot, finished, "the setup finished")
+            probed = lambda: [  # noqa: E731
+                m for m in posted if isinstance(m, HostProbed) and m.probe.name == "fresh"
+            ]
+            await wait(pilot, lambda: probed() and probed()[-1].probe.reachable, "a probe")
+            message = finished()[-1]
+            assert message.error is None and message.result.changed
+            assert any(isinstance(m, SetupProgressed) for m in posted)
+            bar = app.screen.query_one("#setup-bar", ProgressBar)
+            assert bar.total and bar.progress == bar.total
+            line = str(app.screen.query_one("#setup-line", Static).render())
+            assert f"fresh: set up: tunedeck {__version__}" in line
+
+    import asyncio
+
+    asyncio.run(scenario())
+    assert load_hosts()["fresh"].command == f"{venv_of(fresh_host)}/bin/tunedeck"

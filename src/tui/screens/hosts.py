@@ -1,4 +1,5 @@
-"""Hosts: this box and the configured SSH hosts, whether they answer, and their GPUs."""
+"""Hosts: this box and the configured SSH hosts, whether they answer, and their GPUs;
+`s` sets the selected host up (tunedeck installed there) with a progress bar."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.message import Message
+from textual.widgets import DataTable, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from tunedeck.core.errors import TunedeckError
+from tunedeck.core.jobs.hosts import get_host
 from tunedeck.core.jobs.model import LOCAL_HOST
 from tunedeck.core.jobs.pool import BackendPool, HostProbe
+from tunedeck.core.jobs.setup import Progress, SetupOptions, SetupResult, setup_host
 from tunedeck.tui.messages import HostProbed, HostsListed
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
@@ -22,12 +27,32 @@ HOSTS_FILE_SECONDS = 2.0  # how often hosts.toml is looked at (a stat, re-read w
 COLUMNS = ("host", "target", "state", "latency", "gpus", "detail")
 
 
+class SetupProgressed(Message):
+    """A step of a host setup, from the setup worker."""
+
+    def __init__(self, host: str, progress: Progress) -> None:
+        super().__init__()
+        self.host = host
+        self.progress = progress
+
+
+class SetupFinished(Message):
+    """A host setup ended: its result, or the error a user can act on."""
+
+    def __init__(self, host: str, result: SetupResult | None, error: str | None) -> None:
+        super().__init__()
+        self.host = host
+        self.result = result
+        self.error = error
+
+
 class HostsScreen(DeckScreen):
     """Hosts on top (reachability, latency, GPU count); the selected host's GPUs below."""
 
     MODE = "hosts"
     BINDINGS = [
         Binding("r", "refresh_hosts", "Refresh", id="hosts.refresh"),
+        Binding("s", "setup_host", "Set up", id="hosts.setup"),
     ]
 
     def __init__(self) -> None:
@@ -36,12 +61,17 @@ class HostsScreen(DeckScreen):
         self.targets: dict[str, str] = {}
         self.status: dict[str, HostProbe] = {}
         self.selected = LOCAL_HOST
+        self.setup_options = SetupOptions()  # what `s` installs (the train extra by default)
+        self.setting_up: str | None = None
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="hosts-top"):
             yield DataTable(id="hosts-table", cursor_type="row")
         yield Static("", id="hosts-detail", classes="status-line")
         yield DataTable(id="gpus-table", cursor_type="row")
+        with Vertical(id="setup-pane"):
+            yield Static("", id="setup-line", classes="status-line")
+            yield ProgressBar(id="setup-bar", show_eta=True)
 
     def on_mount(self) -> None:
         hosts = self.query_one("#hosts-table", DataTable)
@@ -51,6 +81,7 @@ class HostsScreen(DeckScreen):
         for label in ("gpu", "name", "util", "memory", "processes"):
             gpus.add_column(label, key=label)
         hosts.focus()
+        self.query_one("#setup-pane").display = False
         follow_theme(self, self._recolour)
         self.action_refresh_hosts()
         self.set_interval(REFRESH_SECONDS, self.action_refresh_hosts)
@@ -70,6 +101,21 @@ class HostsScreen(DeckScreen):
 
     def action_refresh_hosts(self) -> None:
         self.probe_hosts(None)
+
+    def action_setup_host(self) -> None:
+        """Set the selected host up: tunedeck in a venv there, its command in hosts.toml."""
+        name = self.selected
+        if name == LOCAL_HOST:
+            self.notify("this machine runs this tunedeck: nothing to set up", title="Set up")
+            return
+        if self.setting_up is not None:
+            self.notify(f"setting {inert(self.setting_up)} up already", title="Set up")
+            return
+        self.setting_up = name
+        self.query_one("#setup-pane").display = True
+        self.query_one("#setup-line", Static).update(plain(f"{name}: setting up…"))
+        self.query_one("#setup-bar", ProgressBar).update(total=None, progress=0)
+        self.run_setup(name, self.setup_options)
 
     # Workers: they post what they found ---------------------------------------------------
 
@@ -92,6 +138,19 @@ class HostsScreen(DeckScreen):
             if get_current_worker().is_cancelled:
                 return
             self.post_message(HostProbed(self.pool.probe(name)))
+
+    @work(thread=True, exclusive=True, group="hosts-setup", exit_on_error=False)
+    def run_setup(self, name: str, options: SetupOptions) -> None:
+        host = self.pool.hosts.current().get(name) or get_host(name)
+        try:
+            result = setup_host(
+                host, options, progress=lambda p: self.post_message(SetupProgressed(name, p))
+            )
+        except TunedeckError as error:
+            hint = f" ({error.hint})" if error.hint else ""
+            self.post_message(SetupFinished(name, None, f"{error}{hint}"))
+            return
+        self.post_message(SetupFinished(name, result, None))
 
     @work(thread=True, group="hosts-probe-new", exit_on_error=False)
     def probe_new_hosts(self, names: list[str]) -> None:
@@ -120,6 +179,34 @@ class HostsScreen(DeckScreen):
         if unprobed and len(new) < len(self.targets):
             self.probe_new_hosts(unprobed)  # hosts that appeared later: probe them now
         self._show_gpus()
+
+    @on(SetupProgressed)
+    def _setup_progressed(self, message: SetupProgressed) -> None:
+        progress = message.progress
+        self.query_one("#setup-line", Static).update(plain(f"{message.host}: {progress.line()}"))
+        bar = self.query_one("#setup-bar", ProgressBar)
+        if progress.total_bytes:
+            bar.update(total=progress.total_bytes, progress=progress.done_bytes)
+        else:
+            bar.update(total=None)
+
+    @on(SetupFinished)
+    def _setup_finished(self, message: SetupFinished) -> None:
+        self.setting_up = None
+        line = self.query_one("#setup-line", Static)
+        bar = self.query_one("#setup-bar", ProgressBar)
+        result = message.result
+        if result is None:
+            line.update(plain(f"{message.host}: {message.error}", style="bold"))
+            bar.update(total=1, progress=0)
+            self.notify(inert(message.error), title="Set up", severity="error", markup=False)
+            return
+        done = "set up" if result.changed else "already set up"
+        text = f"{message.host}: {done}: tunedeck {result.version} in {result.venv}"
+        line.update(plain(text))
+        bar.update(total=1, progress=1)
+        self.notify(inert(text), title="Set up", markup=False)
+        self.probe_new_hosts([message.host])  # probed again with the command just recorded
 
     @on(HostProbed)
     def _host_probed(self, message: HostProbed) -> None:
