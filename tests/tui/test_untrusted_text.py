@@ -179,3 +179,52 @@ async def _check_screens(workspace: Path, newest: Job) -> None:
         app.screen.query_one(LogView).wrap = True  # wrapped lines too
         await pilot.pause()
         assert _controls(app) == []
+
+
+def _hostile_rows_workspace(folder: Path) -> Path:
+    """A data folder of one alpaca entry whose row text holds markup and escape sequences."""
+    folder.mkdir(parents=True, exist_ok=True)
+    row = {
+        "instruction": f"[/x] ask {TITLE}{CLEAR}",
+        "input": "[red]styled\x9bc1",
+        "output": f"answer {CLIPBOARD}done",
+    }
+    (folder / "hostile.json").write_text(json.dumps([row, row]))
+    (folder / "dataset_info.json").write_text(
+        json.dumps({"hostile": {"file_name": "hostile.json"}})
+    )
+    return folder
+
+
+async def test_row_text_in_the_row_browser_and_the_preview_is_shown_not_obeyed(tmp_path):
+    app = TunedeckApp(_hostile_rows_workspace(tmp_path / "data"))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("right_square_bracket")  # the Rows tab, row 2 (a copy of row 1)
+        await settle(pilot)
+        assert "[/x] ask \\x1b]0;pwned\\x07\\x1b[2J" in screen_text(app)  # normalised row
+        assert _controls(app) == []
+        await pilot.press("r")  # the raw row
+        await settle(pilot)
+        assert "\\x9bc1" in screen_text(app) and _controls(app) == []
+        await pilot.press("2")  # the prompt rendered through a template
+        await settle(pilot)
+        shown = screen_text(app)
+        assert "answer \\x1b]52;c;SGVsbG8=\\x07done" in shown and "[red]styled" in shown
+        assert _controls(app) == []
+
+
+async def test_a_notification_naming_a_hostile_path_is_shown_as_typed(tmp_path):
+    (tmp_path / "run[").mkdir()
+    path = tmp_path / "run[" / f"x]{TITLE}.yaml"  # the path reads ".../run[/x]..."
+    path.write_text("- not a mapping\n")
+    app = TunedeckApp(tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        screen.load_base(str(path))  # as if typed into the base YAML field and submitted
+        await settle(pilot)
+        said = [str(n.message) for n in app._notifications]
+        assert any("run[/x]\\x1b]0;pwned\\x07.yaml: not a mapping" in m for m in said), said
+        assert _controls(app) == []

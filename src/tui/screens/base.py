@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, TextArea
 from textual.worker import Worker, WorkerState
 
-from tunedeck.core.text import inert_lines
+from tunedeck.core.text import inert, inert_lines
 from tunedeck.tui.screens.order import SCREENS_IN_ORDER
 from tunedeck.tui.widgets.nav_bar import NavBar
 
@@ -43,7 +43,12 @@ class DeckScreen(Screen):
         show the failures they expect in place by overriding this."""
         hint = getattr(error, "hint", None)
         text = f"{error}" + (f"\nhint: {hint}" if hint else "")
-        self.notify(inert_lines(text), severity="error", markup=False)  # names and paths: as is
+        self.notify(text, severity="error")
+
+    def notify(self, message: str, *, title: str = "", markup: bool = False, **options) -> None:
+        """A notification whose text (names, paths, errors) is shown as is: no markup by default,
+        control characters written out."""
+        super().notify(inert_lines(str(message)), title=inert(title), markup=markup, **options)
 
     def from_thread(self, callback, *args, **kwargs) -> None:
         """Run `callback` on the event loop from a thread worker; dropped once this screen or

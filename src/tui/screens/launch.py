@@ -31,6 +31,7 @@ from tunedeck.core.jobs.pool import HostList
 from tunedeck.core.jobs.store import human_bytes
 from tunedeck.core.runners.inputs import SyncOptions
 from tunedeck.core.runners.launch import PURPOSES, launch_run, rerun_command
+from tunedeck.core.text import inert, inert_lines
 from tunedeck.tui.messages import JobSubmitted
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
@@ -268,11 +269,13 @@ class LaunchScreen(DeckScreen):
         problems = _problems_text(check, Palette.of(self.app))
         self.query_one("#launch-problems", Static).update(problems)
         command = Text("\ncommand\n", style="bold")
-        command.append(self.command_line(kind, values, overrides) + "\n")
+        command.append(inert(self.command_line(kind, values, overrides)) + "\n")
         self.query_one("#launch-command", Static).update(command)
         document = _config_document(check, overrides)
         body = Text("\nYAML\n", style="bold")
-        body.append(yaml.safe_dump(document, sort_keys=False) if document else "(empty)\n")
+        body.append(
+            inert_lines(yaml.safe_dump(document, sort_keys=False)) if document else "(empty)\n"
+        )
         self.query_one("#launch-yaml", Static).update(body)
 
     def command_line(self, kind: str, values: dict, overrides: list[str]) -> str:
@@ -448,17 +451,17 @@ def _problems_text(check: Any, palette: Palette) -> Text:
     """A config check: each problem marked, in the error or warning colour, or the all-clear."""
     problems = Text()
     if isinstance(check, Exception):
-        problems.append(f"✗ {check}\n", style=palette.style("error", "bold"))
+        problems.append(f"✗ {inert(check)}\n", style=palette.style("error", "bold"))
     elif check.ok and not check.warnings:
         problems.append("✓ config is valid\n", style=palette.style("ok", "bold"))
     else:
         for problem in check.problems:
             style = palette.style("error" if problem.severity == "error" else "warning")
             mark = "✗" if problem.severity == "error" else "!"
-            problems.append(f"{mark} {problem.key or ''}: ", style=f"bold {style}")
-            problems.append(f"{problem.message}\n", style=style)
+            problems.append(f"{mark} {inert(problem.key or '')}: ", style=f"bold {style}")
+            problems.append(f"{inert(problem.message)}\n", style=style)
             if problem.hint:
-                problems.append(f"  hint: {problem.hint}\n", style="dim")
+                problems.append(f"  hint: {inert(problem.hint)}\n", style="dim")
         if check.ok:
             problems.append("✓ valid (with warnings)\n", style=palette.style("ok"))
     return problems

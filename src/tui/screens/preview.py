@@ -17,6 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from tunedeck.core.templates import IGNORE_INDEX
+from tunedeck.core.text import inert
 from tunedeck.tui.messages import (
     LengthsMeasured,
     PreviewChoicesLoaded,
@@ -240,9 +241,9 @@ class PreviewScreen(DeckScreen):
 
     def _show_error(self, error: BaseException, with_hint: bool = True) -> None:
         self._shown, self._error = None, (error, with_hint)
-        text = Text(str(error), style=Palette.of(self.app).style("error"))
+        text = Text(inert(error), style=Palette.of(self.app).style("error"))
         if with_hint and getattr(error, "hint", None):
-            text.append(f"  hint: {error.hint}", style="dim")
+            text.append(f"  hint: {inert(error.hint)}", style="dim")
         self._status(text)
 
     def _status(self, text: Text) -> None:

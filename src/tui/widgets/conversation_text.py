@@ -1,5 +1,7 @@
 """Rich text for a normalised conversation and for a rendered prompt (no widgets here).
 
+Row text is untrusted: it reaches Rich as plain Text with its control characters written out.
+
 Role colours come from the theme's palette (`tunedeck.tui.palette`, roles named after the
 message roles: system, user, assistant, function, observation).
 """
@@ -11,6 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
+from tunedeck.core.text import inert_lines
 from tunedeck.tui.palette import ROLES, Palette
 
 
@@ -32,7 +35,7 @@ def conversation_text(conversation: Any, palette: Palette) -> Text:
     for kind in ("images", "videos", "audios"):
         for path in getattr(conversation, kind, ()) or ():
             text.append(f"{kind[:-1]}: ", style="dim")
-            text.append(f"{path}\n")
+            text.append(f"{inert_lines(str(path))}\n")
     return text
 
 
@@ -42,7 +45,7 @@ def raw_text(value: Any) -> Text:
         body = json.dumps(value, ensure_ascii=False, indent=2, default=str)
     except (TypeError, ValueError):
         body = repr(value)
-    return Text(body)
+    return Text(inert_lines(body))
 
 
 def rendered_text(rendered: Any, palette: Palette) -> Text:
@@ -62,7 +65,7 @@ def segments_text(segments: Any, palette: Palette) -> Text:
             style = _role_colour(palette, segment.role)
         if segment.trainable:
             style += " bold underline"
-        text.append(segment.text, style=style.strip() or None)
+        text.append(inert_lines(segment.text), style=style.strip() or None)
     return text
 
 
@@ -75,7 +78,7 @@ def truncation_text(truncation: Any, palette: Palette, label: str = "") -> Text:
             f"turn {part.get('turn')} {part.get('part')}: {part.get('removed_tokens')} tokens: ",
             style=error,
         )
-        text.append(f"{part.get('removed_text', '')}\n", style="strike dim")
+        text.append(f"{inert_lines(str(part.get('removed_text', '')))}\n", style="strike dim")
     return text
 
 
@@ -106,4 +109,4 @@ def _role_colour(palette: Palette, role: str | None) -> str:
 def _turn(text: Text, palette: Palette, label: str, content: str) -> None:
     style = _role_colour(palette, label.split(" ")[0])
     text.append(f"{label}\n", style=f"bold {style}".strip())
-    text.append(f"{content}\n\n")
+    text.append(f"{inert_lines(str(content))}\n\n")
