@@ -173,7 +173,7 @@ class _Handler:
 
     def op_check_config(self, request: dict) -> dict:
         """Check a run's settings against this box (files, datasets, template, disk)."""
-        from tunedeck.core.runners.inputs import check_here
+        from tunedeck.core.jobs.host_check import check_here
 
         return check_here(request["purpose"], request["settings"], request.get("min_free"))
 

@@ -8,7 +8,6 @@ calibration/) and the settings sent name the paths there.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -120,41 +119,6 @@ def check_on_host(backend, host: str, purpose: str, settings: Mapping[str, Any])
     check = ConfigCheck.from_dict(answer)
     if not check.ok:
         raise RemoteCheckFailed(host, list(check.errors))
-
-
-def check_here(purpose: str, settings: Mapping[str, Any], min_free: int | None) -> dict:
-    """The agent's side of check_on_host: check_config on this box, plus free space for outputs."""
-    from tunedeck.core.config import ConfigCheck, ConfigProblem, check_config
-    from tunedeck.core.jobs.space import free_bytes, mount_of
-
-    overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
-    try:
-        check = check_config(None, overrides, purpose=purpose, check_files=True)
-    except OSError as error:  # a path this account may not read
-        problem = ConfigProblem(
-            None,
-            f"cannot read {error.filename}: {error.strerror}",
-            Location(file=str(error.filename)),
-            hint="sync the run's files (drop --no-sync) or give the host's account access",
-        )
-        return ConfigCheck(None, (problem,)).to_dict()
-    key = "output_dir" if purpose == "train" else "export_dir"
-    folder = settings.get(key)
-    if folder and min_free:
-        probe = Path(os.path.expanduser(str(folder))).absolute()
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        free = free_bytes(probe)
-        if free is not None and free < min_free:
-            problem = ConfigProblem(
-                key,
-                f"{mount_of(probe)} has {human_bytes(free)} free; a run needs "
-                f"{human_bytes(min_free)} for its outputs",
-                Location(file=str(probe), column=key),
-                hint="free space on the host or write the outputs elsewhere",
-            )
-            check = ConfigCheck(None, (*check.problems, problem), check.path)
-    return check.to_dict()
 
 
 def ask_on_terminal(question: str) -> bool:
