@@ -62,3 +62,15 @@ def test_the_host_list_is_read_again_when_hosts_toml_changes():
     assert hosts.current()["gpu1"].target == "me@gpu1"
     cli("hosts", "rm", "gpu1")
     assert hosts.current() == {}
+
+
+def test_a_host_whose_entry_changed_gets_a_new_backend():
+    add_host(Host("gpu9", "gpu9.example", command="tunedeck"))
+    with BackendPool() as pool:
+        before = pool.backend("gpu9")
+        assert pool.backend("gpu9") is before  # warm while nothing changed
+        time.sleep(0.01)  # a new mtime for hosts.toml
+        add_host(Host("gpu9", "gpu9.example", command="/home/me/venv/bin/tunedeck"))
+        after = pool.backend("gpu9")
+        assert after is not before
+        assert after.host_config.command == "/home/me/venv/bin/tunedeck"

@@ -86,12 +86,18 @@ class BackendPool:
         """The warm backend of `host` (None or "local": this box's, one per thread)."""
         if host is None or host == LOCAL_HOST:
             return self._local_backend()
+        entry = self.hosts.current().get(host)
         with self._lock:
-            if host not in self._remote:
+            backend = self._remote.get(host)
+            if backend is not None and entry is not None and backend.host_config != entry:
+                backend.close()  # hosts.toml changed it (a setup recorded its command)
+                backend = None
+            if backend is None:
                 from tunedeck.core.jobs.ssh import SshBackend
 
-                self._remote[host] = SshBackend.for_host(host)
-            return self._remote[host]
+                backend = SshBackend(entry) if entry else SshBackend.for_host(host)
+                self._remote[host] = backend
+            return backend
 
     def resting(self, host: str) -> bool:
         """True while a host that failed is left alone."""

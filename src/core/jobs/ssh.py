@@ -36,8 +36,8 @@ FOLLOW_CHUNK = 8 << 20
 FOLLOW_WAIT = 1.0
 RECONNECT_FOR = 60.0  # how long a follow keeps retrying a dropped connection
 INSTALL_HINT = (
-    "install tunedeck on the host (pip install tunedeck) and/or set its command: "
-    "tunedeck hosts add {name} {target} --command '/path/to/venv/bin/tunedeck'"
+    "set the host up: tunedeck hosts setup {name} (or pip install tunedeck there and give "
+    "its command: tunedeck hosts add {name} {target} --command '/path/to/venv/bin/tunedeck')"
 )
 
 
