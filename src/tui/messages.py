@@ -11,6 +11,8 @@ from textual.message import Message
 if TYPE_CHECKING:
     from tunedeck.core.datasets import DatasetInfo, DatasetReport, DatasetStats, RowView
     from tunedeck.core.errors import TunedeckError
+    from tunedeck.core.jobs.pull import PullPlan, PullResult
+    from tunedeck.core.jobs.transfer import Progress
     from tunedeck.tui.sidecar import EntryFailed, Sample, SampleRequest, ValidationProgress
 
 
@@ -177,3 +179,28 @@ class LengthsMeasured(Message):
     request: SampleRequest
     lengths: list[int]
     unit: str
+
+
+@dataclass
+class PullProgressed(Message):
+    """How far the Runs screen's pull of a run is; stale ones are dropped (coalesced)."""
+
+    job_id: str
+    progress: Progress | None  # None: the fetch is starting
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PullProgressed) and message.job_id == self.job_id
+
+
+@dataclass
+class PullNeedsConsent(Message):
+    """A pull would replace local files newer than the host's copy: the user is asked first."""
+
+    plan: PullPlan
+
+
+@dataclass
+class RunPulled(Message):
+    """A run's output dir was brought back (or was already up to date)."""
+
+    result: PullResult

@@ -1,19 +1,22 @@
 """The whole round trip to a GPU box over the loopback sshd, as a new user makes it: from a
 "laptop" folder holding a data folder and a YAML, set the box up, train there (what the run reads
-is sent), bring the results back byte-identical, and launch again sending no data."""
+is sent), bring the results back byte-identical, and launch again sending no data; then the same
+from the Launch and Runs screens."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from pilot_tools import EXAMPLE_DATA
+from pilot_tools import EXAMPLE_DATA, Posted, screen_text, wait_until
 from runners.conftest import tiny_model  # noqa: F401 - fixture
 from sshd_server import (  # noqa: F401 - fixtures
     box_account,
@@ -23,6 +26,12 @@ from sshd_server import (  # noqa: F401 - fixtures
     remote_home,
     sshd,
 )
+from textual.widgets import DataTable, Select
+
+from tunedeck.core.jobs import JobRegistry, submit
+from tunedeck.tui.app import TunedeckApp
+from tunedeck.tui.messages import JobSubmitted, PullProgressed, RunPulled
+from tunedeck.tui.screens.confirm import ConfirmScreen
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +111,139 @@ def test_train_on_a_box_syncs_pulls_back_byte_identical_and_resends_nothing(
     second = tunedeck("train", "run.yaml", "--host", remote_box.name, cwd=laptop)
     assert second.returncode == 0, second.stderr[-3000:]
     assert NOTHING_SENT.search(second.stderr), second.stderr[-3000:]
+
+
+async def test_the_round_trip_from_the_launch_and_runs_screens(
+    remote_box,  # noqa: F811
+    laptop,
+    monkeypatch,
+):
+    """Launch on the box from the Launch screen (the laptop's paths are sent), follow it in
+    Runs, press p: the output dir comes back byte-identical, with a notification naming where."""
+    monkeypatch.chdir(laptop)
+    posted = Posted()
+    app = TunedeckApp(laptop / "data")
+    async with app.run_test(size=(140, 45), message_hook=posted) as pilot:
+        job_id = await _launch_on_the_box(pilot, app, posted, laptop)
+        assert any(re.search(r"synced: [1-9]", said) for said in _notes(app)), _notes(app)
+        runs = await _wait_succeeded(pilot, app, job_id)
+        runs.select_job(job_id)
+        await wait_until(pilot, lambda: runs.selected == job_id, "the run selected")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: pulls(posted), "the run pulled", timeout=120)
+        dest = laptop / "screen-run"  # ./<run name>: the output dir's name
+        assert any(f"into {dest}" in said for said in _notes(app)), _notes(app)
+
+    job = JobRegistry().get(job_id)
+    assert job.pulled_to == str(dest), job
+    for name in PULLED:
+        assert sha256(dest / name) == sha256(Path(job.output_dir) / name), name
+
+
+def _notes(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def _launch_on_the_box(pilot, app, posted, laptop: Path) -> str:
+    await pilot.press("4")
+    await wait_until(pilot, lambda: app.current_mode == "launch", "launch screen")
+    screen = app.screen
+    await wait_until(pilot, lambda: screen.choices["datasets"], "dataset choices")
+    await wait_until(pilot, lambda: "box" in screen.choices["hosts"], "the box listed")
+    screen.query_one("#train-host", Select).value = "box"
+    values = {
+        "dataset": "demo_alpaca",
+        "dataset_dir": str(laptop / "data"),  # the laptop's paths: sent to the box
+        "model_name_or_path": str(laptop / "models" / "tiny"),
+        "cutoff_len": "64",
+        "max_steps": str(STEPS),
+        "logging_steps": "1",
+        "save_steps": "100",
+        "max_samples": "8",
+        "output_dir": "out/screen-run",
+    }
+    for key, value in values.items():
+        screen.query_one(f"#train-{key}").value = value
+    await wait_until(pilot, lambda: "--host box" in screen_text(app), "the command on box")
+    await pilot.press("ctrl+s")
+    await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=120)
+    return posted.last(JobSubmitted).job_id
+
+
+async def _wait_succeeded(pilot, app, job_id: str):
+    await wait_until(pilot, lambda: app.current_mode == "runs", "runs screen", timeout=60)
+    runs = app.screen
+    table = runs.query_one("#jobs-table", DataTable)
+    await wait_until(
+        pilot,
+        lambda: job_id in runs.jobs and runs.jobs[job_id].state.is_final,
+        "the run ended",
+        timeout=300,
+    )
+    assert runs.jobs[job_id].state.value == "succeeded", JobRegistry().get(job_id)
+    await wait_until(pilot, lambda: job_id in table.rows, "the run listed")
+    return runs
+
+
+async def test_p_on_the_runs_screen_pulls_and_asks_before_replacing_a_newer_local_file(
+    remote_box,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """A run on the box that wrote an output dir: p brings it to ./<run name> with a progress bar
+    and a notification; a local file edited since is replaced only after a yes."""
+    job = submit(
+        ["sh", "-c", "mkdir -p out && head -c 200000 /dev/urandom > out/adapter_model.safetensors"
+         " && echo '{\"loss\": 1.0}' > out/trainer_log.jsonl"],
+        name="screen-pull",
+        host=remote_box.name,
+        output_dir="out",
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    posted = Posted()
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 40), message_hook=posted) as pilot:
+        await pilot.press("3")
+        await wait_until(pilot, lambda: app.current_mode == "runs", "runs screen")
+        runs = await _wait_succeeded(pilot, app, job.id)
+        runs.select_job(job.id)
+        await wait_until(pilot, lambda: runs.selected == job.id, "the run selected")
+
+        await pilot.press("p")
+        await wait_until(pilot, lambda: posted.of(RunPulled), "the run pulled", timeout=60)
+        assert posted.of(PullProgressed), "no progress was shown"
+        dest = tmp_path / "screen-pull"
+        host_output = Path(JobRegistry().get(job.id).output_dir)
+        for name in PULLED:
+            assert sha256(dest / name) == sha256(host_output / name), name
+        assert pulls(posted)[0].summary().startswith("pulled 2 files")
+
+        edited = dest / "trainer_log.jsonl"
+        edited.write_text("mine\n")
+        os.utime(edited, (time.time() + 60, time.time() + 60))
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        assert "newer local file" in screen_text(app)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "answered")
+        assert edited.read_text() == "mine\n"
+
+        await pilot.press("p")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asked again")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: len(pulls(posted)) == 2, "pulled again", timeout=60)
+        assert pulls(posted)[-1].overwritten_newer == ("trainer_log.jsonl",)
+    assert sha256(edited) == sha256(host_output / "trainer_log.jsonl")
+    assert JobRegistry().get(job.id).pulled_to == str(dest)
+
+
+def pulls(posted: Posted) -> list:
+    """The pulls the screen reported, each once (a message is seen by every node it bubbles to)."""
+    results = []
+    for message in posted.of(RunPulled):
+        if all(message.result is not seen for seen in results):
+            results.append(message.result)
+    return results
 
 
 def _record(job_id: str, cwd: Path) -> dict:

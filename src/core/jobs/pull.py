@@ -89,7 +89,7 @@ class PullResult:
         if not self.fetched:
             return f"{self.dest}: already up to date ({self.unchanged} files, nothing fetched)"
         return (
-            f"pulled {self.fetched} files ({size_text(self.fetched_bytes)}) from {self.source}"
+            f"pulled {_files(self.fetched)} ({size_text(self.fetched_bytes)}) from {self.source}"
             f" into {self.dest}; {self.unchanged} already there"
         )
 
@@ -322,6 +322,10 @@ class RemoteSource:
             return subprocess.run(ssh_argv(self.host, script), capture_output=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise HostError(f"cannot reach {self.host.name}: {error}") from error
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
 
 
 def _counted(files: list[SourceFile], on_progress: OnProgress) -> OnProgress:

@@ -13,7 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from tunedeck.core.jobs.backend import DEFAULT_GRACE
@@ -21,7 +21,16 @@ from tunedeck.core.jobs.logs import RemoteLogFile
 from tunedeck.core.jobs.metrics import metrics_stamp
 from tunedeck.core.jobs.model import LOCAL_HOST
 from tunedeck.core.jobs.pool import REST_SECONDS, BackendPool
-from tunedeck.tui.messages import JobCancelled, JobsListed, JobSubmitted, MetricsLoaded, SelectJob
+from tunedeck.tui.messages import (
+    JobCancelled,
+    JobsListed,
+    JobSubmitted,
+    MetricsLoaded,
+    PullNeedsConsent,
+    PullProgressed,
+    RunPulled,
+    SelectJob,
+)
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.screens.confirm import ConfirmScreen
@@ -54,11 +63,14 @@ class RunsScreen(DeckScreen):
     DEFAULT_CSS = """
     #runs-filter { display: none; }
     #runs-filter.-visible { display: block; }
+    #pull-progress { display: none; height: 1; }
+    #pull-progress.-pulling { display: block; }
     """
     BINDINGS = [
         Binding("x", "cancel_job", "Cancel", id="runs.cancel"),
         Binding("R", "resume_job", "Resume", id="runs.resume"),
         Binding("o", "output_dir", "Output dir", id="runs.output"),
+        Binding("p", "pull_run", "Pull", id="runs.pull"),
         Binding("y", "copy_command", "Copy cmd", id="runs.copy"),
         Binding("l", "focus_log", "Log", id="runs.log"),
         Binding("a", "toggle_all", "All runs", id="runs.all"),
@@ -89,6 +101,7 @@ class RunsScreen(DeckScreen):
             yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
             yield Static("", id="job-detail", classes="status-line")
             yield Static("", id="runs-count", classes="status-line")
+            yield ProgressBar(id="pull-progress", show_eta=True)
         with Horizontal(id="runs-bottom"):
             yield LogView(id="job-log")
             yield LossChart(id="job-chart")
@@ -149,6 +162,11 @@ class RunsScreen(DeckScreen):
         """The one place a failed worker of this screen is reported."""
         if event.state == WorkerState.ERROR:
             self._say(str(event.worker.error), title="Runs", severity="error")
+        if event.worker.group == "runs-pull" and event.state in (
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            self.query_one("#pull-progress", ProgressBar).remove_class("-pulling")
 
     def _show_jobs(self, jobs: list[Any]) -> None:
         self.jobs = {job.id: job for job in jobs}
@@ -392,6 +410,70 @@ class RunsScreen(DeckScreen):
             return
         self.app.copy_to_clipboard(job.output_dir)
         self._say(job.output_dir, title="Output dir (copied)")
+
+    def action_pull_run(self) -> None:
+        """Bring the selected run's output dir here (./<run name>), as `tunedeck runs pull`."""
+        job = self._current()
+        if job is None:
+            return
+        if not job.output_dir:
+            self._say("this run has no output dir to pull", severity="warning")
+            return
+        self._say(f"pulling {job.name} ({job.id}) from {job.host}", title="Pull")
+        self.pull_run(job)
+
+    @work(thread=True, exclusive=True, group="runs-pull", exit_on_error=False)
+    def pull_run(self, job: Any, plan: Any = None) -> None:
+        """Plan the pull, ask about newer local files through the screen, then fetch."""
+        from tunedeck.core.jobs.pull import plan_pull, pull
+
+        if plan is None:
+            plan = plan_pull(job)
+            if plan.conflicts:
+                self.post_message(PullNeedsConsent(plan))
+                return
+        self.post_message(PullProgressed(job.id, None))
+        result = pull(
+            plan,
+            overwrite_newer=bool(plan.conflicts),
+            on_progress=lambda progress: self.post_message(PullProgressed(job.id, progress)),
+        )
+        self.post_message(RunPulled(result))
+
+    @on(PullNeedsConsent)
+    def _pull_needs_consent(self, message: PullNeedsConsent) -> None:
+        plan = message.plan
+        names = ", ".join(c.path for c in plan.conflicts[:5])
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.pull_run(plan.job, plan)
+            else:
+                self._say("nothing pulled: the newer local files were kept", title="Pull")
+
+        self.app.push_screen(
+            ConfirmScreen(
+                inert(f"Replace {len(plan.conflicts)} newer local file(s) in {plan.dest}?"),
+                inert(f"They differ from the host's copy: {names}"),
+                yes="Replace",
+            ),
+            answered,
+        )
+
+    @on(PullProgressed)
+    def _pull_progressed(self, message: PullProgressed) -> None:
+        bar = self.query_one("#pull-progress", ProgressBar)
+        bar.add_class("-pulling")
+        if message.progress is not None:
+            bar.update(
+                total=max(message.progress.bytes_total, 1), progress=message.progress.bytes_done
+            )
+
+    @on(RunPulled)
+    def _run_pulled(self, message: RunPulled) -> None:
+        self.query_one("#pull-progress", ProgressBar).remove_class("-pulling")
+        self._say(message.result.summary(), title="Pulled")
+        self.refresh_jobs()
 
     def action_copy_command(self) -> None:
         job = self._current()
