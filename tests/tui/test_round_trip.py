@@ -26,6 +26,7 @@ from sshd_server import (  # noqa: F401 - fixtures
     remote_home,
     sshd,
 )
+from textual.notifications import Notify
 from textual.widgets import DataTable, Select
 
 from tunedeck.core.jobs import JobRegistry, submit
@@ -119,29 +120,49 @@ async def test_the_round_trip_from_the_launch_and_runs_screens(
     monkeypatch,
 ):
     """Launch on the box from the Launch screen (the laptop's paths are sent), follow it in
-    Runs, press p: the output dir comes back byte-identical, with a notification naming where."""
+    Runs, press p: the output dir comes back byte-identical, with a notification naming where;
+    the same form launched again sends no data."""
     monkeypatch.chdir(laptop)
     posted = Posted()
     app = TunedeckApp(laptop / "data")
     async with app.run_test(size=(140, 45), message_hook=posted) as pilot:
         job_id = await _launch_on_the_box(pilot, app, posted, laptop)
-        assert any(re.search(r"synced: [1-9]", said) for said in _notes(app)), _notes(app)
+        assert any(re.search(r"synced: [1-9]", said) for said in _notes(posted)), _notes(posted)
         runs = await _wait_succeeded(pilot, app, job_id)
         runs.select_job(job_id)
         await wait_until(pilot, lambda: runs.selected == job_id, "the run selected")
         await pilot.press("p")
         await wait_until(pilot, lambda: pulls(posted), "the run pulled", timeout=120)
         dest = laptop / "screen-run"  # ./<run name>: the output dir's name
-        assert any(f"into {dest}" in said for said in _notes(app)), _notes(app)
+        assert any(f"into {dest}" in said for said in _notes(posted)), _notes(posted)
 
+        await pilot.press("4")  # the same form, launched again into a new output dir
+        await wait_until(pilot, lambda: app.current_mode == "launch", "launch screen again")
+        app.screen.query_one("#train-output_dir").value = "out/screen-run-2"
+        await wait_until(pilot, lambda: _checked(app.screen, "out/screen-run-2"), "checked")
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: len(_submitted(posted)) == 2, "launched again", 120)
+        assert any(NOTHING_SENT.search(said) for said in _notes(posted)), _notes(posted)
     job = JobRegistry().get(job_id)
     assert job.pulled_to == str(dest), job
     for name in PULLED:
         assert sha256(dest / name) == sha256(Path(job.output_dir) / name), name
 
 
-def _notes(app) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+def _checked(launch, output_dir: str) -> bool:
+    """The Launch screen has checked the form as it is now."""
+    check = launch.check
+    config = getattr(check, "config", None)
+    return config is not None and config.output_dir == output_dir and check.ok
+
+
+def _submitted(posted: Posted) -> list[str]:
+    return list(dict.fromkeys(m.job_id for m in posted.of(JobSubmitted)))
+
+
+def _notes(posted: Posted) -> list[str]:
+    """Every notification the app showed (a shown one expires after a few seconds)."""
+    return list(dict.fromkeys(str(m.notification.message) for m in posted.of(Notify)))
 
 
 async def _launch_on_the_box(pilot, app, posted, laptop: Path) -> str:
