@@ -72,6 +72,7 @@ async def test_ten_thousand_runs_list_the_newest_and_an_idle_refresh_sends_no_ce
         screen = app.screen
         table = screen.query_one("#jobs-table", DataTable)
         assert table.row_count == RECENT_RUNS
+        await settle_until(pilot, lambda: "sweep-09999" in screen_text(app), "the rows drawn")
         shown = screen_text(app)
         assert "sweep-09999" in shown and "sweep-09998" in shown  # the newest first
         assert f"{RECENT_RUNS} of 10,000 runs" in shown
