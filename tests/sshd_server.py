@@ -14,6 +14,7 @@ Conftests that need them import the fixtures:
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import pwd
 import shutil
@@ -31,6 +32,7 @@ import pytest
 from tunedeck.core.jobs.hosts import Host, add_host
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+REPO = Path(__file__).resolve().parent.parent
 HOST_NAME = "loop"
 BOX_NAME = "box"
 BOX_USER = "tunedeck-box"
@@ -153,26 +155,30 @@ def remote_box(sshd, box_account, tmp_path_factory) -> Host:
 
 
 def _box_python(box_account: pwd.struct_passwd) -> str:
-    """A venv python the box account can run, with this repo's tunedeck importable.
+    """A venv python of the box account's own, running a copy of this checkout's tunedeck.
 
-    This venv's own python when the box can run it; else (its interpreter lives under a
-    root-only home, as pyenv's does) a venv in the box's home made from the system python of
-    the same version, reading this venv's site-packages (editable tunedeck included).
+    The box never reads this checkout (it may sit under a root-only home, and a box is apart):
+    a venv in the box's home, made from the system python of this version, holds a fresh copy
+    of src/ and themes/ and reads only third-party packages from this venv's site-packages.
+    One venv per checkout, so two checkouts' test runs never share one.
     """
-    python = Path(sys.prefix) / "bin" / "python"
-    if _box_can_run(python):
-        return str(python)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    venv = Path(box_account.pw_dir) / f"venv-{version}"
-    boxed = venv / "bin" / "python"
-    if not boxed.exists():
+    checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    venv = Path(box_account.pw_dir) / f"venv-{version}-{checkout}"
+    site_dir = venv / "lib" / f"python{version}" / "site-packages"
+    if not (venv / "bin" / "python").exists():
         system = shutil.which(f"python{version}", path="/usr/local/bin:/usr/bin")
         if system is None:
-            pytest.fail(f"{BOX_USER} cannot run {python} and there is no system python{version}")
+            pytest.fail(f"no system python{version} for the {BOX_USER} account")
         subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True)
-        site_dir = venv / "lib" / f"python{version}" / "site-packages"
-        ours = sysconfig.get_paths()["purelib"]
-        (site_dir / "tunedeck-tests.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    package = site_dir / "tunedeck"
+    shutil.rmtree(package, ignore_errors=True)
+    for name, source in (("core", "src/core"), ("tui", "src/tui"), ("themes", "themes")):
+        shutil.copytree(REPO / source, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+    ours = sysconfig.get_paths()["purelib"]  # third-party only: its .pth files are not run
+    (site_dir / "tunedeck-tests.pth").write_text(f"import sys; sys.path.append({ours!r})\n")
+    subprocess.run(["chown", "-R", f"{BOX_USER}:", str(venv)], check=True)
+    boxed = venv / "bin" / "python"
     if not _box_can_run(boxed, report=True):
         pytest.fail(f"{BOX_USER} cannot import tunedeck with {boxed}")
     return str(boxed)
