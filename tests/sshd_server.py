@@ -17,6 +17,7 @@ import getpass
 import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -223,7 +224,7 @@ def fresh_account() -> pwd.struct_passwd:
     after it: a box nobody prepared (no tunedeck, no venv)."""
     if os.geteuid() != 0:
         pytest.fail("making a fresh test account needs root (useradd)")
-    user = f"td-fresh-{os.getpid()}"
+    user = f"td-fresh-{os.getpid()}-{secrets.token_hex(3)}"  # each conftest makes its own
     subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
     subprocess.run(["usermod", "-p", "*", user], check=True)  # unlocked, no password
     yield pwd.getpwnam(user)

@@ -87,7 +87,8 @@ async def wait_until(pilot, predicate: Callable[[], bool], what: str, timeout: f
     waited = 0.0
     while not predicate():
         if waited > timeout:
-            raise AssertionError(f"the app never reached: {what}")
+            said = [str(n.message) for n in pilot.app._notifications][-5:]
+            raise AssertionError(f"the app never reached: {what} (its last notices: {said})")
         await pilot.pause(0.05)
         waited += 0.05
 

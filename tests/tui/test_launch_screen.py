@@ -89,7 +89,7 @@ async def test_a_run_launched_on_a_box_apart_uses_its_python_and_succeeds(
         await wait_until(pilot, lambda: _valid(app), "a valid config")
         await wait_until(pilot, lambda: "--host box" in screen_text(app), "the command on box")
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=60)
+        await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=180)
         job_id = posted.last(JobSubmitted).job_id
 
         job = JobRegistry().get(job_id)
@@ -206,7 +206,7 @@ async def test_a_run_from_a_base_yaml_records_the_yaml_and_the_form_as_its_comma
             "a valid config on the YAML",
         )
         await pilot.press("ctrl+s")
-        await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=60)
+        await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=180)
         job = JobRegistry().get(posted.last(JobSubmitted).job_id)
 
     argv = shlex.split(job.command_line)
