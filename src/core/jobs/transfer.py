@@ -65,7 +65,7 @@ class TransferResult:
 
 OnProgress = Callable[[Progress], None]
 
-_rsync_cache: dict[tuple[str, str], bool] = {}
+_rsync_cache: dict[str, bool] = {}
 
 
 def remote_path(host: Host, path: str) -> str:
@@ -79,7 +79,7 @@ def has_rsync(host: Host) -> bool:
     """Both ends have rsync (asked once per host and process)."""
     if shutil.which("rsync") is None:
         return False
-    key = (host.name, host.target)
+    key = repr(host)  # the whole entry: the same name may reach another box (env, ssh options)
     if key not in _rsync_cache:
         done = _ssh_run(host, "command -v rsync >/dev/null 2>&1", timeout=30)
         _rsync_cache[key] = done.returncode == 0

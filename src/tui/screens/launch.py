@@ -362,7 +362,7 @@ class LaunchScreen(DeckScreen):
         kind, values, overrides = self.checked_form
         self.submit_run(kind, values, overrides, check.config)
 
-    @work(thread=True, exclusive=True, group="launch-submit")
+    @work(thread=True, exclusive=True, group="launch-submit", exit_on_error=False)
     def submit_run(self, kind: str, values: dict, overrides: list[str], config: Any) -> None:
         """Start the run the way `tunedeck train|quantize` does (the form's base YAML and
         overrides are its command line; without a base YAML, its snapshot)."""
