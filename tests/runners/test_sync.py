@@ -140,7 +140,9 @@ def test_train_on_a_box_syncs_runs_there_then_sends_nothing_again_and_a_change_a
     assert size == f"{(laptop / 'data' / 'sky.json').stat().st_size} B"
 
 
-def test_master_killed_mid_sync_then_the_launch_again_completes_with_equal_data(remote_box, laptop):
+def test_master_killed_mid_sync_then_the_launch_again_completes_with_equal_data(
+    remote_box, laptop, monkeypatch
+):
     big = laptop / "data" / "big.jsonl"
     row = json.dumps({"instruction": "x" * 1000, "input": "", "output": "y"}) + "\n"
     with open(big, "w") as handle:
@@ -148,7 +150,7 @@ def test_master_killed_mid_sync_then_the_launch_again_completes_with_equal_data(
     info = json.loads((laptop / "data" / "dataset_info.json").read_text())
     info["big"] = {"file_name": "big.jsonl"}
     (laptop / "data" / "dataset_info.json").write_text(json.dumps(info))
-    os.chdir(laptop)
+    monkeypatch.chdir(laptop)  # undone after the test: later tests keep their own cwd
     config = load_config("run.yaml", ["dataset=big", "output_dir=out/big"], check_files=False)
     killed = []
 
