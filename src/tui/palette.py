@@ -24,9 +24,10 @@ ROLES: dict[str, tuple[str, ...]] = {
     "info": ("info", "primary"),
     "remote": ("remote", "primary"),
     "marker": ("marker", "warning"),
-    "queued": ("state-queued", "secondary"),
     # job states
+    "queued": ("state-queued", "secondary"),
     "running": ("state-running", "primary"),
+    "stale": ("state-stale", "warning"),
     "succeeded": ("state-succeeded", "success"),
     "failed": ("state-failed", "error"),
     "cancelled": ("state-cancelled", "warning"),

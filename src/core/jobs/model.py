@@ -10,10 +10,12 @@ from typing import Any
 
 
 class JobState(str, Enum):
-    """Where a job is in its life; the last four are final."""
+    """Where a job is in its life; the last four are final. `stale`: a watched run whose log
+    stopped growing and whose process is unknown (it may come back)."""
 
     QUEUED = "queued"
     RUNNING = "running"
+    STALE = "stale"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -29,6 +31,8 @@ LOCAL_FIELDS = ("pulled_to",)
 
 FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
 KINDS = ("train", "quantize", "command")
+# Who wrote a run: tunedeck started it, or it is watched by its output dir.
+ORIGINS = ("tunedeck", "llamafactory", "trainer")
 LOCAL_HOST = "local"
 
 MASK = "***"
@@ -80,6 +84,16 @@ class Job:
     metrics_path: str | None = None
     # Where `tunedeck runs pull` last brought its output dir on this box (kept by mirrors).
     pulled_to: str | None = None
+    # "tunedeck" for a job it started; "llamafactory" / "trainer" for a run watched by its dir.
+    origin: str = "tunedeck"
+    # A scheduler's own id and words for the job (Slurm: "1234" or "1234_3", "PENDING",
+    # "Resources"); None on hosts without a scheduler.
+    scheduler_id: str | None = None
+    scheduler_state: str | None = None
+    reason: str | None = None
+    # Jobs started together (a sweep) share a group id; `group_index` is this one's place in it.
+    group: str | None = None
+    group_index: int | None = None
 
     @property
     def is_local(self) -> bool:
