@@ -16,6 +16,21 @@ DEFAULT_GRACE = 60.0
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What a scheduler is asked for (Slurm); other backends run on what the host has."""
+
+    nodes: int = 1
+    gpus_per_node: int | None = None
+    time: str | None = None  # Slurm's forms: "30", "2:00:00", "1-00:00:00"
+    mem: str | None = None  # per node, e.g. "64G"
+    cpus_per_task: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    requeue: bool = False  # resubmit after a time limit or preemption, resuming from a checkpoint
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """What to run: the part of a Job the submitter chooses."""
 
@@ -28,6 +43,7 @@ class JobSpec:
     config: str | None = None
     id: str | None = None  # chosen by the caller when a remote side must reuse it
     command_line: str | None = None  # what a user types to run it again
+    resources: Resources | None = None  # for a scheduler; None: the host's defaults
 
 
 @dataclass(frozen=True)

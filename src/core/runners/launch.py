@@ -19,6 +19,7 @@ import yaml
 
 from tunedeck.core.config import RunConfig
 from tunedeck.core.jobs import LOCAL_HOST, Backend, Job, JobRegistry, JobSpec, get_backend
+from tunedeck.core.jobs.backend import Resources
 from tunedeck.core.locations import ensure, state_dir
 from tunedeck.core.runners.inputs import SyncOptions, check_on_host, send_inputs
 
@@ -38,6 +39,7 @@ def launch_run(
     cwd: str | None = None,
     backend: Backend | None = None,
     sync: SyncOptions | None = None,
+    resources: Resources | None = None,
 ) -> Job:
     """Submit the runner of `kind` for a checked `config` on `host` (None: this box).
 
@@ -47,6 +49,41 @@ def launch_run(
     and names the paths there; the host's tunedeck then checks the settings, and an error there
     (RemoteCheckFailed, located on the host) creates no job.
     """
+    own_backend = backend is None
+    backend = backend or get_backend(host or LOCAL_HOST)
+    try:
+        spec = prepare_run(
+            kind,
+            config,
+            host=host,
+            config_path=config_path,
+            overrides=overrides,
+            name=name,
+            cwd=cwd,
+            backend=backend,
+            sync=sync,
+            resources=resources,
+        )
+        return backend.submit(spec)
+    finally:
+        if own_backend:
+            backend.close()
+
+
+def prepare_run(
+    kind: str,
+    config: RunConfig,
+    *,
+    backend: Backend,
+    host: str | None = None,
+    config_path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+    cwd: str | None = None,
+    sync: SyncOptions | None = None,
+    resources: Resources | None = None,
+) -> JobSpec:
+    """The JobSpec launch_run submits (snapshot written, inputs sent): nothing is started."""
     if kind not in RUNNERS:
         raise ValueError(f"kind must be one of {tuple(RUNNERS)}")
     host = host or LOCAL_HOST
@@ -54,31 +91,25 @@ def launch_run(
     job_id = _new_job_id()
     text = config_yaml(config)
     snapshot = write_snapshot(text, job_id, name)
-    own_backend = backend is None
-    backend = backend or get_backend(host)
-    try:
-        local = host == LOCAL_HOST
-        python = sys.executable if local else host_python(backend)
-        if local:
-            argv = [python, "-m", RUNNERS[kind], str(snapshot)]
-        else:  # the snapshot is a file here: the host gets every setting as key=value
-            argv = remote_runner_argv(
-                python, RUNNERS[kind], remote_settings(kind, config, host, backend, sync)
-            )
-        spec = JobSpec(
-            argv=tuple(argv),
-            name=name,
-            kind=kind,
-            cwd=(cwd or os.getcwd()) if local else cwd,
-            output_dir=output_dir_of(kind, config),
-            config=text,
-            id=job_id,
-            command_line=_command_line(kind, config_path, overrides, snapshot, host),
+    local = host == LOCAL_HOST
+    python = sys.executable if local else host_python(backend)
+    if local:
+        argv = [python, "-m", RUNNERS[kind], str(snapshot)]
+    else:  # the snapshot is a file here: the host gets every setting as key=value
+        argv = remote_runner_argv(
+            python, RUNNERS[kind], remote_settings(kind, config, host, backend, sync)
         )
-        return backend.submit(spec)
-    finally:
-        if own_backend:
-            backend.close()
+    return JobSpec(
+        argv=tuple(argv),
+        name=name,
+        kind=kind,
+        cwd=(cwd or os.getcwd()) if local else cwd,
+        output_dir=output_dir_of(kind, config),
+        config=text,
+        id=job_id,
+        command_line=_command_line(kind, config_path, overrides, snapshot, host),
+        resources=resources,
+    )
 
 
 def remote_settings(
