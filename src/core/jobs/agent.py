@@ -96,19 +96,7 @@ class _Handler:
 
     def op_submit(self, request: dict) -> dict:
         spec = request["spec"]
-        job = self.backend.submit(
-            JobSpec(
-                argv=tuple(spec["argv"]),
-                name=spec["name"],
-                kind=spec.get("kind", "command"),
-                cwd=spec.get("cwd"),
-                env=dict(spec.get("env") or {}),
-                output_dir=spec.get("output_dir"),
-                config=spec.get("config"),
-                id=spec.get("id"),
-                command_line=spec.get("command_line"),
-            )
-        )
+        job = self.backend.submit(JobSpec.from_dict(spec))
         return job.to_dict()
 
     def op_status(self, request: dict) -> dict:

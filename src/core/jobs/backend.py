@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Protocol
 
 from tunedeck.core.jobs.gpus import Gpu
@@ -44,6 +44,24 @@ class JobSpec:
     id: str | None = None  # chosen by the caller when a remote side must reuse it
     command_line: str | None = None  # what a user types to run it again
     resources: Resources | None = None  # for a scheduler; None: the host's defaults
+    group: str | None = None  # jobs started together (a sweep) share it
+    group_index: int | None = None
+
+    def to_dict(self) -> dict:
+        """Every field as JSON values: for the agent protocol."""
+        doc = asdict(self)
+        doc["argv"] = list(self.argv)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> JobSpec:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in doc.items() if k in known}
+        values["argv"] = tuple(values.get("argv") or ())
+        values["env"] = dict(values.get("env") or {})
+        if values.get("resources") is not None:
+            values["resources"] = Resources(**values["resources"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class LocalBackend:
             output_dir=output_dir,
             log_path=str(log_dir / f"{job_id}.log"),
             command_line=spec.command_line,
+            group=spec.group,
+            group_index=spec.group_index,
         )
         try:
             Path(job.log_path).touch(mode=0o600)

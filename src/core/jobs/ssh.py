@@ -156,17 +156,7 @@ class SshBackend:
 
     def submit(self, spec: JobSpec) -> Job:
         job_id = spec.id or self.registry.new_id()
-        doc = {
-            "id": job_id,
-            "argv": list(spec.argv),
-            "name": spec.name,
-            "kind": spec.kind,
-            "cwd": spec.cwd,
-            "env": dict(spec.env),
-            "output_dir": spec.output_dir,
-            "config": spec.config,
-            "command_line": spec.command_line,
-        }
+        doc = {**spec.to_dict(), "id": job_id}
         return self._mirror(self.request("submit", spec=doc))
 
     def status(self, ids: list[str]) -> list[Job]:
