@@ -27,6 +27,8 @@ class MetricPoint:
     lr: float | None = None
     epoch: float | None = None
     throughput: float | None = None
+    tokens: int | None = None  # tokens seen so far (num_input_tokens_seen), when logged
+    elapsed: float | None = None  # seconds since the run began, when logged
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,6 +162,8 @@ def parse_trainer_log(text: str) -> list[MetricPoint]:
                 lr=_number(entry.get("lr", entry.get("learning_rate"))),
                 epoch=_number(entry.get("epoch")),
                 throughput=_number(entry.get("throughput")),
+                tokens=_count(entry.get("total_tokens", entry.get("num_input_tokens_seen"))),
+                elapsed=_seconds(entry.get("elapsed_time")),
             )
         )
     return points
@@ -190,6 +194,7 @@ def parse_trainer_stdout(text: str) -> list[MetricPoint]:
                     lr=_number(entry.get("learning_rate")),
                     epoch=_number(entry.get("epoch")),
                     throughput=_number(entry.get("train_tokens_per_second")),
+                    tokens=_count(entry.get("num_input_tokens_seen", entry.get("num_tokens"))),
                 )
             )
         elif "eval_loss" in entry:
@@ -202,6 +207,7 @@ def parse_trainer_stdout(text: str) -> list[MetricPoint]:
                     lr=last.lr,
                     epoch=_number(entry.get("epoch")) or last.epoch,
                     throughput=last.throughput,
+                    tokens=last.tokens,
                 )
             )
     return points
@@ -214,6 +220,27 @@ def _number(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _count(value) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _seconds(value) -> float | None:
+    """LLaMA-Factory's elapsed_time ("H:MM:SS", or "1 day, H:MM:SS") in seconds."""
+    if not isinstance(value, str):
+        return _number(value)
+    days, _, clock = value.rpartition(",")
+    try:
+        parts = [float(part) for part in clock.strip().split(":")]
+        whole_days = int(days.split()[0]) if days.strip() else 0
+    except (ValueError, IndexError):
+        return None
+    seconds = 0.0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return whole_days * 86400 + seconds
 
 
 def _json(line: str) -> dict | None:
