@@ -94,6 +94,7 @@ class Job:
     # Jobs started together (a sweep) share a group id; `group_index` is this one's place in it.
     group: str | None = None
     group_index: int | None = None
+    script_path: str | None = None  # the batch script a scheduler ran (Slurm: kept with the run)
 
     @property
     def is_local(self) -> bool:
