@@ -239,3 +239,42 @@ def _check_writable(key: str, value: str | None, at, problems: list[ConfigProble
         problems.append(ConfigProblem(key, f"{probe} is a file, not a folder", at(key)))
     elif not os.access(probe, os.W_OK | os.X_OK):
         problems.append(ConfigProblem(key, f"{probe} is not writable", at(key)))
+
+
+def template_problem(
+    config: RunConfig, path: str | Path | None = None, tokenizer: str | Path | None = None
+) -> ConfigProblem | None:
+    """A warning (key `template`) when the config's template renders a probe conversation
+    otherwise than the tokenizer's own chat_template; None when they agree or there is no
+    local tokenizer with a chat_template (the model folder, unless `tokenizer` is given).
+    Loads the tokenizer (transformers), so it is not part of `check_config`."""
+    from tunedeck.core.templates.probe import has_chat_template, probe_template_dir
+
+    folder = Path(tokenizer or config.model_name_or_path or "").expanduser()
+    if not str(folder) or not folder.is_dir() or not has_chat_template(folder):
+        return None
+    try:
+        probe = probe_template_dir(folder, config.template)
+    except TunedeckError as exc:
+        message = f"the template was not checked against {folder}: {exc.message}"
+        return _template_warning(message, path, None)
+    if probe.matches is not False:
+        return None
+    return _template_warning(probe.summary(), path, probe.advice())
+
+
+def with_template_check(check, tokenizer: str | Path | None = None):
+    """`check` (a ConfigCheck) plus the template warning, when there is one."""
+    from dataclasses import replace
+
+    if check.config is None:
+        return check
+    problem = template_problem(check.config, check.path, tokenizer)
+    if problem is None:
+        return check
+    return replace(check, problems=(*check.problems, problem))
+
+
+def _template_warning(message: str, path, hint: str | None) -> ConfigProblem:
+    location = Location(file=str(path) if path else None, column="template")
+    return ConfigProblem("template", message, location, hint=hint, severity=Severity.WARNING)

@@ -29,8 +29,12 @@ def check_command(
         int, typer.Option("--max-problems", min=0, help="Problems listed (0: all of them).")
     ] = SHOWN_PROBLEMS,
 ) -> None:
-    """Print the resolved config, or every error with its key and line (exit 1)."""
+    """Print the resolved config, or every error with its key and line (exit 1); warn when the
+    template renders otherwise than the model's own chat_template."""
+    from tunedeck.core.config.checks import with_template_check
+
     check = _checked(config, overrides or [], "export" if export else "train", as_json)
+    check = with_template_check(check)
     limit = max_problems or None
     if as_json:
         from tunedeck.tui.console import print_json

@@ -76,13 +76,54 @@ def preview_command(
         mask_history=mask_history,
     )
     template_name = template or "hf"
+    warnings = _template_warnings(tokenizer, template_name)
     if as_json:
         from tunedeck.tui.console import print_json
 
         doc = rendered.to_json()
-        print_json({"dataset": name, "index": index, "template": template_name, **doc})
+        print_json(
+            {
+                "dataset": name,
+                "index": index,
+                "template": template_name,
+                **doc,
+                "warnings": warnings,
+            }
+        )
         return
+    _print_warnings(warnings)
     _print_rendered(rendered, name, index, template_name, cutoff_len)
+
+
+def _template_warnings(tokenizer: Path | None, template: str) -> list[dict]:
+    """The template check against the tokenizer's chat_template, as warning documents."""
+    from tunedeck.core.templates.probe import has_chat_template, probe_template_dir
+
+    if tokenizer is None or not has_chat_template(tokenizer):
+        return []
+    probe = probe_template_dir(tokenizer, template)
+    if probe.matches is not False:
+        return []
+    return [
+        {
+            "key": "template",
+            "message": probe.summary(),
+            "hint": probe.advice() or None,
+            "suggestion": probe.suggestion,
+            "difference": probe.difference.to_dict() if probe.difference else None,
+        }
+    ]
+
+
+def _print_warnings(warnings: list[dict]) -> None:
+    from tunedeck.tui.console import err
+
+    for warning in warnings:
+        err.print("[yellow]warning:[/] ", end="", markup=True)
+        err.print(warning["message"], markup=False, soft_wrap=True)
+        if warning["hint"]:
+            err.print("[dim]hint:[/] ", end="", markup=True)
+            err.print(warning["hint"], markup=False, soft_wrap=True)
 
 
 def lengths_command(
