@@ -12,6 +12,7 @@ import typer
 
 from tunedeck.core import __version__
 from tunedeck.core.errors import TunedeckError
+from tunedeck.tui.commands import compare as compare_runs
 from tunedeck.tui.commands import config, data, demo, doctor, hosts, jobs, preview, train, tui
 from tunedeck.tui.console import print_error
 
@@ -49,6 +50,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(hosts.app, name="hosts")
 train.register(app)
 jobs.register(app)
+compare_runs.register(jobs.runs_app)
 doctor.register(app)
 tui.register(app)
 
