@@ -13,6 +13,10 @@ and answers JSON lines on stdout. Tokenizers stay loaded between requests. The a
                                        ->  {"ok": true, "lengths": [tokens per row]}
                                            (characters per row without a tokenizer)
   {"op": "stats", "data_dir", "dataset"}  ->  {"ok": true, "stats": DatasetStats.to_dict()}
+  {"op": "template_probe", "tokenizer", "template"}  ->  {"ok": true, "probe": TemplateProbe}
+  {"op": "launch_data", "config": RunConfig.to_dict()}  ->  streamed: {"progress": [stage,
+                                           name, done, total]}, then {"ok": true,
+                                           "check": LaunchDataCheck.to_dict()}
   {"op": "validate", "data_dir"}       ->  streamed: {"progress": [name, done, total]},
                                            {"report": DatasetReport.to_dict()} and
                                            {"failed": [name, error]} lines, then
@@ -33,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 from tunedeck.core.errors import TunedeckError
 
 if TYPE_CHECKING:
+    from tunedeck.core.config.launch_check import LaunchDataCheck
     from tunedeck.core.datasets import DatasetReport, DatasetStats
     from tunedeck.core.templates import Rendered, Segment
+    from tunedeck.core.templates.probe import TemplateProbe
 
 SIDECAR_ARGV = [sys.executable, "-m", "tunedeck.tui.sidecar"]
 PROGRESS_SECONDS = 0.2
@@ -129,6 +135,24 @@ class SidecarClient:
         """Token lengths (before cutoff_len) of the first `limit` usable rows."""
         return self._request(op="lengths", limit=limit, **asdict(request))["lengths"]
 
+    def template_probe(self, tokenizer: str, template: str | None) -> TemplateProbe:
+        """The template check (core templates.probe) of `template` on a tokenizer folder."""
+        from tunedeck.core.templates.probe import TemplateProbe
+
+        answer = self._request(op="template_probe", tokenizer=tokenizer, template=template)
+        return TemplateProbe.from_dict(answer["probe"])
+
+    def launch_data(self, config: dict) -> Iterator[tuple | LaunchDataCheck]:
+        """The datasets' check on launch (core config.launch_check) of a RunConfig.to_dict():
+        (stage, dataset, done, total) progress tuples, then the LaunchDataCheck."""
+        from tunedeck.core.config.launch_check import LaunchDataCheck
+
+        for message in self._stream(op="launch_data", config=config, keep_last=True):
+            if "progress" in message:
+                yield tuple(message["progress"])
+            elif "check" in message:
+                yield LaunchDataCheck.from_dict(message["check"])
+
     def close(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
@@ -153,8 +177,9 @@ class SidecarClient:
                 self._process = None
             raise SidecarError("the sidecar process stopped")
 
-    def _stream(self, **request: Any) -> Iterator[dict]:
-        """Send a request whose answer is many lines; yields each until the last."""
+    def _stream(self, keep_last: bool = False, **request: Any) -> Iterator[dict]:
+        """Send a request whose answer is many lines; yields each until the last (that one
+        too with `keep_last`)."""
         with self._lock:
             process = self._ensure()
             try:
@@ -171,6 +196,8 @@ class SidecarClient:
                 message = json.loads(line)
                 if "ok" in message:
                     _checked(message)
+                    if keep_last:
+                        yield message
                     return
                 yield message
 
@@ -234,6 +261,10 @@ def main() -> None:
             if request.get("op") == "validate":
                 _validate(request)
                 answer = {"ok": True, "end": True}
+            elif request.get("op") == "template_probe":
+                answer = _template_probe(request)
+            elif request.get("op") == "launch_data":
+                answer = _launch_data(request)
             else:
                 answer = _answer(request, tokenizers)
         except Exception as error:  # every failure goes back as a message, never a crash
@@ -267,6 +298,31 @@ def _validate(request: dict) -> None:
             _send({"failed": [name, str(error)]})
             continue
         _send({"report": report.to_dict()})
+
+
+def _template_probe(request: dict) -> dict:
+    from tunedeck.core.templates.probe import probe_template_dir
+
+    probe = probe_template_dir(request["tokenizer"], request.get("template"))
+    return {"ok": True, "probe": probe.to_dict()}
+
+
+def _launch_data(request: dict) -> dict:
+    import time
+
+    from tunedeck.core.config import RunConfig
+    from tunedeck.core.config.launch_check import check_launch_data
+
+    last = [0.0]
+
+    def progress(stage: str, name: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] > PROGRESS_SECONDS:
+            last[0] = now
+            _send({"progress": [stage, name, done, total]})
+
+    check = check_launch_data(RunConfig.from_dict(request["config"]), progress=progress)
+    return {"ok": True, "check": check.to_dict()}
 
 
 def _answer(request: dict, tokenizers: dict) -> dict:
