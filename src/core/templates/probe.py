@@ -60,6 +60,17 @@ class TemplateProbe:
         doc["difference"] = self.difference.to_dict() if self.difference else None
         return doc
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> TemplateProbe:
+        difference = doc.get("difference")
+        return cls(
+            doc["template"],
+            doc.get("matches"),
+            Difference(**difference) if difference else None,
+            doc.get("suggestion"),
+            doc.get("reason", ""),
+        )
+
     def summary(self) -> str:
         """One sentence: how the template differs and what matches (empty when it matches)."""
         if self.matches is not False or self.difference is None:
