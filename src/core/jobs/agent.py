@@ -146,6 +146,21 @@ class _Handler:
     def op_metrics(self, request: dict) -> list:
         return [p.to_dict() for p in self.backend.metrics(self._job(request))]
 
+    def op_watch_add(self, request: dict) -> dict:
+        """Watch a run folder of this box (runs add --host)."""
+        pid = request.get("pid")
+        return self.backend.add_watched(
+            str(request["output_dir"]),
+            name=request.get("name"),
+            log=request.get("log"),
+            pid=None if pid is None else int(pid),
+        ).to_dict()
+
+    def op_watch_scan(self, request: dict) -> dict:
+        """Add the new run folders under this box's watched `folders`."""
+        found = self.backend.scan_watched([str(f) for f in request["folders"]])
+        return {**found, "added": [job.to_dict() for job in found["added"]]}
+
     def op_gpus(self, request: dict) -> list:
         return [g.to_dict() for g in self.backend.gpus()]
 

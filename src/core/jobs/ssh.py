@@ -211,6 +211,16 @@ class SshBackend:
     def gpus(self) -> list[Gpu]:
         return [Gpu.from_dict(g) for g in self.request("gpus")]
 
+    def add_watched(self, output_dir: str, name=None, log=None, pid=None) -> Job:
+        """Watch a run folder on the host (in its registry), mirrored here."""
+        doc = self.request("watch_add", output_dir=output_dir, name=name, log=log, pid=pid)
+        return self._mirror(doc)
+
+    def scan_watched(self, folders: list[str]) -> dict:
+        """The host adds the new run folders under `folders`; those added are mirrored here."""
+        found = self.request("watch_scan", folders=list(folders))
+        return {**found, "added": [self._mirror(doc) for doc in found["added"]]}
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
