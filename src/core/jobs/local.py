@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tunedeck.core.errors import DiskFullError, JobError
-from tunedeck.core.jobs import logs, metrics, procs, space
+from tunedeck.core.jobs import logs, metrics, procs, space, watch
 from tunedeck.core.jobs.backend import DEFAULT_GRACE, CancelResult, JobSpec
 from tunedeck.core.jobs.gpus import Gpu, query_gpus
 from tunedeck.core.jobs.model import KINDS, LOCAL_HOST, Job, JobState
@@ -104,6 +104,8 @@ class LocalBackend:
         """
         if job.state.is_final or not job.is_local:
             return job
+        if watch.is_watched(job):
+            return watch.refresh_watched(job, self.registry)
         if procs.is_alive(job.pid, job.pid_start):
             return self._with_progress(job)
         if procs.is_alive(job.supervisor_pid, job.supervisor_start):
@@ -134,6 +136,9 @@ class LocalBackend:
         return logs.tail_offset(job.log_path, lines)
 
     def follow_log(self, job: Job, offset: int = 0, stop_event=None) -> Iterator[logs.LogChunk]:
+        if not job.log_path:
+            return iter(())  # a watched run with no log file known
+
         def finished() -> bool:
             current = self.registry.get(job.id)
             return current is None or self.refresh(current).state.is_final
@@ -147,6 +152,12 @@ class LocalBackend:
         those are ended the same way and listed as `leftovers`.
         """
         job = self.refresh(job)
+        if watch.is_watched(job) and job.pid is None:
+            raise JobError(
+                f"{job.id} is a watched run whose process tunedeck does not know: it cannot stop it",
+                hint="stop it where it runs, or add it with its pid first:"
+                f" tunedeck runs add {job.output_dir} --pid PID",
+            )
         if job.state.is_final:
             return self._end_leftovers(job, grace)
         job = self.registry.set(job.id, cancel_requested_at=time.time())
@@ -192,6 +203,13 @@ class LocalBackend:
         return "SIGKILL", seen
 
     def remove(self, job: Job) -> None:
+        """Forget a finished job and delete its log; a watched run is forgotten in any state, its
+        folder and log left as they are (and a watched folder's scan skips it from now on)."""
+        if watch.is_watched(job):
+            self.registry.remove(job.id)
+            if job.output_dir:
+                self.registry.forget_dir(job.output_dir)
+            return
         job = self.refresh(job)
         if not job.state.is_final:
             raise JobError(
@@ -209,6 +227,23 @@ class LocalBackend:
 
     def gpus(self) -> list[Gpu]:
         return query_gpus()
+
+    def add_watched(
+        self,
+        output_dir: str,
+        name: str | None = None,
+        log: str | None = None,
+        pid: int | None = None,
+    ) -> Job:
+        """Watch a run folder of this box (see watch.add_watched)."""
+        return watch.add_watched(output_dir, name=name, log=log, pid=pid, registry=self.registry)
+
+    def scan_watched(self, folders: list[str]) -> dict:
+        """Add the new run folders under `folders`: {"added": [Job], "missing": [folder]}."""
+        from tunedeck.core.jobs.watched_folders import LOCAL_SCANNER, scan_and_add
+
+        found = scan_and_add(folders, self.registry, LOCAL_SCANNER)
+        return {**found, "added": [Job.from_dict(doc) for doc in found["added"]]}
 
     def close(self) -> None:
         pass

@@ -34,7 +34,10 @@ class LogChunk:
 
 
 def read_log_file(path: str | Path, offset: int = 0, limit: int = DEFAULT_LIMIT) -> LogChunk:
-    """Up to `limit` bytes from `offset`; a missing file reads as empty, a shrunk one from 0."""
+    """Up to `limit` bytes from `offset`; a missing file (or none) reads as empty, a shrunk one
+    from 0."""
+    if not path:
+        return LogChunk(b"", 0, 0, 0, truncated=offset > 0)
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -49,7 +52,9 @@ def read_log_file(path: str | Path, offset: int = 0, limit: int = DEFAULT_LIMIT)
 
 
 def tail_offset(path: str | Path, lines: int) -> int:
-    """The byte offset where the last `lines` lines of the file begin."""
+    """The byte offset where the last `lines` lines of the file begin (0 for no file)."""
+    if not path:
+        return 0
     try:
         with open(path, "rb") as f:
             end = os.fstat(f.fileno()).st_size

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 TAIL_BYTES = 256 * 1024
 TRAINER_LOG = "trainer_log.jsonl"  # LLaMA-Factory's metrics file in a run's output_dir
+TRAINER_STATE = "trainer_state.json"  # a HF Trainer's, in output_dir and each checkpoint-N/
+CHECKPOINT_PREFIX = "checkpoint-"
 ABSENT = "absent"
 
 
@@ -65,6 +67,9 @@ def read_job_metrics(job: Job) -> list[MetricPoint]:
     trainer_log = job_trainer_log(job)
     if trainer_log is not None:
         return parse_trainer_log(trainer_log.read_text(encoding="utf-8", errors="replace"))
+    state = _watched_trainer_state(job)
+    if state is not None:
+        return parse_trainer_state(Path(state).read_text(encoding="utf-8", errors="replace"))
     return read_metrics_files(None, job.log_path)
 
 
@@ -115,13 +120,120 @@ def metrics_stamp(job: Job) -> tuple | None:
     if not job.is_local:
         return None
     stamp: list = [job.state.value, job.metrics_path]
-    for path in (job_trainer_log(job), Path(job.log_path) if job.log_path else None):
+    state = _watched_trainer_state(job)
+    paths = (job_trainer_log(job), Path(job.log_path) if job.log_path else None)
+    for path in (*paths, Path(state) if state else None):
         try:
             stat = path.stat() if path else None
         except OSError:
             stat = None
         stamp.append((stat.st_size, stat.st_mtime_ns) if stat else None)
     return tuple(stamp)
+
+
+def newest_trainer_state(output_dir: str | None) -> str | None:
+    """The trainer_state.json furthest along: output_dir's own (written at the end), else the
+    one in the highest checkpoint-N/. The folder is listed again only when its mtime changed."""
+    if not output_dir:
+        return None
+    root = os.path.join(output_dir, TRAINER_STATE)
+    if os.path.isfile(root):
+        return root
+    for step in reversed(_checkpoint_steps(output_dir)):
+        path = os.path.join(output_dir, f"{CHECKPOINT_PREFIX}{step}", TRAINER_STATE)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def trainer_state_summary(path: str | Path) -> tuple[int, int, float | None] | None:
+    """(global_step, max_steps, last training loss) of a trainer_state.json; None if unreadable."""
+    doc = read_json(path)
+    if not doc:
+        return None
+    losses = [e.get("loss") for e in doc.get("log_history") or () if isinstance(e, dict)]
+    losses = [loss for loss in losses if _number(loss) is not None]
+    step = int(_number(doc.get("global_step")) or 0)
+    max_steps = int(_number(doc.get("max_steps")) or 0)
+    return step, max_steps, _number(losses[-1]) if losses else None
+
+
+def parse_trainer_state(text: str) -> list[MetricPoint]:
+    """A trainer_state.json's log_history: one point per step, eval entries joined to theirs."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return []
+    points: dict[int, MetricPoint] = {}
+    for entry in (doc.get("log_history") if isinstance(doc, dict) else None) or ():
+        if not isinstance(entry, dict) or entry.get("step") is None:
+            continue
+        step = int(_number(entry["step"]) or 0)
+        point = points.get(step) or MetricPoint(step=step)
+        points[step] = replace(
+            point,
+            loss=_number(entry.get("loss")) if "loss" in entry else point.loss,
+            eval_loss=_number(entry.get("eval_loss")) if "eval_loss" in entry else point.eval_loss,
+            lr=_number(entry["learning_rate"]) if "learning_rate" in entry else point.lr,
+            epoch=_number(entry.get("epoch")) if "epoch" in entry else point.epoch,
+            tokens=_count(entry.get("num_input_tokens_seen", entry.get("num_tokens")))
+            or point.tokens,
+        )
+    return [points[step] for step in sorted(points) if _has_values(points[step])]
+
+
+def read_json(path: str | Path) -> dict | None:
+    """A JSON object file, None when it is missing, unreadable or not an object."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def tail_text(path: Path) -> str:
+    """The last TAIL_BYTES of a file as text, from its first whole line."""
+    return _tail_text(path)
+
+
+def _watched_trainer_state(job: Job) -> str | None:
+    """A watched run's (no argv of tunedeck's) trainer_state.json, when it has no trainer_log."""
+    if job.argv or not job.output_dir:
+        return None
+    if (Path(job.output_dir) / TRAINER_LOG).is_file():
+        return None
+    return newest_trainer_state(job.output_dir)
+
+
+_CHECKPOINTS: dict[str, tuple[int, list[int]]] = {}
+
+
+def _checkpoint_steps(output_dir: str) -> list[int]:
+    """The N of each checkpoint-N/ in output_dir, ascending (listed again on a new mtime)."""
+    try:
+        mtime = os.stat(output_dir).st_mtime_ns
+    except OSError:
+        return []
+    cached = _CHECKPOINTS.get(output_dir)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    steps = []
+    try:
+        with os.scandir(output_dir) as entries:
+            for entry in entries:
+                suffix = entry.name[len(CHECKPOINT_PREFIX) :]
+                if entry.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit():
+                    steps.append(int(suffix))
+    except OSError:
+        return []
+    if len(_CHECKPOINTS) > 4096:
+        _CHECKPOINTS.clear()
+    _CHECKPOINTS[output_dir] = (mtime, sorted(steps))
+    return _CHECKPOINTS[output_dir][1]
+
+
+def _has_values(point: MetricPoint) -> bool:
+    return point.loss is not None or point.eval_loss is not None
 
 
 def _progress(trainer_log: Path | None, log_path: str | None) -> Progress:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tunedeck.core.errors import DiskFullError, JobError, StateError
-from tunedeck.core.jobs.model import LOCAL_FIELDS, Job, JobState, new_job_id
+from tunedeck.core.jobs.model import LOCAL_FIELDS, LOCAL_HOST, Job, JobState, new_job_id
 from tunedeck.core.jobs.space import mount_of
 from tunedeck.core.locations import PRIVATE_FILE, create_private, ensure, state_dir, tighten
 
@@ -21,6 +21,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, host TEXT NOT NULL,"
     " state TEXT NOT NULL, created_at REAL NOT NULL, doc TEXT NOT NULL)"
 )
+# Run folders whose watched run was forgotten (`runs rm`): a watched folder's scan skips them.
+FORGOTTEN_SCHEMA = "CREATE TABLE IF NOT EXISTS forgotten (output_dir TEXT PRIMARY KEY)"
 
 
 def default_registry_path() -> Path:
@@ -56,6 +58,7 @@ class JobRegistry:
         self._with_retry(lambda: db.execute("PRAGMA journal_mode=WAL"))
         db.execute("PRAGMA synchronous=NORMAL")
         self._with_retry(lambda: db.execute(SCHEMA))
+        self._with_retry(lambda: db.execute(FORGOTTEN_SCHEMA))
         return db
 
     def _open_read_only(self) -> sqlite3.Connection:
@@ -156,6 +159,35 @@ class JobRegistry:
     def remove(self, job_id: str) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    def with_output_dir(self, output_dir: str, host: str = LOCAL_HOST) -> list[Job]:
+        """One host's jobs (this box's by default) whose output_dir is exactly `output_dir`."""
+        rows = self._with_retry(
+            lambda: self._db.execute(
+                "SELECT doc FROM jobs WHERE host = ? AND json_extract(doc, '$.output_dir') = ?"
+                " ORDER BY created_at",
+                (host, output_dir),
+            ).fetchall()
+        )
+        return [Job.from_dict(json.loads(r[0])) for r in rows]
+
+    def forget_dir(self, output_dir: str) -> None:
+        """Remember that the watched run of `output_dir` was forgotten on purpose."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO forgotten (output_dir) VALUES (?)", (output_dir,))
+
+    def unforget_dir(self, output_dir: str) -> None:
+        if self.is_forgotten(output_dir):
+            with self._transaction() as db:
+                db.execute("DELETE FROM forgotten WHERE output_dir=?", (output_dir,))
+
+    def is_forgotten(self, output_dir: str) -> bool:
+        row = self._with_retry(
+            lambda: self._db.execute(
+                "SELECT 1 FROM forgotten WHERE output_dir=?", (output_dir,)
+            ).fetchone()
+        )
+        return row is not None
 
     def active(self) -> list[Job]:
         return [j for j in self.list() if not JobState(j.state).is_final]
