@@ -17,6 +17,9 @@ except ModuleNotFoundError:  # Python 3.10
 from tunedeck.core.locations import PRIVATE_FILE, config_dir, create_private, ensure, tighten
 
 DEFAULT_COMMAND = "tunedeck"
+SLURM = "slurm"
+SCHEDULERS = (SLURM,)
+THIS_MACHINE = "local"  # a target meaning "this machine": no ssh (a Slurm login node)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -30,9 +33,24 @@ class Host:
     command: str = DEFAULT_COMMAND  # e.g. "/opt/venv/bin/tunedeck" or "python3 -m tunedeck.tui"
     env: dict[str, str] = field(default_factory=dict)
     ssh_options: tuple[str, ...] = ()  # extra ssh arguments, e.g. ("-p", "2222")
+    # "slurm": the target is a cluster's login node; jobs are submitted with sbatch there,
+    # asking for these defaults unless a run says otherwise.
+    scheduler: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+
+    @property
+    def is_slurm(self) -> bool:
+        return self.scheduler == SLURM
+
+    @property
+    def is_this_machine(self) -> bool:
+        """The target `local`: tunedeck runs on this host itself (a Slurm login node)."""
+        return self.target == THIS_MACHINE
 
     def to_dict(self) -> dict:
-        return {
+        doc = {
             "name": self.name,
             "target": self.target,
             "workdir": self.workdir,
@@ -40,6 +58,14 @@ class Host:
             "env": dict(self.env),
             "ssh_options": list(self.ssh_options),
         }
+        if self.scheduler:
+            doc.update(
+                scheduler=self.scheduler,
+                partition=self.partition,
+                account=self.account,
+                qos=self.qos,
+            )
+        return doc
 
 
 def hosts_file() -> Path:
@@ -71,8 +97,28 @@ def load_hosts() -> dict[str, Host]:
             command=entry.get("command") or DEFAULT_COMMAND,
             env={str(k): str(v) for k, v in (entry.get("env") or {}).items()},
             ssh_options=tuple(str(o) for o in entry.get("ssh_options") or ()),
+            scheduler=_scheduler(entry.get("scheduler"), path, name),
+            partition=_optional(entry.get("partition")),
+            account=_optional(entry.get("account")),
+            qos=_optional(entry.get("qos")),
         )
     return hosts
+
+
+def _scheduler(value, path: Path, name: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in SCHEDULERS:
+        raise HostError(
+            f"host '{name}': unknown scheduler {value!r}",
+            location=Location(str(path), column=f"{name}.scheduler"),
+            hint=f"one of {', '.join(SCHEDULERS)}",
+        )
+    return str(value)
+
+
+def _optional(value) -> str | None:
+    return None if value in (None, "") else str(value)
 
 
 def get_host(name: str) -> Host:
@@ -118,6 +164,9 @@ def _save(hosts: dict[str, Host]) -> None:
         lines.append(f"command = {_string(host.command)}")
         if host.ssh_options:
             lines.append(f"ssh_options = [{', '.join(_string(o) for o in host.ssh_options)}]")
+        for key in ("scheduler", "partition", "account", "qos"):
+            if getattr(host, key):
+                lines.append(f"{key} = {_string(getattr(host, key))}")
         if host.env:
             pairs = ", ".join(f"{_string(k)} = {_string(v)}" for k, v in host.env.items())
             lines.append(f"env = {{ {pairs} }}")
