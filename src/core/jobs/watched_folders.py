@@ -59,6 +59,48 @@ def watched_folders(host: str | None = None) -> list[WatchedFolder]:
     return [f for f in folders if host is None or f.host == host]
 
 
+@dataclass(frozen=True)
+class FolderWatched:
+    """A folder now watched, and the runs found under it at once."""
+
+    host: str
+    path: str
+    runs: tuple = ()
+
+
+def watch_folder(path: str, host: str | None = None) -> FolderWatched:
+    """Check that `path` is a folder on `host` (this box when None), add the runs under it, and
+    keep it in watch.toml so that new ones are added by themselves."""
+    from tunedeck.core.jobs.model import LOCAL_HOST
+    from tunedeck.core.jobs.pool import BackendPool
+
+    host = host or LOCAL_HOST
+    if host == LOCAL_HOST:
+        path = os.path.abspath(os.path.expanduser(path))
+    with BackendPool() as pool:
+        found = pool.backend(host).scan_watched([path])
+    if found["missing"]:
+        raise JobError(
+            f"no such folder on {host}: {path}",
+            location=Location(file=path),
+            hint="give a folder that exists there (runs may appear in it later)",
+        )
+    add_folder(WatchedFolder(host, path))
+    return FolderWatched(host, path, tuple(found["added"]))
+
+
+def unwatch_folder(path: str, host: str | None = None) -> WatchedFolder:
+    """Stop watching `path` on `host` (as `watch_folder` recorded it)."""
+    from tunedeck.core.jobs.model import LOCAL_HOST
+
+    host = host or LOCAL_HOST
+    if host == LOCAL_HOST:
+        path = os.path.abspath(os.path.expanduser(path))
+    folder = WatchedFolder(host, path)
+    remove_folder(folder)
+    return folder
+
+
 def add_folder(folder: WatchedFolder) -> WatchedFolder:
     """Add a folder to watch.toml (already there: nothing changes)."""
     stale, folders = _load()

@@ -1,5 +1,6 @@
-"""`tunedeck run -- CMD...`, `tunedeck runs ...` (list, show, logs, cancel, pull, rm) and the hidden
-`tunedeck agent` that remote hosts run."""
+"""`tunedeck run -- CMD...`, `tunedeck runs ...` (list, show, logs, cancel, pull, rm; add, watch,
+unwatch, wait for runs tunedeck did not start) and the hidden `tunedeck agent` that remote hosts
+run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tunedeck.core.errors import UsageError
+from tunedeck.core.errors import JobError, UsageError
 
 RECENT = 50
 COLUMNS = ("ID", "NAME", "HOST", "STATE", "PROGRESS", "LOSS", "AGE", "EXIT")
@@ -28,7 +29,8 @@ Limit = Annotated[
 ]
 
 runs_app = typer.Typer(
-    help="Jobs on this box and on remote hosts: list, show, logs, cancel, pull, rm.",
+    help="Jobs on this box and on remote hosts: list, show, logs, cancel, pull, rm; watched runs"
+    " (add, watch, unwatch) and wait.",
     invoke_without_command=True,
 )
 
@@ -99,7 +101,9 @@ def list_jobs(
     limit: Limit = None,
     show_env: ShowEnv = False,
 ) -> None:
-    """Jobs with host, state, progress, last loss and age, oldest first; the newest 50 by default."""
+    """Jobs with host, state, progress, last loss and age, oldest first; the newest 50 by default.
+    New run folders under watched folders are added first."""
+    _discover()
     jobs, total = _refreshed_jobs(host, _how_many(as_json, show_all, limit))
     if as_json:
         _print_json([j.to_public_dict(reveal_env=show_env) for j in jobs])
@@ -159,6 +163,11 @@ def logs(
     from tunedeck.tui.console import LogWriter
 
     job = _find(job_id)
+    if not job.log_path:
+        raise JobError(
+            f"{job.id} is a watched run with no log file known",
+            hint=f"give it one: tunedeck runs add {job.output_dir} --log FILE",
+        )
     backend = get_backend(job.host)
     sink = LogWriter(raw)
     try:
@@ -249,8 +258,10 @@ def pull(
 
 @runs_app.command("rm")
 def rm(job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough).")) -> None:
-    """Forget a finished job and delete its log."""
+    """Forget a finished job and delete its log; a watched run is forgotten in any state, its
+    folder left as it is."""
     from tunedeck.core.jobs import get_backend
+    from tunedeck.core.jobs.watch import is_watched
 
     job = _find(job_id)
     backend = get_backend(job.host)
@@ -258,7 +269,91 @@ def rm(job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough
         backend.remove(job)
     finally:
         backend.close()
-    _echo(f"removed {job.id}")
+    if is_watched(job):
+        _echo(f"forgot watched run {job.id}; {job.output_dir} is left as it is")
+    else:
+        _echo(f"removed {job.id}")
+
+
+@runs_app.command("add")
+def add(
+    output_dir: str = typer.Argument(..., help="The run's output_dir (on --host when given)."),
+    host: str = typer.Option(None, "--host", "-H", help="The host that has the folder."),
+    name: str = typer.Option(None, "--name", "-n", help="A name (default: the folder's name)."),
+    log: str = typer.Option(None, "--log", help="The file the run's output goes to."),
+    pid: int = typer.Option(None, "--pid", help="The training process: lets cancel stop it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the job record as JSON."),
+) -> None:
+    """Watch a run tunedeck did not start (llamafactory-cli, a Trainer script, a notebook): its
+    progress, loss and state are read from its folder, live."""
+    from tunedeck.core.jobs.pool import BackendPool
+
+    with BackendPool() as pool:
+        job = pool.backend(host).add_watched(output_dir, name=name, log=log, pid=pid)
+    if as_json:
+        _print_json(job.to_public_dict())
+        return
+    _echo(job.id)
+    _note(f"watching '{job.name}' ({job.origin}) on {job.host}: {job.state.value}")
+
+
+@runs_app.command("watch")
+def watch(
+    folder: str = typer.Argument(
+        None, help="A folder whose new run folders are added by themselves."
+    ),
+    host: str = typer.Option(None, "--host", "-H", help="The host that has the folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the watched folders as JSON."),
+) -> None:
+    """Watch a folder (e.g. LLaMA-Factory's saves/): every run folder that appears under it is
+    listed; with no FOLDER, list the watched folders."""
+    from tunedeck.core.jobs.watched_folders import watch_folder, watched_folders
+
+    if folder is not None:
+        added = watch_folder(folder, host)
+        _note(f"watching {added.path} on {added.host}: {len(added.runs)} run(s) found")
+    folders = watched_folders()
+    if as_json:
+        _print_json([f.to_dict() for f in folders])
+    elif folder is None:
+        for item in folders:
+            _echo(f"{item.host}:{item.path}")
+        if not folders:
+            _note("no watched folders: add one with `tunedeck runs watch DIR [--host H]`")
+
+
+@runs_app.command("unwatch")
+def unwatch(
+    folder: str = typer.Argument(..., help="A watched folder, as `tunedeck runs watch` lists it."),
+    host: str = typer.Option(None, "--host", "-H", help="The host that has the folder."),
+) -> None:
+    """Stop watching a folder; the runs found under it stay listed (rm forgets one)."""
+    from tunedeck.core.jobs.watched_folders import unwatch_folder
+
+    removed = unwatch_folder(folder, host)
+    _echo(f"no longer watching {removed.host}:{removed.path}")
+
+
+@runs_app.command("wait")
+def wait(
+    job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough)."),
+    timeout: float = typer.Option(None, "--timeout", help="Give up after S seconds (exit 124)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final job record as JSON."),
+) -> None:
+    """Return when the run ends: exit 0 if it succeeded, 1 if it failed, was cancelled or lost,
+    124 when --timeout ran out first. A stale run is waited for (it may come back)."""
+    from tunedeck.core.jobs.wait import wait_for_end
+
+    if timeout is not None and timeout < 0:
+        raise UsageError("--timeout must be zero or more seconds")
+    result = wait_for_end(_find(job_id), timeout=timeout)
+    if as_json:
+        _print_json({**result.job.to_public_dict(), "ended": result.ended})
+    elif result.ended:
+        _echo(f"{result.job.id} {_state_text(result.job)}")
+    else:
+        _echo(f"{result.job.id} still {result.job.state.value} after {timeout:g} s")
+    raise typer.Exit(result.exit_code)
 
 
 def agent(
@@ -328,6 +423,19 @@ class _PullMeter:
 
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def _discover() -> None:
+    """Add the new run folders under every watched folder (each host asked once)."""
+    from tunedeck.core.jobs.pool import BackendPool
+    from tunedeck.core.jobs.watched_folders import Discovery, watched_folders
+
+    if not watched_folders():
+        return
+    with BackendPool() as pool:
+        _, unreachable = Discovery(pool).run()
+    for host, why in unreachable.items():
+        _note(f"{host}: its watched folders were not scanned ({why})")
 
 
 def _refreshed(job):
