@@ -520,8 +520,13 @@ def gpus_to_judge(
         from tunedeck.core.jobs.gpus import query_gpus
 
         found, source = query_gpus(), "this machine"
+    return gpus_of(found), source
+
+
+def gpus_of(found) -> list[tuple[str, int, int | None]]:
+    """(name, total bytes, used bytes) of `Gpu`s as a host probe reports them."""
     mib = 1024**2
-    gpus = [
+    return [
         (
             f"GPU {g.index}: {g.name}",
             g.memory_total_mib * mib,
@@ -530,7 +535,6 @@ def gpus_to_judge(
         for g in found
         if g.memory_total_mib
     ]
-    return gpus, source
 
 
 def model_config_path(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -101,50 +102,64 @@ def fit_command(
 
 def print_fit(report) -> None:
     """The parts, the peak, a verdict per GPU and the changes that would fit, as a table."""
-    from tunedeck.core.config.fit import PART_NAMES
     from tunedeck.tui.console import out
 
+    colours = {"fits": "green", "tight": "yellow", "does not fit": "red"}
+    for line in fit_lines(report, "no GPU here: give --gpu-mem 80GiB or --host"):
+        if line.verdict:
+            out.print(f"[{colours[line.verdict]}]{line.verdict:<13}[/] ", end="", markup=True)
+        out.print(line.text, style=line.style, markup=False, highlight=False)
+
+
+@dataclass(frozen=True)
+class FitLine:
+    """One line of a fit report: its text, a style word ("", "bold", "dim") and, on a GPU's
+    line, the verdict shown before it (in the verdict's colour)."""
+
+    text: str
+    style: str = ""
+    verdict: str = ""
+
+
+def fit_lines(report, no_gpu: str, *, parts: bool = True) -> list[FitLine]:
+    """A FitReport in the words and numbers `config fit` prints (the Launch screen's fit
+    panel shows the same lines); `no_gpu` is said when there is no GPU to judge against."""
+    from tunedeck.core.config.fit import PART_NAMES
+
     estimate, plan = report.estimate, report.plan
-    out.print(f"model   {report.model}", markup=False, highlight=False)
-    out.print(
-        f"        {estimate.total_params / 1e9:.2f}B parameters, "
-        f"{estimate.trainable_params:,} trainable ({plan.finetuning_type}"
-        f"{f', {plan.quantization_bit}-bit' if plan.quantization_bit else ''}), "
-        f"{plan.cutoff_len} tokens x {plan.batch_size}"
-        f"{', gradient checkpointing' if plan.gradient_checkpointing else ''}"
-        f"{f', ZeRO-{plan.zero_stage} over {plan.world_size}' if plan.zero_stage else ''}",
-        markup=False,
-        highlight=False,
+    lines = [FitLine(f"model   {report.model}")] if parts else []
+    lines.append(
+        FitLine(
+            f"{'        ' if parts else ''}{estimate.total_params / 1e9:.2f}B parameters, "
+            f"{estimate.trainable_params:,} trainable ({plan.finetuning_type}"
+            f"{f', {plan.quantization_bit}-bit' if plan.quantization_bit else ''}), "
+            f"{plan.cutoff_len} tokens x {plan.batch_size}"
+            f"{', gradient checkpointing' if plan.gradient_checkpointing else ''}"
+            f"{f', ZeRO-{plan.zero_stage} over {plan.world_size}' if plan.zero_stage else ''}"
+        )
     )
-    for name in PART_NAMES:
+    for name in PART_NAMES if parts else ():
         value = estimate.parts[name]
         if value:
-            out.print(f"  {name:<16}{_gib(value):>12}", markup=False, highlight=False)
-    out.print(
-        f"  {'peak per device':<16}{_gib(estimate.peak_bytes):>12}", style="bold", markup=False
-    )
-    for note in report.notes:
-        out.print(f"note: {note}", style="dim", markup=False, highlight=False)
+            lines.append(FitLine(f"  {name:<16}{gib(value):>12}"))
+    lines.append(FitLine(f"  {'peak per device':<16}{gib(estimate.peak_bytes):>12}", "bold"))
+    lines += [FitLine(f"note: {note}", "dim") for note in report.notes]
     if not report.gpus:
-        out.print("no GPU here: give --gpu-mem 80GiB or --host", markup=False, highlight=False)
-        return
+        return [*lines, FitLine(no_gpu)]
     for gpu in report.gpus:
-        colour = {"fits": "green", "tight": "yellow"}.get(gpu.verdict, "red")
-        out.print(f"[{colour}]{gpu.verdict:<13}[/] ", end="", markup=True)
-        in_use = f", {_gib(gpu.used_bytes)} in use now" if gpu.used_bytes else ""
-        out.print(f"{gpu.name} ({_gib(gpu.total_bytes)}{in_use})", markup=False, highlight=False)
+        in_use = f", {gib(gpu.used_bytes)} in use now" if gpu.used_bytes else ""
+        lines.append(FitLine(f"{gpu.name} ({gib(gpu.total_bytes)}{in_use})", "", gpu.verdict))
     if report.suggestions:
-        out.print("to fit, change one of:", markup=False)
+        lines.append(FitLine("to fit, change one of:"))
     for suggestion in report.suggestions:
         mark = "fits" if suggestion.fits else "still too big"
-        out.print(
-            f"  {suggestion.change:<56}{_gib(suggestion.estimate.peak_bytes):>12}  {mark}",
-            markup=False,
-            highlight=False,
-        )
+        peak = gib(suggestion.estimate.peak_bytes)
+        width = 56 if parts else 40
+        lines.append(FitLine(f"  {suggestion.change:<{width}}{peak:>12}  {mark}"))
+    return lines
 
 
-def _gib(value: int) -> str:
+def gib(value: int) -> str:
     return f"{value / 1024**3:.2f} GiB"
 
 
