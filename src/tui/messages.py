@@ -55,6 +55,17 @@ class JobStateChanged(Message):
 
 
 @dataclass
+class RunNoticed(Message):
+    """A run that ended or stalled out of sight was announced: how (`sent`: what the terminal
+    was sent, the bell and/or an OSC 9 desktop notification)."""
+
+    job_id: str
+    state: str
+    popup: bool
+    sent: str
+
+
+@dataclass
 class LogAppended(Message):
     """New bytes arrived in a followed log; stale ones are dropped (coalesced)."""
 
