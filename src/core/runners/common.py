@@ -54,6 +54,15 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def rank_line() -> str:
+    """Where this rank runs, for its log: global and local rank, node rank, node name."""
+    node = os.environ.get("SLURMD_NODENAME") or os.uname().nodename
+    return (
+        f"rank {rank()} of {world_size()}: node rank {os.environ.get('GROUP_RANK', '0')}, "
+        f"local rank {os.environ.get('LOCAL_RANK', '0')} on {node}"
+    )
+
+
 @dataclass
 class StopRequest:
     """Set by the signal handler; polled by the runner at safe points."""

@@ -27,6 +27,7 @@ from tunedeck.core.runners.common import (
     config_from_argv,
     install_stop_handlers,
     is_main_process,
+    rank_line,
     run_under_torchrun,
     torchrun_nproc,
     world_size,
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if nproc:
         args = list(sys.argv[1:] if argv is None else argv)
         return run_under_torchrun(MODULE, args, nproc, config.output_dir)
+    if world_size() > 1:
+        print(rank_line(), file=sys.stderr, flush=True)
     stop = install_stop_handlers(config.output_dir)
     return run_training(config, stop)
 
