@@ -26,9 +26,14 @@ class OpenDatasetRow(Message):
 
 @dataclass
 class PreviewDataset(Message):
-    """Open the Preview screen on a dataset (posted upward; the app hands it to Preview)."""
+    """Open the Preview screen on a dataset (posted upward; the app hands it to Preview); the
+    Launch screen's datasets check names a row and the template, tokenizer and cutoff_len."""
 
     dataset: str
+    row: int = 0
+    template: str | None = None
+    tokenizer: str | None = None
+    cutoff_len: int | None = None
 
 
 @dataclass
