@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from tunedeck.core.errors import JobError, UsageError
+from tunedeck.tui.commands import train as slurm_flags  # the Slurm resource flags of `run`
 
 RECENT = 50
 COLUMNS = ("ID", "NAME", "HOST", "STATE", "PROGRESS", "LOSS", "AGE", "EXIT")
@@ -59,18 +60,32 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the job id."),
     as_json: bool = typer.Option(False, "--json", help="Print the job record as JSON."),
     show_env: ShowEnv = False,
+    dry_run: slurm_flags.DryRunOption = False,
+    nodes: slurm_flags.NodesOption = None,
+    gpus_per_node: slurm_flags.GpusOption = None,
+    time_limit: slurm_flags.TimeOption = None,
+    mem: slurm_flags.MemOption = None,
+    cpus_per_task: slurm_flags.CpusOption = None,
+    partition: slurm_flags.PartitionOption = None,
+    account: slurm_flags.AccountOption = None,
+    qos: slurm_flags.QosOption = None,
+    requeue: slurm_flags.RequeueOption = False,
 ) -> None:
-    from tunedeck.core.jobs import submit
+    from tunedeck.core.jobs import job_spec, submit
 
-    job = submit(
-        list(command),
-        name=name or command[0].rsplit("/", 1)[-1],
-        kind=kind,
-        host=host,
-        cwd=cwd,
-        env=_parse_env(env or []),
-        output_dir=output_dir,
-    )
+    resources = slurm_flags.resources_from_flags(
+        host, nodes=nodes, gpus_per_node=gpus_per_node, time=time_limit, mem=mem,
+        cpus_per_task=cpus_per_task, partition=partition, account=account, qos=qos,
+        requeue=requeue,
+    )  # fmt: skip
+    what = dict(name=name or command[0].rsplit("/", 1)[-1], kind=kind, cwd=cwd,
+                env=_parse_env(env or []), output_dir=output_dir, resources=resources)  # fmt: skip
+    if dry_run:
+        from tunedeck.core.runners.launch import submission_preview
+
+        typer.echo(submission_preview(job_spec(list(command), **what), host).rstrip("\n"))
+        return
+    job = submit(list(command), host=host, **what)
     if as_json:
         _print_json(job.to_public_dict(reveal_env=show_env))
     elif quiet:
