@@ -5,7 +5,7 @@ Heavy parts (ssh, agent) load on first use so the supervisor and `--help` start 
 
 from __future__ import annotations
 
-from tunedeck.core.jobs.backend import DEFAULT_GRACE, Backend, CancelResult, JobSpec
+from tunedeck.core.jobs.backend import DEFAULT_GRACE, Backend, CancelResult, JobSpec, Resources
 from tunedeck.core.jobs.logs import LogChunk
 from tunedeck.core.jobs.metrics import MetricPoint
 from tunedeck.core.jobs.model import LOCAL_HOST, Job, JobState
@@ -24,7 +24,9 @@ __all__ = [
     "MetricPoint",
     "cancel",
     "find_job",
+    "backend_for",
     "get_backend",
+    "job_spec",
     "read_log",
     "read_metrics",
     "submit",
@@ -42,9 +44,32 @@ def submit(
     output_dir: str | None = None,
     config: str | None = None,
     command_line: str | None = None,
+    resources: Resources | None = None,
 ) -> Job:
     """Start `argv` as a detached job on this box (host None/"local") or on `host`."""
-    spec = JobSpec(
+    spec = job_spec(argv, name=name, kind=kind, cwd=cwd, env=env, output_dir=output_dir,
+                    config=config, command_line=command_line, resources=resources)  # fmt: skip
+    backend = get_backend(host)
+    try:
+        return backend.submit(spec)
+    finally:
+        backend.close()
+
+
+def job_spec(
+    argv: list[str],
+    *,
+    name: str,
+    kind: str = "command",
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    output_dir: str | None = None,
+    config: str | None = None,
+    command_line: str | None = None,
+    resources: Resources | None = None,
+) -> JobSpec:
+    """The JobSpec `submit` hands to a backend (also what --dry-run previews)."""
+    return JobSpec(
         argv=tuple(argv),
         name=name,
         kind=kind,
@@ -53,23 +78,31 @@ def submit(
         output_dir=output_dir,
         config=config,
         command_line=command_line,
+        resources=resources,
     )
-    backend = get_backend(host)
-    try:
-        return backend.submit(spec)
-    finally:
-        backend.close()
 
 
 def get_backend(host: str | None = None) -> Backend:
-    """LocalBackend for None/"local", else an SshBackend for a hosts.toml or ssh config name."""
+    """LocalBackend for None/"local"; a SlurmBackend for a Slurm host whose target is `local`
+    (this machine is its login node); else an SshBackend for a hosts.toml or ssh config name."""
     if host is None or host == LOCAL_HOST:
         from tunedeck.core.jobs.local import LocalBackend
 
         return LocalBackend()
+    from tunedeck.core.jobs.hosts import get_host
+
+    return backend_for(get_host(host))
+
+
+def backend_for(entry) -> Backend:
+    """The backend of a Host entry: Slurm here, or ssh (whose agent may serve Slurm there)."""
+    if entry.is_slurm and entry.is_this_machine:
+        from tunedeck.core.jobs.slurm import SlurmBackend
+
+        return SlurmBackend.for_host(entry)
     from tunedeck.core.jobs.ssh import SshBackend
 
-    return SshBackend.for_host(host)
+    return SshBackend(entry)
 
 
 def find_job(job_id: str) -> Job:

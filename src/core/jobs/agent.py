@@ -1,4 +1,5 @@
-"""`tunedeck agent`: the LocalBackend of a remote box, spoken as versioned JSON lines.
+"""`tunedeck agent`: the LocalBackend of a remote box (a SlurmBackend on a Slurm login node),
+spoken as versioned JSON lines.
 
 One request per line in, one response per line out, in order:
   {"v": 1, "seq": 7, "op": "status", "ids": ["k3f9qa"]}
@@ -61,7 +62,9 @@ class _Handler:
     def backend(self) -> LocalBackend:
         """Opened on first use, so that a broken state dir is reported through the protocol."""
         if self._backend is None:
-            self._backend = LocalBackend()
+            from tunedeck.core.jobs.slurm import SlurmBackend
+
+            self._backend = SlurmBackend.from_agent_env(dict(os.environ)) or LocalBackend()
         return self._backend
 
     def answer(self, line: bytes) -> dict[str, Any]:
@@ -76,7 +79,11 @@ class _Handler:
                 return _error(seq, "ProtocolError", f"unknown op {request.get('op')!r}")
             return {"v": PROTOCOL, "seq": seq, "ok": True, "result": op(request)}
         except TunedeckError as error:
-            return _error(seq, type(error).__name__, error.message, error.hint)
+            answer = _error(seq, type(error).__name__, error.message, error.hint)
+            if error.location is not None:
+                where = error.location
+                answer["error"]["location"] = {"file": where.file, "column": where.column}
+            return answer
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 return _error(seq, "DiskFull", f"disk full: {error.filename or state_dir()}")
@@ -98,6 +105,26 @@ class _Handler:
         spec = request["spec"]
         job = self.backend.submit(JobSpec.from_dict(spec))
         return job.to_dict()
+
+    def op_submit_array(self, request: dict) -> list:
+        specs = [JobSpec.from_dict(doc) for doc in request["specs"]]
+        return [job.to_dict() for job in self._slurm().submit_array(specs)]
+
+    def op_preview(self, request: dict) -> str:
+        return self._slurm().preview([JobSpec.from_dict(doc) for doc in request["specs"]])
+
+    def op_slurm_info(self, request: dict) -> dict:
+        return self._slurm().info().to_dict()
+
+    def _slurm(self):
+        if not hasattr(self.backend, "submit_array"):
+            from tunedeck.core.errors import HostError
+
+            raise HostError(
+                "this host is not a Slurm host",
+                hint="add it with `tunedeck hosts add NAME TARGET --slurm`",
+            )
+        return self.backend
 
     def op_status(self, request: dict) -> dict:
         jobs = self.backend.status(list(request["ids"]))

@@ -93,9 +93,10 @@ class BackendPool:
                 backend.close()  # hosts.toml changed it (a setup recorded its command)
                 backend = None
             if backend is None:
-                from tunedeck.core.jobs.ssh import SshBackend
+                from tunedeck.core.jobs import backend_for
+                from tunedeck.core.jobs.hosts import get_host
 
-                backend = SshBackend(entry) if entry else SshBackend.for_host(host)
+                backend = backend_for(entry or get_host(host))
                 self._remote[host] = backend
             return backend
 

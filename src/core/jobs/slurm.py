@@ -51,6 +51,21 @@ CANCEL_POLL = 0.5
 KILL_WAIT = 30.0
 SIGNAL_LEAD_ENV = "TUNEDECK_SLURM_SIGNAL_LEAD"  # seconds before the limit (tests use less)
 RESUMABLE_KINDS = ("train",)
+# How `tunedeck agent` on a login node learns it serves a Slurm host (set by the ssh side).
+SCHEDULER_ENV = "TUNEDECK_SCHEDULER"
+HOST_NAME_ENV = "TUNEDECK_SCHEDULER_HOST"
+PARTITION_ENV = "TUNEDECK_SLURM_PARTITION"
+ACCOUNT_ENV = "TUNEDECK_SLURM_ACCOUNT"
+QOS_ENV = "TUNEDECK_SLURM_QOS"
+
+
+def agent_env(host: Host) -> dict[str, str]:
+    """What the agent of a Slurm host is started with, so that it serves a SlurmBackend."""
+    if not host.is_slurm:
+        return {}
+    values = {SCHEDULER_ENV: "slurm", HOST_NAME_ENV: host.name}
+    optional = {PARTITION_ENV: host.partition, ACCOUNT_ENV: host.account, QOS_ENV: host.qos}
+    return values | {key: value for key, value in optional.items() if value}
 
 
 class SlurmError(JobError):
@@ -76,6 +91,8 @@ class SlurmInfo:
 class SlurmBackend:
     """The Backend of one Slurm cluster, run on its login node."""
 
+    scheduler = "slurm"
+
     def __init__(
         self,
         host: str,
@@ -98,6 +115,18 @@ class SlurmBackend:
         """The backend of a hosts.toml Slurm entry (its env may carry SLURM_CONF)."""
         defaults = Resources(partition=host.partition, account=host.account, qos=host.qos)
         return cls(host.name, defaults=defaults, env=host.env, host_config=host)
+
+    @classmethod
+    def from_agent_env(cls, env: dict[str, str]) -> SlurmBackend | None:
+        """The backend an agent serves when its host is a Slurm login node (see agent_env)."""
+        if env.get(SCHEDULER_ENV) != "slurm":
+            return None
+        defaults = Resources(
+            partition=env.get(PARTITION_ENV) or None,
+            account=env.get(ACCOUNT_ENV) or None,
+            qos=env.get(QOS_ENV) or None,
+        )
+        return cls(env.get(HOST_NAME_ENV) or "slurm", defaults=defaults)
 
     # -- submitting -----------------------------------------------------------------------
 

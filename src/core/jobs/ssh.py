@@ -21,7 +21,14 @@ from pathlib import Path
 
 import orjson
 
-from tunedeck.core.errors import DiskFullError, HostError, JobError, StateError, TunedeckError
+from tunedeck.core.errors import (
+    DiskFullError,
+    HostError,
+    JobError,
+    Location,
+    StateError,
+    TunedeckError,
+)
 from tunedeck.core.jobs.backend import DEFAULT_GRACE, CancelResult, JobSpec
 from tunedeck.core.jobs.gpus import Gpu
 from tunedeck.core.jobs.hosts import Host, get_host
@@ -115,9 +122,19 @@ def agent_command(host: Host) -> str:
     argv = shlex.split(host.command) + ["agent"]
     if host.workdir:
         argv += ["--workdir", host.workdir]
-    if host.env:
-        argv = ["env", *[f"{k}={v}" for k, v in host.env.items()], *argv]
+    env = {**host.env, **_scheduler_env(host)}
+    if env:
+        argv = ["env", *[f"{k}={v}" for k, v in env.items()], *argv]
     return shlex.join(argv)
+
+
+def _scheduler_env(host: Host) -> dict[str, str]:
+    """A Slurm host's agent serves a SlurmBackend: told so by its environment."""
+    if not host.is_slurm:
+        return {}
+    from tunedeck.core.jobs.slurm import agent_env
+
+    return agent_env(host)
 
 
 def agent_launch(host: Host) -> str:
@@ -143,6 +160,7 @@ class SshBackend:
     def __init__(self, host: Host, registry: JobRegistry | None = None):
         self.host_config = host
         self.host = host.name
+        self.scheduler = host.scheduler  # "slurm": the agent there submits with sbatch
         self.registry = registry or JobRegistry()
         self._session: AgentSession | None = None
         self._lock = threading.Lock()
@@ -158,6 +176,21 @@ class SshBackend:
         job_id = spec.id or self.registry.new_id()
         doc = {**spec.to_dict(), "id": job_id}
         return self._mirror(self.request("submit", spec=doc))
+
+    def submit_array(self, specs: list[JobSpec]) -> list[Job]:
+        """A Slurm host's job array: one sbatch on the login node (see SlurmBackend)."""
+        docs = [{**spec.to_dict(), "id": spec.id or self.registry.new_id()} for spec in specs]
+        return [self._mirror(doc) for doc in self.request("submit_array", specs=docs)]
+
+    def preview(self, specs: list[JobSpec]) -> str:
+        """The sbatch script the login node would write for `specs` (nothing submitted)."""
+        return str(self.request("preview", specs=[spec.to_dict() for spec in specs]))
+
+    def info(self):
+        """A Slurm host's version and partitions (sinfo on the login node)."""
+        from tunedeck.core.jobs.slurm import SlurmInfo
+
+        return SlurmInfo.from_dict(self.request("slurm_info"))
 
     def status(self, ids: list[str]) -> list[Job]:
         """Fresh records of these jobs, all in one round trip."""
@@ -435,6 +468,17 @@ def _result(doc: dict, host: Host):
         return _raise(StateError(f"{host.name}: {message}", hint=hint))
     if kind == "HostError":
         return _raise(HostError(f"{host.name}: {message}", hint=hint))
+    if kind == "SlurmError":
+        from tunedeck.core.jobs.slurm import SlurmError
+
+        where = error.get("location") or {}
+        return _raise(
+            SlurmError(
+                f"{host.name}: {message}",
+                hint=hint,
+                location=Location(where.get("file"), column=where.get("column")) if where else None,
+            )
+        )
     if kind in ("JobError", "UsageError", "ConfigError"):
         return _raise(JobError(f"{host.name}: {message}", hint=hint))
     return _raise(TunedeckError(f"{host.name}: {kind}: {message}", hint=hint))

@@ -112,6 +112,32 @@ def prepare_run(
     )
 
 
+def submission_preview(spec: JobSpec, host: str | None, backend: Backend | None = None) -> str:
+    """What submitting `spec` on `host` would start: the sbatch script tunedeck would write on a
+    Slurm host, else the command line. Nothing is submitted (the Launch screen and --dry-run)."""
+    own_backend = backend is None and host not in (None, LOCAL_HOST)
+    if host in (None, LOCAL_HOST) or not is_slurm_host(host, backend):
+        return shlex.join(spec.argv)
+    backend = backend or get_backend(host)
+    try:
+        return backend.preview([spec])
+    finally:
+        if own_backend:
+            backend.close()
+
+
+def is_slurm_host(host: str | None, backend: Backend | None = None) -> bool:
+    """True for a hosts.toml entry with `scheduler = "slurm"` (or a backend that says so)."""
+    if backend is not None and getattr(backend, "scheduler", None) == "slurm":
+        return True
+    if host in (None, LOCAL_HOST):
+        return False
+    from tunedeck.core.jobs.hosts import load_hosts
+
+    entry = load_hosts().get(host)
+    return entry is not None and entry.is_slurm
+
+
 def remote_settings(
     kind: str, config: RunConfig, host: str, backend: Backend, sync: SyncOptions | None
 ) -> dict:

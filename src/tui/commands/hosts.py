@@ -47,8 +47,14 @@ def add(
         list[str] | None,
         typer.Option("--ssh-option", help="Extra ssh arguments, e.g. '-p 2222' (repeatable)."),
     ] = None,
+    slurm: bool = typer.Option(
+        False, "--slurm", help="A Slurm cluster's login node: jobs are submitted with sbatch."
+    ),
+    partition: str = typer.Option(None, "--partition", help="Slurm partition jobs ask for."),
+    account: str = typer.Option(None, "--account", help="Slurm account jobs are charged to."),
+    qos: str = typer.Option(None, "--qos", help="Slurm quality of service jobs ask for."),
 ) -> None:
-    """Add or replace a host in hosts.toml."""
+    """Add or replace a host in hosts.toml (target `local` with --slurm: this login node)."""
     from tunedeck.core.jobs.hosts import Host, add_host, hosts_file
 
     pairs = {}
@@ -58,8 +64,15 @@ def add(
             raise UsageError(f"--env takes KEY=VALUE, got '{pair}'")
         pairs[key] = value
     options = tuple(part for option in ssh_option or [] for part in shlex.split(option))
-    add_host(Host(name, target, workdir, command, pairs, options))
-    _echo(f"added {name} -> {target} in {hosts_file()}")
+    if not slurm and (partition or account or qos):
+        flag = "--partition" if partition else "--account" if account else "--qos"
+        raise UsageError(f"{flag} is a Slurm default: add --slurm", hint="or drop the flag")
+    scheduler = "slurm" if slurm else None
+    add_host(
+        Host(name, target, workdir, command, pairs, options, scheduler, partition, account, qos)
+    )
+    kind = " (Slurm)" if slurm else ""
+    _echo(f"added {name} -> {target}{kind} in {hosts_file()}")
 
 
 @app.command("list")
@@ -82,7 +95,14 @@ def list_hosts(
         _echo(f"no hosts in {hosts_file()}: add one with `tunedeck hosts add NAME TARGET`")
         return
     for host in hosts.values():
-        _echo(f"{host.name:<16} {host.target:<28} {host.workdir or '~'}  ({host.command})")
+        slurm = f"  slurm{_defaults(host)}" if host.is_slurm else ""
+        _echo(f"{host.name:<16} {host.target:<28} {host.workdir or '~'}  ({host.command}){slurm}")
+
+
+def _defaults(host) -> str:
+    pairs = [f"{key}={getattr(host, key)}" for key in ("partition", "account", "qos")]
+    shown = [pair for pair in pairs if not pair.endswith("=None")]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 @app.command("check")
@@ -90,22 +110,32 @@ def check(
     name: str = typer.Argument(..., help="A host name (or an ssh config Host)."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Connect, and report the remote tunedeck version and GPUs."""
-    from tunedeck.core.jobs.ssh import SshBackend
+    """Connect, and report the remote tunedeck version and GPUs (a Slurm host: Slurm's version
+    and its partitions, nodes and GPUs)."""
+    from tunedeck.core.jobs import get_backend
 
-    backend = SshBackend.for_host(name)
+    backend = get_backend(name)
     try:
         hello = backend.check()
         gpus = backend.gpus()
+        slurm = backend.info() if getattr(backend, "scheduler", None) == "slurm" else None
     finally:
         backend.close()
     if as_json:
         from tunedeck.tui.console import print_json
 
-        print_json({"host": name, "agent": hello, "gpus": [g.to_dict() for g in gpus]})
+        doc = {"host": name, "agent": hello, "gpus": [g.to_dict() for g in gpus]}
+        if slurm is not None:
+            doc["slurm"] = slurm.to_dict()
+        print_json(doc)
         return
-    _echo(f"{name}: reachable, tunedeck {hello['version']} (protocol {hello['protocol']})")
+    protocol = f" (protocol {hello['protocol']})" if "protocol" in hello else ""
+    _echo(f"{name}: reachable, tunedeck {hello['version']}{protocol}")
     _echo(f"  host {hello['hostname']}, workdir {hello['workdir']}")
+    if slurm is not None:
+        _echo(f"  Slurm {slurm.version.split()[-1]}: {len(slurm.partitions)} partition(s)")
+        for partition in slurm.partitions:
+            _echo(f"    {partition.line()}")
     if not gpus:
         _echo("  no GPU (nvidia-smi not found or no device)")
     for gpu in gpus:

@@ -30,6 +30,83 @@ NoSyncOption = Annotated[
     ),
 ]
 
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print what would be submitted (the sbatch script on a Slurm host)."
+    ),
+]
+SweepOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sweep",
+        help="key=v1,v2: one run per value (repeatable: the grid); a Slurm job array on a cluster.",
+    ),
+]
+_SLURM = "Slurm"
+NodesOption = Annotated[
+    int | None, typer.Option("--nodes", help="Nodes to run on (Slurm).", rich_help_panel=_SLURM)
+]
+GpusOption = Annotated[
+    int | None,
+    typer.Option("--gpus-per-node", help="GPUs per node (Slurm).", rich_help_panel=_SLURM),
+]
+TimeOption = Annotated[
+    str | None,
+    typer.Option("--time", help="Time limit, e.g. 30, 2:00:00 (Slurm).", rich_help_panel=_SLURM),
+]
+MemOption = Annotated[
+    str | None,
+    typer.Option("--mem", help="Memory per node, e.g. 64G (Slurm).", rich_help_panel=_SLURM),
+]
+CpusOption = Annotated[
+    int | None,
+    typer.Option("--cpus-per-task", help="CPUs per task (Slurm).", rich_help_panel=_SLURM),
+]
+PartitionOption = Annotated[
+    str | None,
+    typer.Option("--partition", help="Partition (default: the host's).", rich_help_panel=_SLURM),
+]
+AccountOption = Annotated[
+    str | None,
+    typer.Option("--account", help="Account (default: the host's).", rich_help_panel=_SLURM),
+]
+QosOption = Annotated[
+    str | None,
+    typer.Option("--qos", help="Quality of service (default: the host's).", rich_help_panel=_SLURM),
+]
+RequeueOption = Annotated[
+    bool,
+    typer.Option(
+        "--requeue",
+        help="After a time limit or preemption, resubmit and resume from the last checkpoint.",
+        rich_help_panel=_SLURM,
+    ),
+]
+
+
+def resources_from_flags(host: str | None, **flags):
+    """The Resources the Slurm flags ask for (None when none was given); refused off Slurm."""
+    from tunedeck.core.errors import Location, UsageError
+    from tunedeck.core.jobs.backend import Resources
+    from tunedeck.core.runners.launch import is_slurm_host
+
+    given = {key: value for key, value in flags.items() if value not in (None, False)}
+    if not given:
+        return None
+    if not is_slurm_host(host):
+        flag = "--" + next(iter(given)).replace("_", "-")
+        raise UsageError(
+            f"{flag} asks a scheduler for resources, and {host or 'this machine'} has none",
+            location=Location(column=flag),
+            hint="use a Slurm host (`tunedeck hosts add NAME TARGET --slurm`) or drop the flag",
+        )
+    for key in ("nodes", "gpus_per_node", "cpus_per_task"):
+        if key in given and given[key] < 1:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{flag} must be at least 1", location=Location(column=flag))
+    return Resources(**given)
+
 
 def register(app: typer.Typer) -> None:
     """Add `train` and `quantize` to the root app."""
@@ -44,9 +121,38 @@ def register(app: typer.Typer) -> None:
         detach: DetachOption = False,
         yes: YesOption = False,
         no_sync: NoSyncOption = False,
+        dry_run: DryRunOption = False,
+        sweep: SweepOption = None,
+        nodes: NodesOption = None,
+        gpus_per_node: GpusOption = None,
+        time: TimeOption = None,
+        mem: MemOption = None,
+        cpus_per_task: CpusOption = None,
+        partition: PartitionOption = None,
+        account: AccountOption = None,
+        qos: QosOption = None,
+        requeue: RequeueOption = False,
     ) -> None:
         """Train (LoRA, QLoRA, full; sft, pt, dpo, kto) as a job, and follow its log."""
-        raise typer.Exit(launch("train", config, overrides or [], host, detach, yes, no_sync))
+        resources = resources_from_flags(
+            host, nodes=nodes, gpus_per_node=gpus_per_node, time=time, mem=mem,
+            cpus_per_task=cpus_per_task, partition=partition, account=account, qos=qos,
+            requeue=requeue,
+        )  # fmt: skip
+        raise typer.Exit(
+            launch(
+                "train",
+                config,
+                overrides or [],
+                host,
+                detach,
+                yes,
+                no_sync,
+                resources=resources,
+                dry_run=dry_run,
+                sweeps=sweep or [],
+            )  # fmt: skip
+        )
 
     @app.command("quantize")
     def quantize_command(
@@ -59,9 +165,36 @@ def register(app: typer.Typer) -> None:
         detach: DetachOption = False,
         yes: YesOption = False,
         no_sync: NoSyncOption = False,
+        dry_run: DryRunOption = False,
+        nodes: NodesOption = None,
+        gpus_per_node: GpusOption = None,
+        time: TimeOption = None,
+        mem: MemOption = None,
+        cpus_per_task: CpusOption = None,
+        partition: PartitionOption = None,
+        account: AccountOption = None,
+        qos: QosOption = None,
+        requeue: RequeueOption = False,
     ) -> None:
         """Merge an adapter and GPTQ-quantize a model as a job, and follow its log."""
-        raise typer.Exit(launch("quantize", config, overrides or [], host, detach, yes, no_sync))
+        resources = resources_from_flags(
+            host, nodes=nodes, gpus_per_node=gpus_per_node, time=time, mem=mem,
+            cpus_per_task=cpus_per_task, partition=partition, account=account, qos=qos,
+            requeue=requeue,
+        )  # fmt: skip
+        raise typer.Exit(
+            launch(
+                "quantize",
+                config,
+                overrides or [],
+                host,
+                detach,
+                yes,
+                no_sync,
+                resources=resources,
+                dry_run=dry_run,
+            )  # fmt: skip
+        )
 
 
 def launch(
@@ -72,16 +205,26 @@ def launch(
     detach: bool,
     yes: bool = False,
     no_sync: bool = False,
+    *,
+    resources=None,
+    dry_run: bool = False,
+    sweeps: list[str] = (),
 ) -> int:
     """Check the config (no torch), submit the runner as a job, follow it unless detached.
 
-    On a host, what the run reads is sent first (unless --no-sync) and the host checks it."""
+    On a host, what the run reads is sent first (unless --no-sync) and the host checks it.
+    --dry-run prints what would be submitted; --sweep submits one job per grid point."""
     from tunedeck.core.config import check_config
     from tunedeck.core.jobs import get_backend
     from tunedeck.core.runners.launch import PURPOSES, launch_run
     from tunedeck.tui.commands.config import print_check
     from tunedeck.tui.console import note
 
+    if sweeps and dry_run:
+        from tunedeck.core.errors import UsageError
+
+        raise UsageError("--dry-run previews one run: drop --sweep to see its script")
+    parsed_sweeps = _parse_sweeps(sweeps) if sweeps else None
     local = host in (None, "local")
     # paths name files on the host that runs the job: only a local run can check them here
     check = check_config(config_path, overrides, purpose=PURPOSES[kind], check_files=local)
@@ -91,6 +234,15 @@ def launch(
     name = config_path.stem
     backend = get_backend(host)
     try:
+        if dry_run:
+            return preview(
+                kind, check.config, host, config_path, overrides, name, backend, resources
+            )
+        if parsed_sweeps is not None:
+            return launch_grid(
+                kind, check.config, parsed_sweeps, host, config_path, overrides, name, backend,
+                None if local else sync_options(yes, no_sync), resources,
+            )  # fmt: skip
         job = launch_run(
             kind,
             check.config,
@@ -100,14 +252,69 @@ def launch(
             name=name,
             backend=backend,
             sync=None if local else sync_options(yes, no_sync),
+            resources=resources,
         )
-        note(f"job {job.id} started: {kind} {name} on {job.host}")
+        note(f"job {job.id} started: {kind} {name} on {job.host}{_scheduler_note(job)}")
         if detach:
             note(f"follow it with `tunedeck runs logs {job.id} -f`")
             return 0
         return follow(job, backend)
     finally:
         backend.close()
+
+
+def preview(kind, config, host, config_path, overrides, name, backend, resources) -> int:
+    """Print the sbatch script (Slurm) or the command line a run would submit; submit nothing."""
+    from tunedeck.core.runners.launch import prepare_run, submission_preview
+
+    spec = prepare_run(
+        kind,
+        config,
+        backend=backend,
+        host=host,
+        config_path=config_path,
+        overrides=overrides,
+        name=name,
+        resources=resources,
+    )
+    typer.echo(submission_preview(spec, host, backend).rstrip("\n"))
+    return 0
+
+
+def launch_grid(
+    kind, config, sweeps, host, config_path, overrides, name, backend, sync, resources
+) -> int:
+    """Submit one job per grid point (a job array on Slurm) and say which; never follows."""
+    from tunedeck.core.runners.sweep import launch_sweep
+    from tunedeck.tui.console import note
+
+    jobs = launch_sweep(
+        kind,
+        config,
+        sweeps,
+        host=host,
+        config_path=config_path,
+        overrides=overrides,
+        name=name,
+        backend=backend,
+        sync=sync,
+        resources=resources,
+    )
+    for job in jobs:
+        typer.echo(f"{job.id}\t{job.name}{_scheduler_note(job)}")
+    group = jobs[0].group if jobs else None
+    note(f"{len(jobs)} jobs started on {jobs[0].host if jobs else host} (group {group})")
+    return 0
+
+
+def _parse_sweeps(values: list[str]):
+    from tunedeck.core.runners.sweep import parse_sweeps
+
+    return parse_sweeps(values)
+
+
+def _scheduler_note(job) -> str:
+    return f" (Slurm job {job.scheduler_id})" if job.scheduler_id else ""
 
 
 def sync_options(yes: bool, no_sync: bool):
