@@ -1,0 +1,88 @@
+"""Multi-node training under Slurm: torchrun_lines in a real sbatch on a cluster of two nodes."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from slurm_cluster import free_port
+from slurm_nodes import slurm_two_nodes  # noqa: F401 - fixture
+from train_helpers import REPO, TRAIN_MODULE, read_log, read_status
+
+from tunedeck.core.runners.distributed import torchrun_lines
+
+CONFIG = REPO / "examples" / "workspace" / "configs" / "tiny_lora_sft.yaml"
+DATA = REPO / "examples" / "workspace" / "data"
+RANK_LINE = re.compile(r"rank (\d+) of (\d+): node rank (\d+), local rank (\d+) on (\S+)")
+FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY")
+
+
+def test_each_node_runs_one_torchrun_agent_with_its_slurm_node_rank():
+    lines = torchrun_lines(["/venv/python", "-m", "some.runner", "cfg one.yaml"], 2, 4, port=29511)
+    assert lines[0] == 'MASTER_NODE="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"'
+    srun = shlex.split(lines[-1])
+    assert srun[:6] == ["srun", "--nodes", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1"]
+    assert srun[6:8] == ["bash", "-c"]
+    agent = srun[8]
+    assert agent.startswith("exec /venv/python -m torch.distributed.run --nnodes 2 ")
+    assert "--nproc-per-node 4" in agent and '--node-rank "$SLURM_NODEID"' in agent
+    assert '--rdzv-backend c10d --rdzv-endpoint "$MASTER_ADDR:29511"' in agent
+    assert agent.endswith("-m some.runner 'cfg one.yaml'")
+    checked = subprocess.run(["bash", "-n"], input="\n".join(lines), text=True, capture_output=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_runner_argv_without_a_module_is_refused():
+    with pytest.raises(ValueError, match="python, '-m', module"):
+        torchrun_lines(["train.py", "cfg.yaml"], 2, 1)
+
+
+def _wait_final(cluster, job_id: str, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = cluster.run("scontrol", "show", "job", "-o", job_id).stdout
+        state = re.search(r"JobState=(\w+)", shown)
+        if state and state.group(1) in FINAL:
+            return shown
+        assert time.monotonic() < deadline, f"Slurm job {job_id} not finished: {shown}"
+        time.sleep(1)
+
+
+@pytest.mark.slow
+def test_two_slurm_nodes_train_one_run_and_only_rank_zero_logs_each_step(
+    slurm_two_nodes, tiny_model, tmp_path
+):
+    out = tmp_path / "two-nodes"
+    runner = [sys.executable, "-m", TRAIN_MODULE, str(CONFIG), f"model_name_or_path={tiny_model}"]
+    runner += [f"dataset_dir={DATA}", f"output_dir={out}", "max_steps=3", "logging_steps=1"]
+    job_out = tmp_path / "job.out"
+    script = tmp_path / "job.sh"
+    body = torchrun_lines(runner, nodes=2, procs_per_node=1, port=free_port())
+    header = ["#!/bin/bash", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1"]
+    header += [f"#SBATCH --output={job_out}", f"cd {shlex.quote(str(REPO))}"]
+    script.write_text("\n".join(header + body) + "\n")
+
+    submitted = slurm_two_nodes.run("sbatch", "--parsable", str(script))
+    assert submitted.returncode == 0, submitted.stderr
+    shown = _wait_final(slurm_two_nodes, submitted.stdout.strip().split(";")[0])
+    text = job_out.read_text()
+    assert "JobState=COMPLETED" in shown, text[-4000:]
+    assert "NodeList=n[1-2]" in shown and "NumNodes=2" in shown
+
+    ranks = sorted(RANK_LINE.findall(text))
+    # one rank per node, each knowing the world of two; torchrun's node rank is the global rank
+    assert [(r[0], r[1], r[2], r[3]) for r in ranks] == [("0", "2", "0", "0"), ("1", "2", "1", "0")]
+    assert {r[4] for r in ranks} == {"n1", "n2"}
+
+    log = read_log(out)
+    assert [r["current_steps"] for r in log] == [1, 2, 3]  # the loss once per step
+    assert all("loss" in r for r in log)
+    assert log[-1]["epoch"] == pytest.approx(0.75)  # 8 rows a step: 4 on each of two ranks
+    assert read_status(out)["phase"] == "done"
+    assert text.count("[done]") == 1 and text.count("step 3/3") == 1
+    assert (out / "adapter_model.safetensors").is_file()
