@@ -7,7 +7,6 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from slurm_cluster import free_port
@@ -55,7 +54,9 @@ def _wait_final(cluster, job_id: str, timeout: float = 600) -> str:
 
 @pytest.mark.slow
 def test_two_slurm_nodes_train_one_run_and_only_rank_zero_logs_each_step(
-    slurm_two_nodes, tiny_model, tmp_path
+    slurm_two_nodes,  # noqa: F811 - the fixture imported above
+    tiny_model,
+    tmp_path,
 ):
     out = tmp_path / "two-nodes"
     runner = [sys.executable, "-m", TRAIN_MODULE, str(CONFIG), f"model_name_or_path={tiny_model}"]

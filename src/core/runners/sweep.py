@@ -1,7 +1,7 @@
 """Sweeps: `--sweep key=v1,v2` values, their grid, and one job per grid point.
 
 Every point is checked before anything is submitted (a bad point submits nothing). The points
-share a group id. A backend that has `submit_array` (Slurm) gets them as one job array; elsewhere
+share a group id. A Slurm backend (`scheduler == "slurm"`) gets them as one job array; elsewhere
 they run one after the other: all are submitted at once, and each next one waits for the previous
 one to end (runners/after.py) before its runner starts.
 """
@@ -127,9 +127,8 @@ def launch_sweep(
                 zip(configs, point_args, labels, strict=True)
             )
         ]
-        submit_array = getattr(backend, "submit_array", None)
-        if submit_array is not None:
-            return list(submit_array(specs))
+        if getattr(backend, "scheduler", None) == "slurm":
+            return list(backend.submit_array(specs))  # one job array
         return submit_one_after_another(backend, specs, python=specs[0].argv[0])
     finally:
         if own_backend:
