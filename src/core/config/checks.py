@@ -258,9 +258,14 @@ def template_problem(
     except TunedeckError as exc:
         message = f"the template was not checked against {folder}: {exc.message}"
         return _template_warning(message, path, None)
+    return template_warning(probe, path)
+
+
+def template_warning(probe, path: str | Path | None = None) -> ConfigProblem | None:
+    """A TemplateProbe that found a difference, as a warning on the key `template`."""
     if probe.matches is not False:
         return None
-    return _template_warning(probe.summary(), path, probe.advice())
+    return _template_warning(probe.summary(), path, probe.advice() or None)
 
 
 def with_template_check(check, tokenizer: str | Path | None = None):

@@ -5,6 +5,13 @@ checker validates them (in a worker: it looks at the disk) and the screen shows 
 the resulting YAML and the equivalent `tunedeck train|quantize` command. Submitting goes through
 `tunedeck.core.runners.launch`, the path `tunedeck train` takes too. The host list is read afresh
 whenever it can be seen (the screen shown again, the field focused): hosts added meanwhile appear.
+
+Once a training config is valid, three checks before launch follow it, each in a worker and only
+when what it depends on changed: the fit (peak GPU memory per device from the model's
+config.json, judged against the host's GPUs or the GPU mem field: `tunedeck config fit`'s lines),
+the template check and the datasets' check (rows dropped or truncated at cutoff_len; ctrl+o
+opens the first such row in Preview). The last two load a tokenizer, so they run in a sidecar
+process. Submitting with their problems is allowed: they are on screen.
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ from tunedeck.core.jobs.store import human_bytes
 from tunedeck.core.runners.inputs import SyncOptions
 from tunedeck.core.runners.launch import PURPOSES, launch_run, rerun_command
 from tunedeck.core.text import inert, inert_lines
-from tunedeck.tui.messages import JobSubmitted
+from tunedeck.tui.messages import JobSubmitted, PreviewDataset
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
 from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.sidecar import SidecarClient
 
 CHECK_DELAY = 0.25
+HOST_GPUS_SECONDS = 60.0  # a host's GPUs, once probed, are trusted this long
+SHOWN_SUGGESTIONS = 4
 METHODS = {"lora": "LoRA", "qlora4": "QLoRA 4-bit", "full": "full"}
 
 
@@ -76,6 +86,7 @@ TRAIN_FIELDS = (
     Field("save_steps", "save_steps", placeholder="default: 500"),
     Field("output_dir", "output_dir", placeholder="output/my-run"),
     Field("host", "host", "hosts", "local"),
+    Field("gpu_mem", "GPU mem", placeholder="e.g. 24GiB (default: the host's GPUs)"),
 )
 QUANTIZE_FIELDS = (
     Field("model_name_or_path", "model path", placeholder="path/to/model"),
@@ -88,7 +99,7 @@ QUANTIZE_FIELDS = (
     Field("template", "template", "templates", "default"),
     Field("host", "host", "hosts", "local"),
 )
-NOT_CONFIG_KEYS = {"config", "method", "host"}
+NOT_CONFIG_KEYS = {"config", "method", "host", "gpu_mem"}
 MULTIPLE_KEYS = {f.key for f in (*TRAIN_FIELDS, *QUANTIZE_FIELDS) if f.multiple}
 
 
@@ -100,6 +111,7 @@ class LaunchScreen(DeckScreen):
         Binding("ctrl+s", "submit", "Submit", id="launch.submit", priority=True),
         Binding("ctrl+w", "save_yaml", "Save YAML", id="launch.save"),
         Binding("ctrl+y", "copy_command", "Copy cmd", id="launch.copy"),
+        Binding("ctrl+o", "open_row", "Open row", id="launch.open_row"),
     ]
 
     def __init__(self) -> None:
@@ -111,6 +123,14 @@ class LaunchScreen(DeckScreen):
         self.host_list = HostList()  # re-reads hosts.toml only when it changed
         self._timer = None
         self._loading = False
+        self.fit: Any = None  # a FitReport, or the TunedeckError that stopped it
+        self.template_probe: Any = None  # a TemplateProbe, or None (nothing to compare)
+        self.data_check: Any = None  # a LaunchDataCheck, or the error that stopped it
+        self._wanted: dict[str, tuple] = {}  # per follow-up check, the inputs last asked for
+        self._shown: dict[str, tuple] = {}  # per follow-up check, the inputs of what is shown
+        self._host_gpus: dict[str, tuple[float, list, str]] = {}
+        self._pool: Any = None
+        self._sidecar = SidecarClient()
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="split"):
@@ -121,6 +141,8 @@ class LaunchScreen(DeckScreen):
                     yield from _form("quantize", QUANTIZE_FIELDS)
             with VerticalScroll(id="launch-result", classes="right-pane"):
                 yield Static("", id="launch-problems")
+                yield Static("", id="launch-fit")
+                yield Static("", id="launch-data")
                 yield Static("", id="launch-command")
                 yield Static("", id="launch-yaml")
 
@@ -130,12 +152,22 @@ class LaunchScreen(DeckScreen):
         self.load_choices()
 
     def _recolour(self) -> None:
-        """Redraw the last check in the new theme's colours."""
+        """Redraw the last checks in the new theme's colours."""
         if self.check is not None and self.checked_form is not None:
             self._show_check(*self.checked_form, self.check)
+        palette = Palette.of(self.app)
+        if self.fit is not None and self._current("fit"):
+            self.query_one("#launch-fit", Static).update(_fit_text(self.fit, palette))
+        if self.data_check is not None and self._current("data"):
+            self.query_one("#launch-data", Static).update(_data_text(self.data_check, palette))
 
     def on_screen_resume(self) -> None:
         self.load_hosts()
+
+    def on_unmount(self) -> None:
+        self._sidecar.close()
+        if self._pool is not None:
+            self._pool.close()
 
     @on(DescendantFocus)
     def _field_focused(self, event: DescendantFocus) -> None:
@@ -266,8 +298,8 @@ class LaunchScreen(DeckScreen):
     def _show_check(self, kind: str, values: dict, overrides: list[str], check: Any) -> None:
         self.check = check
         self.checked_form = (kind, values, overrides)
-        problems = _problems_text(check, Palette.of(self.app))
-        self.query_one("#launch-problems", Static).update(problems)
+        self._show_problems()
+        self._follow_up(kind, values, overrides, check)
         command = Text("\ncommand\n", style="bold")
         command.append(inert(self.command_line(kind, values, overrides)) + "\n")
         self.query_one("#launch-command", Static).update(command)
@@ -277,6 +309,187 @@ class LaunchScreen(DeckScreen):
             inert_lines(yaml.safe_dump(document, sort_keys=False)) if document else "(empty)\n"
         )
         self.query_one("#launch-yaml", Static).update(body)
+
+    def _show_problems(self) -> None:
+        """The config check's problems, the template warning among them."""
+        from tunedeck.core.config.checks import template_warning
+
+        check, palette = self.check, Palette.of(self.app)
+        extra = []
+        if self.template_probe is not None and self._current("probe"):
+            warning = template_warning(self.template_probe)
+            extra = [warning] if warning is not None else []
+        self.query_one("#launch-problems", Static).update(_problems_text(check, palette, extra))
+
+    def _current(self, name: str) -> bool:
+        """Whether what is shown for a follow-up check answers what the form asks now."""
+        return name in self._wanted and self._shown.get(name) == self._wanted[name]
+
+    # Checks before launch: fit, template, datasets ------------------------------------------
+
+    def _follow_up(self, kind: str, values: dict, overrides: list[str], check: Any) -> None:
+        """Start the checks whose inputs changed since they last ran (train configs only)."""
+        config = getattr(check, "config", None)
+        if kind != "train" or config is None:
+            self._wanted = {}
+            self.query_one("#launch-fit", Static).update("")
+            self.query_one("#launch-data", Static).update("")
+            return
+        base, host = values.get("config"), values.get("host", "local")
+        fit_key = (repr(config), host, values.get("gpu_mem", ""), base)
+        if self._wanted.get("fit") != fit_key:
+            self._wanted["fit"] = fit_key
+            self.run_fit(fit_key, config, host, values.get("gpu_mem"), base, overrides)
+        from tunedeck.core.config.launch_check import tokenizer_folder
+
+        folder = tokenizer_folder(config.model_name_or_path)
+        probe_key = (str(folder), config.template)
+        if folder is None:
+            self._wanted.pop("probe", None)
+            self.template_probe = None
+        elif self._wanted.get("probe") != probe_key:
+            self._wanted["probe"] = probe_key
+            self.run_probe(probe_key, str(folder), config.template)
+        data_key = (
+            config.datasets,
+            config.dataset_dir,
+            str(folder),
+            config.template,
+            config.cutoff_len,
+            config.mask_history,
+        )
+        if not config.datasets:
+            self._wanted.pop("data", None)
+            self.query_one("#launch-data", Static).update("")
+        elif self._wanted.get("data") != data_key:
+            self._wanted["data"] = data_key
+            self._show_data_progress("checking the datasets…")
+            self.run_data_check(data_key, config)
+
+    @work(thread=True, exclusive=True, group="launch-fit", exit_on_error=False)
+    def run_fit(
+        self, key: tuple, config: Any, host: str, gpu_mem: str | None, base, overrides
+    ) -> None:
+        """The fit of the config on the host's GPUs (or on one GPU of `gpu_mem`)."""
+        from tunedeck.core.config import fit
+
+        try:
+            shape_path = fit.model_config_path(config.model_name_or_path, None, base)
+            shape = fit.load_model_shape(shape_path)
+            zero_stage, notes = fit.deepspeed_stage(base, overrides) if base else (0, ())
+            gpus, source = self._gpus_to_judge(host, gpu_mem)
+            report: Any = fit.fit_run_config(
+                config,
+                shape,
+                zero_stage=zero_stage,
+                gpus=gpus,
+                gpu_source=source,
+                model=str(shape_path),
+                notes=notes,
+            )
+        except TunedeckError as error:
+            report = error
+        self.from_thread(self._show_fit, key, report)
+
+    def _gpus_to_judge(self, host: str, gpu_mem: str | None) -> tuple[list, str]:
+        """The GPU mem field's one GPU, else the host's GPUs as its probe reports them."""
+        from tunedeck.core.config.fit import gpus_of, gpus_to_judge
+
+        if gpu_mem:
+            return gpus_to_judge(gpu_mem=gpu_mem)
+        known = self._host_gpus.get(host)
+        if known is not None and time.monotonic() - known[0] < HOST_GPUS_SECONDS:
+            return known[1], known[2]
+        if self._pool is None:
+            from tunedeck.core.jobs.pool import BackendPool
+
+            self._pool = BackendPool()
+        probe = self._pool.probe(host)
+        source = "this machine" if host == "local" else f"host {host}"
+        if not probe.reachable:
+            source += f" (unreachable: {probe.error})"
+        found = (time.monotonic(), gpus_of(probe.gpus), source)
+        self._host_gpus[host] = found
+        return found[1], found[2]
+
+    def _show_fit(self, key: tuple, report: Any) -> None:
+        if self._wanted.get("fit") != key:
+            return  # the form moved on: a newer fit is coming
+        self.fit = report
+        self._shown["fit"] = key
+        self.query_one("#launch-fit", Static).update(_fit_text(report, Palette.of(self.app)))
+
+    @work(thread=True, exclusive=True, group="launch-probe", exit_on_error=False)
+    def run_probe(self, key: tuple, folder: str, template: str | None) -> None:
+        """The template check in the sidecar (it loads the tokenizer)."""
+        try:
+            probe: Any = self._sidecar.template_probe(folder, template)
+        except TunedeckError as error:
+            self.from_thread(self.notify, inert(error), title="Template check", markup=False)
+            probe = None
+        self.from_thread(self._show_probe, key, probe)
+
+    def _show_probe(self, key: tuple, probe: Any) -> None:
+        if self._wanted.get("probe") != key:
+            return
+        self.template_probe = probe
+        self._shown["probe"] = key
+        self._show_problems()
+
+    @work(thread=True, exclusive=True, group="launch-data", exit_on_error=False)
+    def run_data_check(self, key: tuple, config: Any) -> None:
+        """The datasets' check in the sidecar, its progress on the way."""
+        check: Any = None
+        try:
+            for item in self._sidecar.launch_data(config.to_dict()):
+                if isinstance(item, tuple):
+                    self.from_thread(self._show_data_step, key, item)
+                else:
+                    check = item
+        except TunedeckError as error:
+            check = error
+        self.from_thread(self._show_data, key, check)
+
+    def _show_data_step(self, key: tuple, step: tuple) -> None:
+        if self._wanted.get("data") != key:
+            return
+        stage, name, done, total = step
+        if stage == "validate" and total:
+            line = f"checking {name}: {human_bytes(done)} of {human_bytes(total)}"
+        else:
+            line = f"measuring {name}: {done:,} rows"
+        self._show_data_progress(line + "…")
+
+    def _show_data_progress(self, line: str) -> None:
+        text = Text("\ndatasets\n", style="bold")
+        text.append(inert(line) + "\n", style="dim")
+        self.query_one("#launch-data", Static).update(text)
+
+    def _show_data(self, key: tuple, check: Any) -> None:
+        if self._wanted.get("data") != key:
+            return
+        self.data_check = check
+        self._shown["data"] = key
+        self.query_one("#launch-data", Static).update(_data_text(check, Palette.of(self.app)))
+
+    def action_open_row(self) -> None:
+        """Open the first dropped (else truncated) row of the datasets' check in Preview."""
+        check = self.data_check
+        first = None if check is None or isinstance(check, Exception) else check.first_row()
+        if first is None or not self._current("data"):
+            self.notify("no dropped or truncated row to open", severity="warning")
+            return
+        dataset, row, _why = first
+        self.app.hand_over(
+            "preview",
+            PreviewDataset(
+                dataset,
+                row=row,
+                template=check.template,
+                tokenizer=check.tokenizer,
+                cutoff_len=check.cutoff_len,
+            ),
+        )
 
     def command_line(self, kind: str, values: dict, overrides: list[str]) -> str:
         base = values.get("config")
@@ -385,8 +598,20 @@ class LaunchScreen(DeckScreen):
         except TunedeckError as error:
             self.from_thread(self.notify, str(error), title="Submit failed", severity="error")
             return
-        self.from_thread(self.notify, f"{kind} job {job.id} started on {job.host}")
+        self.from_thread(self.notify, f"{kind} job {job.id} started on {job.host}{self._caveat()}")
         self.from_thread(self.post_message, JobSubmitted(job.id))
+
+    def _caveat(self) -> str:
+        """What the checks before launch found, said again when a run starts anyway."""
+        check = self.data_check
+        if check is None or isinstance(check, Exception) or not self._current("data"):
+            return ""
+        said = []
+        if check.dropped:
+            said.append(f"{check.dropped:,} rows dropped")
+        if check.truncated:
+            said.append(f"{check.truncated:,} rows truncated at cutoff_len {check.cutoff_len}")
+        return f" ({', '.join(said)})" if said else ""
 
     def ask_from_worker(self, question: str) -> bool:
         """Ask a yes/no question in a dialog from a worker thread; wait for the answer."""
@@ -447,15 +672,16 @@ def _form(kind: str, fields: tuple[Field, ...]) -> ComposeResult:
         yield Vertical(classes="form-end")
 
 
-def _problems_text(check: Any, palette: Palette) -> Text:
-    """A config check: each problem marked, in the error or warning colour, or the all-clear."""
+def _problems_text(check: Any, palette: Palette, extra: list | None = None) -> Text:
+    """A config check (and `extra` problems, the template check's): each problem marked, in
+    the error or warning colour, or the all-clear."""
     problems = Text()
     if isinstance(check, Exception):
         problems.append(f"✗ {inert(check)}\n", style=palette.style("error", "bold"))
-    elif check.ok and not check.warnings:
+    elif check.ok and not check.warnings and not extra:
         problems.append("✓ config is valid\n", style=palette.style("ok", "bold"))
     else:
-        for problem in check.problems:
+        for problem in (*check.problems, *(extra or ())):
             style = palette.style("error" if problem.severity == "error" else "warning")
             mark = "✗" if problem.severity == "error" else "!"
             problems.append(f"{mark} {inert(problem.key or '')}: ", style=f"bold {style}")
@@ -465,6 +691,65 @@ def _problems_text(check: Any, palette: Palette) -> Text:
         if check.ok:
             problems.append("✓ valid (with warnings)\n", style=palette.style("ok"))
     return problems
+
+
+def _fit_text(report: Any, palette: Palette) -> Text:
+    """The fit panel: `tunedeck config fit`'s lines, the verdicts in their colours."""
+    from tunedeck.tui.commands.config import fit_lines
+
+    text = Text("\nfit (peak GPU memory per device)\n", style="bold")
+    if isinstance(report, Exception):
+        text.append(f"{inert(report)}\n", style="dim")
+        return text
+    colours = {"fits": "ok", "tight": "warning", "does not fit": "error"}
+    no_gpu = f"no GPU known for {report.gpu_source or 'this host'}: fill GPU mem (e.g. 80GiB)"
+    lines = fit_lines(report, no_gpu, parts=False)
+    changes = [line for line in lines if line.text.startswith("  ") and "GiB  " in line.text]
+    for line in lines:
+        if line in changes[SHOWN_SUGGESTIONS:]:
+            continue
+        if line.verdict:
+            verdict_style = palette.style(colours[line.verdict], "bold")
+            text.append(f"{line.verdict:<13}", style=verdict_style)
+        text.append(inert(line.text) + "\n", style=line.style)
+    if len(changes) > SHOWN_SUGGESTIONS:
+        more = len(changes) - SHOWN_SUGGESTIONS
+        text.append(f"  … {more} more: tunedeck config fit\n", style="dim")
+    return text
+
+
+def _data_text(check: Any, palette: Palette) -> Text:
+    """The datasets' check: rows dropped and truncated per dataset, and the key to open one."""
+    text = Text("\ndatasets\n", style="bold")
+    if isinstance(check, Exception):
+        text.append(f"not checked here: {inert(check)}\n", style="dim")
+        return text
+    if check is None:
+        return text
+    for one in check.datasets:
+        text.append(f"{inert(one.dataset)}: ", style="bold")
+        if one.error:
+            text.append(f"{inert(one.error)}\n", style=palette.style("error"))
+            continue
+        text.append(f"{one.rows or 0:,} rows, ")
+        text.append(
+            f"{one.dropped:,} dropped",
+            style=palette.style("error") if one.dropped else palette.style("ok"),
+        )
+        if one.truncated is None:
+            text.append(", truncation not counted (no tokenizer)\n", style="dim")
+            continue
+        text.append(", ")
+        text.append(
+            f"{one.truncated:,} truncated at {check.cutoff_len}",
+            style=palette.style("warning") if one.truncated else palette.style("ok"),
+        )
+        text.append(f" (longest {one.longest or 0:,} tokens)\n", style="dim")
+    first = check.first_row()
+    if first is not None:
+        dataset, row, why = first
+        text.append(f"ctrl+o opens {why} row #{row} of {inert(dataset)} in Preview\n", style="dim")
+    return text
 
 
 class CommaListSuggester(Suggester):

@@ -62,7 +62,8 @@ class PreviewScreen(DeckScreen):
         self.index = 0
         self.total: int | None = None
         self._local: list[str] = []
-        self._wanted: str | None = None
+        self._wanted: PreviewDataset | None = None
+        self._pending_row = 0  # the row a PreviewDataset asked for, until its entry is chosen
         self._tokens = SidecarClient()
         self._shown: SampleRendered | None = None  # redrawn in the new colours on a theme change
         self._error: tuple[BaseException, bool] | None = None
@@ -99,18 +100,35 @@ class PreviewScreen(DeckScreen):
 
     @on(PreviewDataset)
     def _preview_dataset(self, message: PreviewDataset) -> None:
-        """Show the dataset the Datasets screen asked for (once the choices are loaded)."""
-        self._wanted = message.dataset
+        """Show the dataset (and row, template, tokenizer, cutoff_len) another screen asked
+        for, once the choices are loaded."""
+        self._wanted = message
         if self.info is not None:
             self._choose_wanted()
 
     def _choose_wanted(self) -> None:
         wanted, self._wanted = self._wanted, None
         datasets = self.query_one("#preview-dataset", Select)
-        if wanted is not None and wanted in self._local:
-            datasets.value = wanted
+        if wanted is not None and wanted.dataset in self._local:
+            self._take_options(wanted)
+            self._pending_row = max(0, wanted.row)
+            if datasets.value == wanted.dataset:
+                self._dataset_changed()
+            else:
+                datasets.value = wanted.dataset
         elif datasets.value in (Select.NULL, None) and self._local:
             datasets.value = self._local[0]
+
+    def _take_options(self, wanted: PreviewDataset) -> None:
+        """The template, tokenizer and cutoff_len a PreviewDataset names (those it names)."""
+        template = wanted.template or ("hf" if wanted.tokenizer else None)
+        chooser = self.query_one("#preview-template", Select)
+        if template is not None and template in [v for _, v in chooser._options]:
+            chooser.value = template
+        if wanted.tokenizer is not None:
+            self.query_one("#preview-tokenizer", Input).value = wanted.tokenizer
+        if wanted.cutoff_len is not None:
+            self.query_one("#preview-cutoff", Input).value = str(wanted.cutoff_len)
 
     @work(thread=True, exclusive=True, group="preview-load", exit_on_error=False)
     def load_choices(self) -> None:
@@ -139,7 +157,7 @@ class PreviewScreen(DeckScreen):
 
     @on(Select.Changed, "#preview-dataset")
     def _dataset_changed(self) -> None:
-        self.index, self.total = 0, None
+        self.index, self.total, self._pending_row = self._pending_row, None, 0
         self.action_render()
         self.action_lengths()
 
