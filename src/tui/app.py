@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -16,13 +17,23 @@ from textual.theme import Theme
 
 from tunedeck.core.text import inert
 from tunedeck.themes import THEMES_DIR
-from tunedeck.tui.messages import JobStateChanged, JobSubmitted, PreviewDataset, SelectJob
+from tunedeck.tui.messages import (
+    JobStateChanged,
+    JobSubmitted,
+    PreviewDataset,
+    RunNoticed,
+    SelectJob,
+)
+from tunedeck.tui.notices import BELL, osc9, wants_desktop
 from tunedeck.tui.screens.order import SCREENS_IN_ORDER
 from tunedeck.tui.settings import DEFAULT_THEME, load_settings, save_theme
 from tunedeck.tui.theming import load_themes
 
 JOB_WATCH_SECONDS = 2.0
 WATCHED_RECENT = 100  # the newest runs the watcher reads, plus every one it last saw unfinished
+REMOTE_WATCH_SECONDS = 5.0  # a remote host is asked for its runs' states at most this often
+UNFINISHED = ("queued", "running", "stale")
+NOTICE_TITLES = {"stale": "Run stalled"}
 
 
 def _screen_factory(mode: str) -> Callable[[], Screen]:
@@ -59,6 +70,8 @@ class TunedeckApp(App[None]):
         self.settings = load_settings()
         self.theme_problems: list[str] = []
         self._job_states: dict[str, str] | None = None
+        self._job_pool = None  # made by the watcher on its first round (core, no textual)
+        self._discovery = None
         themes, problems = load_themes()
         for theme in themes:
             self.register_theme(theme)
@@ -83,6 +96,10 @@ class TunedeckApp(App[None]):
         # the collector's full passes, which otherwise stall the event loop for tens of ms.
         gc.freeze()
 
+    def on_unmount(self) -> None:
+        if self._job_pool is not None:
+            self._job_pool.close()
+
     def action_show_screen(self, mode: str) -> None:
         """Switch to one of the five screens."""
         if self.current_mode != mode:
@@ -100,15 +117,19 @@ class TunedeckApp(App[None]):
 
     @work(thread=True, exclusive=True, group="job-watch")
     def _watch_jobs(self) -> None:
-        """Notice runs that end, whichever screen is shown (the registry is a local file)."""
+        """Notice runs that end or stall, whichever screen is shown: new runs in watched folders
+        are added, and unfinished runs (watched, remote) are refreshed through the pool."""
         try:
             from tunedeck.core.jobs import JobRegistry
 
+            pool, discovery = self._watch_tools()
+            discovery.run()
             registry = JobRegistry()
             try:
                 jobs = self._watched(registry)
             finally:
                 registry.close()
+            jobs = list(pool.refresh(jobs).jobs)
         except Exception:  # no registry yet, or jobs unavailable: nothing to announce
             return
         states = {job.id: job.state.value for job in jobs}
@@ -117,15 +138,26 @@ class TunedeckApp(App[None]):
             return
         for job in jobs:
             before = previous.get(job.id)
-            if before != job.state.value and job.state.is_final:
+            noticed = job.state.is_final or job.state.value == "stale"
+            if before != job.state.value and noticed:
                 self.post_message(JobStateChanged(job.id, job.name, job.state.value))
+
+    def _watch_tools(self):
+        """The watcher's pool and watched-folder discovery, made once."""
+        if self._job_pool is None:
+            from tunedeck.core.jobs.pool import BackendPool
+            from tunedeck.core.jobs.watched_folders import Discovery
+
+            self._job_pool = BackendPool(remote_every=REMOTE_WATCH_SECONDS)
+            self._discovery = Discovery(self._job_pool)
+        return self._job_pool, self._discovery
 
     def _watched(self, registry) -> list:
         """The newest runs and those seen unfinished last time: not every row of the registry."""
         jobs, _ = registry.recent(WATCHED_RECENT)
         listed = {job.id for job in jobs}
         for job_id, state in (self._job_states or {}).items():
-            if job_id not in listed and state in ("queued", "running"):
+            if job_id not in listed and state in UNFINISHED:
                 job = registry.get(job_id)
                 if job is not None:
                     jobs.append(job)
@@ -133,14 +165,37 @@ class TunedeckApp(App[None]):
 
     @on(JobStateChanged)
     def _job_finished(self, message: JobStateChanged) -> None:
-        severity = {"succeeded": "information", "cancelled": "warning"}.get(message.state, "error")
-        self.notify(
-            inert(f"{message.name} ({message.job_id}) {message.state}"),
-            markup=False,
-            title="Run finished",
-            severity=severity,
-            timeout=10,
-        )
+        """Announce a run that ended or stalled, unless it is the one being looked at."""
+        if self.looking_at(message.job_id):
+            return
+        settings = self.settings.notices
+        text = f"{message.name} ({message.job_id}) {message.state}"
+        if settings.popup:
+            severity = {"succeeded": "information", "cancelled": "warning", "stale": "warning"}
+            self.notify(
+                inert(text),
+                markup=False,
+                title=NOTICE_TITLES.get(message.state, "Run finished"),
+                severity=severity.get(message.state, "error"),
+                timeout=10,
+            )
+        sent = BELL if settings.bell else ""
+        if wants_desktop(settings.desktop, os.environ):
+            sent += osc9(f"tunedeck: {text}", os.environ)
+        if sent:
+            self._send_to_terminal(sent)
+        self.post_message(RunNoticed(message.job_id, message.state, settings.popup, sent))
+
+    def looking_at(self, job_id: str) -> bool:
+        """Whether the user sees this run now: selected on the Runs screen, the terminal focused."""
+        if not self.app_focus or self.current_mode != "runs":
+            return False
+        return getattr(self.screen, "selected", None) == job_id
+
+    def _send_to_terminal(self, sequence: str) -> None:
+        """Write a bell or an OSC sequence to the terminal (nothing when headless)."""
+        if self._driver is not None and not self.is_headless:
+            self._driver.write(sequence)
 
     @on(JobSubmitted)
     def _job_submitted(self, message: JobSubmitted) -> None:

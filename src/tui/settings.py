@@ -15,12 +15,27 @@ from tunedeck.core.locations import config_dir, ensure
 DEFAULT_THEME = "tunedeck-dark"
 
 
+DESKTOP_CHOICES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class NoticeSettings:
+    """How a run that ends or stalls out of sight is announced (`[tui.notices]`): a notification
+    in the app, the terminal bell, a desktop notification (OSC 9; "auto": where the terminal is
+    known to show one)."""
+
+    popup: bool = True
+    bell: bool = True
+    desktop: str = "auto"
+
+
 @dataclass(frozen=True)
 class TuiSettings:
     """What the app remembers between runs."""
 
     theme: str = DEFAULT_THEME
     keymap: dict[str, str] | None = None
+    notices: NoticeSettings = NoticeSettings()
 
 
 def config_path() -> Path:
@@ -50,7 +65,25 @@ def load_settings(path: Path | None = None) -> TuiSettings:
         settings = replace(
             settings, keymap={str(k): str(v) for k, v in keys.items() if isinstance(v, str)}
         )
+    notices = table.get("notices")
+    if isinstance(notices, dict):
+        settings = replace(settings, notices=_notice_settings(notices))
     return settings
+
+
+def _notice_settings(table: dict) -> NoticeSettings:
+    """`[tui.notices]`: popup/bell true or false, desktop "auto"/"on"/"off" (or a boolean);
+    a value of the wrong kind keeps its default."""
+    found = NoticeSettings()
+    for key in ("popup", "bell"):
+        if isinstance(table.get(key), bool):
+            found = replace(found, **{key: table[key]})
+    desktop = table.get("desktop")
+    if isinstance(desktop, bool):
+        found = replace(found, desktop="on" if desktop else "off")
+    elif desktop in DESKTOP_CHOICES:
+        found = replace(found, desktop=desktop)
+    return found
 
 
 def save_theme(theme: str, path: Path | None = None) -> Path:

@@ -255,6 +255,9 @@ class LocalBackend:
         if not roots:
             return []
         tree = procs.group_and_descendants(job.pgid, roots)
+        if job.pid in roots and all(p.pid != job.pid for p in tree):
+            main = procs.proc_info(job.pid)  # outside its group (a watched run's own process)
+            tree += [main] if main is not None else []
         return [p for p in tree if p.pid != job.supervisor_pid]
 
     def _wait_gone(self, job: Job, deadline: float, seen: set[int]) -> bool:

@@ -127,6 +127,7 @@ class FolderScanner:
     def __init__(self) -> None:
         self._dirs: dict[str, tuple[int, tuple[str, ...], bool]] = {}
         self.known: set[str] = set()  # run folders already handled (added, or someone's)
+        self.listings = 0  # folders listed so far: an unchanged folder is never listed again
         self._lock = threading.Lock()
 
     def scan(self, root: str) -> list[str]:
@@ -158,6 +159,7 @@ class FolderScanner:
         if cached is not None and cached[0] == mtime:
             return cached
         children, is_run = [], False
+        self.listings += 1
         try:
             with os.scandir(folder) as entries:
                 for item in entries:
