@@ -31,9 +31,26 @@ def test_each_node_runs_one_torchrun_agent_with_its_slurm_node_rank():
     assert agent.startswith("exec /venv/python -m torch.distributed.run --nnodes 2 ")
     assert "--nproc-per-node 4" in agent and '--node-rank "$SLURM_NODEID"' in agent
     assert '--rdzv-backend c10d --rdzv-endpoint "$MASTER_ADDR:29511"' in agent
-    assert agent.endswith("-m some.runner 'cfg one.yaml'")
+    assert agent.endswith('-m some.runner "$@"')
+    assert srun[9:] == ["torchrun", "cfg one.yaml"]  # $0, then the runner's own arguments
     checked = subprocess.run(["bash", "-n"], input="\n".join(lines), text=True, capture_output=True)
     assert checked.returncode == 0, checked.stderr
+
+
+def test_an_array_task_passes_its_own_arguments_through_the_shell(tmp_path):
+    lines = torchrun_lines(["/venv/python", "-m", "some.runner"], 2, 1, shell_args='"${ARGV[@]:3}"')
+    assert lines[-1].endswith(' torchrun "${ARGV[@]:3}"')
+    # what each node's bash receives, with srun and the agent replaced by echoes of their argv
+    script = tmp_path / "expand.sh"
+    body = [line.replace("exec /venv/python", "printf %s\\| /venv/python") for line in lines]
+    script.write_text(
+        "scontrol() { echo 'NodeAddr=10.0.0.7 '; }\nsrun() { shift 5; \"$@\"; }\n"
+        "export SLURM_NODEID=1 SLURM_JOB_ID=42\nARGV=(py -m mod 'cfg one.yaml' lr=1)\n"
+        + "\n".join(body)
+    )
+    shown = subprocess.run(["bash", str(script)], capture_output=True, text=True).stdout
+    assert shown.endswith("-m|some.runner|cfg one.yaml|lr=1|")
+    assert "--node-rank|1|" in shown and "--rdzv-endpoint|10.0.0.7:29500|" in shown
 
 
 def test_a_runner_argv_without_a_module_is_refused():
