@@ -70,10 +70,12 @@ class ComparedRun:
 
     def curve(self, metric: str = "loss", by: str = BY_STEP) -> list[tuple[float, float]]:
         """(x, value) for `metric` in step order; x is the step or the tokens seen so far."""
+        # an eval line that counts no tokens is at the tokens of the training line of its step
+        tokens_at = {p.step: p.tokens for p in self.points if p.tokens is not None}
         out = []
         for point in self.points:
             value = getattr(point, metric)
-            x = point.step if by == BY_STEP else point.tokens
+            x = point.step if by == BY_STEP else point.tokens or tokens_at.get(point.step)
             if value is not None and x is not None:
                 out.append((float(x), float(value)))
         return out
@@ -154,13 +156,17 @@ class Comparison:
         """The runs whose log counts no tokens seen: by tokens they have no curve."""
         return [run for run in self.runs if not run.has_tokens]
 
+    def notes_for(self, by: str = BY_STEP) -> list[str]:
+        """What a reader should know, aligned `by` step or tokens (a run with no tokens seen)."""
+        return list(self.notes) + _axis_notes(self, by)
+
     def to_dict(self, by: str = BY_STEP) -> dict[str, Any]:
         return {
             "by": by,
             "group": self.group,
             "runs": [run.to_dict(by) for run in self.runs],
             "config_diff": self.diff.to_dict(),
-            "notes": list(self.notes) + _axis_notes(self, by),
+            "notes": self.notes_for(by),
         }
 
 

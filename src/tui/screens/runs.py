@@ -49,6 +49,7 @@ RECENT_RUNS = 200  # the table lists the newest runs; `a` lists every one
 STATE_STYLES = {
     "queued": (None, "dim"),
     "running": ("running", "bold"),
+    "stale": ("stale", ""),
     "succeeded": ("succeeded", ""),
     "failed": ("failed", "bold"),
     "cancelled": ("cancelled", ""),
@@ -73,6 +74,8 @@ class RunsScreen(DeckScreen):
         Binding("p", "pull_run", "Pull", id="runs.pull"),
         Binding("y", "copy_command", "Copy cmd", id="runs.copy"),
         Binding("l", "focus_log", "Log", id="runs.log"),
+        Binding("space", "mark_run", "Mark", show=False, id="runs.mark"),
+        Binding("c", "compare_runs", "Compare", show=False, id="runs.compare"),
         Binding("a", "toggle_all", "All runs", id="runs.all"),
         Binding("slash", "start_filter", "Filter", key_display="/", id="runs.filter"),
         Binding("t", "focus_table", "Jobs", show=False, id="runs.table"),
@@ -86,7 +89,8 @@ class RunsScreen(DeckScreen):
         self._wanted: str | None = None  # a job handed over by SelectJob, selected once listed
         self._remote_metrics_at = 0.0
         self.show_all = False  # every run in the registry, not only the newest RECENT_RUNS
-        self.filter = ""  # shown: the runs whose id, name, kind, host or state holds this
+        self.filter = ""  # shown: the runs whose id, name, kind, host, state or sweep holds this
+        self.marked: list[str] = []  # runs marked with space, in the order marked: c compares them
         self.total = 0  # runs in the registry
         self.cell_updates = 0  # cells sent to the table: a refresh that changes nothing sends none
         self._shown: dict[str, tuple] = {}  # row key -> what its cells showed (see _signature)
@@ -170,7 +174,7 @@ class RunsScreen(DeckScreen):
 
     def _show_jobs(self, jobs: list[Any]) -> None:
         self.jobs = {job.id: job for job in jobs}
-        self._show_rows([job for job in jobs if _matches(job, self.filter)])
+        self._show_rows(self._listed_rows())
         if self._wanted in self.jobs:
             wanted, self._wanted = self._wanted, None
             self.select_job(wanted)
@@ -183,6 +187,10 @@ class RunsScreen(DeckScreen):
         elif self.selected in self.jobs:
             self._show_detail()
 
+    def _listed_rows(self) -> list[Any]:
+        """The runs the filter lets through, newest first, a sweep's members together."""
+        return grouped([job for job in self.jobs.values() if _matches(job, self.filter)])
+
     def _show_rows(self, jobs: list[Any]) -> None:
         """Send the table only what changed: new rows, gone rows, and cells that differ."""
         table = self.query_one("#jobs-table", DataTable)
@@ -192,8 +200,10 @@ class RunsScreen(DeckScreen):
             del self._shown[key]
         added = False
         palette = Palette.of(self.app)
+        places = sweep_places(jobs)
+        marked = set(self.marked)
         for job in jobs:
-            cells = _job_cells(job, palette)
+            cells = _job_cells(job, palette, job.id in marked, places.get(job.id))
             shown = tuple(_signature(cell) for cell in cells)
             before = self._shown.get(job.id)
             if before is None:
@@ -216,6 +226,12 @@ class RunsScreen(DeckScreen):
             text.append(" matching ", style="dim")
             text.append(inert(self.filter))
         text.append(" · a: " + ("newest only" if self.show_all else "all") + " · /: filter")
+        marked = [job_id for job_id in self.marked if job_id in self.jobs]
+        if marked:
+            text.append(f" · {len(marked)} marked", style=Palette.of(self.app).style("marker"))
+            text.append(" (c: compare, esc: clear)" if len(marked) > 1 else " (mark another)")
+        else:
+            text.append(" · space: mark, c: compare")
         self.query_one("#runs-count", Static).update(text)
 
     def action_toggle_all(self) -> None:
@@ -232,7 +248,7 @@ class RunsScreen(DeckScreen):
     @on(Input.Changed, "#runs-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter = event.value.strip()
-        self._show_rows([job for job in self.jobs.values() if _matches(job, self.filter)])
+        self._show_rows(self._listed_rows())
 
     @on(Input.Submitted, "#runs-filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -245,6 +261,42 @@ class RunsScreen(DeckScreen):
         if box.has_class("-visible"):
             box.remove_class("-visible")
             self.action_focus_table()
+        elif self.marked:
+            self.marked = []
+            self._show_rows(self._listed_rows())
+
+    # Marks and compare -------------------------------------------------------------------------
+
+    def action_mark_run(self) -> None:
+        """Mark the run under the cursor for compare (or unmark it), then go to the next row."""
+        table = self.query_one("#jobs-table", DataTable)
+        if not table.row_count:
+            self._say("no run to mark", severity="warning")
+            return
+        row_key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        job = self.jobs.get(str(row_key))
+        if job is None:
+            return
+        if job.id in self.marked:
+            self.marked.remove(job.id)
+        else:
+            self.marked.append(job.id)
+        self._show_rows(self._listed_rows())
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+
+    def action_compare_runs(self) -> None:
+        """Compare the marked runs; with none marked, the selected run's sweep."""
+        refs = [job_id for job_id in self.marked if job_id in self.jobs]
+        job = self.jobs.get(self.selected or "")
+        if not refs and job is not None and job.group:
+            refs = [job.group]
+        elif len(refs) < 2:
+            self._say("mark two or more runs with space, then c", severity="warning")
+            return
+        from tunedeck.tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(refs, self.pool))
 
     @on(DataTable.RowHighlighted, "#jobs-table")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -287,6 +339,14 @@ class RunsScreen(DeckScreen):
         text.append(job.state.value, style=_state_style(job.state.value, Palette.of(self.app)))
         if job.exit_code is not None:
             text.append(f" exit {job.exit_code}")
+        if job.scheduler_id:
+            text.append(f" · slurm {inert(job.scheduler_id)}", style="dim")
+            if job.scheduler_state:
+                text.append(f" {inert(job.scheduler_state)}", style="dim")
+            if job.reason:
+                text.append(f": {inert(job.reason)}", style="dim")
+        if job.group:
+            text.append(f" · sweep {inert(job.group)}", style="dim")
         if job.message:
             text.append(f" · {inert(job.message)}", style="dim")
         if job.output_dir:
@@ -520,11 +580,73 @@ def _state_style(state: str, palette: Palette) -> str:
     return palette.style(role, modifiers) if role else modifiers
 
 
-def _job_cells(job: Any, palette: Palette) -> tuple:
-    state = Text(job.state.value, style=_state_style(job.state.value, palette))
+def grouped(jobs: list[Any]) -> list[Any]:
+    """`jobs` (newest first) with each sweep's members listed together, in sweep order, where
+    its newest member is."""
+    members: dict[str, list[Any]] = {}
+    for job in jobs:
+        if job.group:
+            members.setdefault(job.group, []).append(job)
+    out = []
+    for job in jobs:
+        if not job.group:
+            out.append(job)
+        elif job.group in members:
+            out.extend(sorted(members.pop(job.group), key=_sweep_order))
+    return out
+
+
+def sweep_places(jobs: list[Any]) -> dict[str, tuple[int, int]]:
+    """Each listed sweep member's place: (k, N), k counting from 1 in the listed order."""
+    sizes: dict[str, int] = {}
+    for job in jobs:
+        if job.group:
+            sizes[job.group] = sizes.get(job.group, 0) + 1
+    seen: dict[str, int] = {}
+    places = {}
+    for job in jobs:
+        if job.group and sizes[job.group] > 1:
+            seen[job.group] = seen.get(job.group, 0) + 1
+            places[job.id] = (seen[job.group], sizes[job.group])
+    return places
+
+
+def _sweep_order(job: Any) -> tuple:
+    return (job.group_index if job.group_index is not None else 1 << 30, job.created_at)
+
+
+def _name_cell(job: Any, palette: Palette, marked: bool, place: tuple[int, int] | None) -> Text:
+    """The run's name; `● ` when marked; a sweep member drawn as a branch with [k/N]."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if marked:
+        text.append("● ", style=palette.style("marker", "bold"))
+    if place is not None:
+        k, total = place
+        text.append("┌ " if k == 1 else "└ " if k == total else "├ ", style="dim")
+    text.append(inert(job.name))
+    if place is not None:
+        text.append(f" [{place[0]}/{place[1]}]", style="dim")
+    return text
+
+
+def _state_cell(job: Any, palette: Palette) -> Text:
+    """The state; a job a scheduler holds says so in the scheduler's words (pending: Resources)."""
+    style = _state_style(job.state.value, palette)
+    if job.state.value == "queued" and job.scheduler_state:
+        text = Text(inert(job.scheduler_state.lower()), style=style)
+        if job.reason:
+            text.append(f" ({inert(job.reason)})", style="dim")
+        return text
+    return Text(job.state.value, style=style)
+
+
+def _job_cells(
+    job: Any, palette: Palette, marked: bool = False, place: tuple[int, int] | None = None
+) -> tuple:
+    state = _state_cell(job, palette)
     return (
         plain(job.id),
-        plain(job.name),
+        _name_cell(job, palette, marked, place),
         plain(job.kind),
         plain(job.host),
         state,
@@ -544,7 +666,7 @@ def _matches(job: Any, needle: str) -> bool:
     if not needle:
         return True
     needle = needle.casefold()
-    fields = (job.id, job.name, job.kind, job.host, job.state.value)
+    fields = (job.id, job.name, job.kind, job.host, job.state.value, job.group or "")
     return any(needle in str(value).casefold() for value in fields)
 
 
@@ -573,7 +695,7 @@ def _progress_bar(fraction: float | None, palette: Palette, width: int = 8) -> T
 
 
 def _eta(job: Any) -> str:
-    if job.state.is_final or not job.progress or not job.started_at:
+    if job.state.is_final or job.state.value == "stale" or not job.progress or not job.started_at:
         return ""
     elapsed = time.time() - job.started_at
     remaining = elapsed / job.progress * (1 - job.progress)

@@ -6,6 +6,8 @@ long the run is (a million points redraw in a few milliseconds).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.widget import Widget
 
@@ -44,6 +46,48 @@ class LossChart(Widget):
         return Text("\n").join(rows)
 
 
+# the colours of overlaid runs, in order (palette roles: each theme gives its own colours)
+RUN_ROLES = ("loss", "eval_loss", "ok", "warning", "system", "error")
+
+
+class CompareChart(Widget):
+    """Several runs' curves of one metric overlaid, one colour per run, a legend naming each."""
+
+    DEFAULT_CSS = """
+    CompareChart { height: 1fr; min-height: 6; background: $surface; }
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.lines: list[tuple[str, MinMaxSeries]] = []
+        self.metric = "loss"
+        self.x_unit = "steps"
+
+    def show(self, lines: list[tuple[str, MinMaxSeries]], metric: str, x_unit: str) -> None:
+        """Draw these (label, series) curves of `metric` against `x_unit`."""
+        self.lines, self.metric, self.x_unit = lines, metric, x_unit
+        self.refresh()
+
+    def render(self) -> Text:
+        colours = run_colours(Palette.of(self.app), len(self.lines))
+        legend = Text(no_wrap=True, overflow="ellipsis", end="")
+        legend.append(f"{self.metric:>{LABEL_WIDTH - 1}} ", style="dim")
+        for (label, series), colour in zip(self.lines, colours, strict=True):
+            legend.append("━ " + label, style=f"bold {colour}".strip())
+            legend.append(" (none)  " if not len(series) else "  ", style="dim")
+        legend.truncate(self.size.width, overflow="ellipsis")
+        series = [(s, colour) for (_, s), colour in zip(self.lines, colours, strict=True)]
+        empty = f"no {self.metric} values" + (" by tokens seen" if self.x_unit == "tokens" else "")
+        size = self.size
+        rows = draw_lines(series, size.width, size.height, legend, self.x_unit, empty=empty)
+        return Text("\n").join(rows)
+
+
+def run_colours(palette: Palette, count: int) -> list[str]:
+    """The colour of each of `count` overlaid runs in this theme (they repeat after six)."""
+    return [palette.colour(RUN_ROLES[index % len(RUN_ROLES)]) for index in range(count)]
+
+
 def draw_chart(
     loss: MinMaxSeries,
     eval_loss: MinMaxSeries,
@@ -53,36 +97,58 @@ def draw_chart(
 ) -> list[Text]:
     """Render both series into `height` lines of `width` cells (legend, plot, step axis);
     `colours` are the loss, eval_loss and text colours (none: the terminal's own)."""
+    legend = _legend(loss, eval_loss, colours)
+    return draw_lines([(loss, colours[0]), (eval_loss, colours[1])], width, height, legend)
+
+
+def draw_lines(
+    lines: Sequence[tuple[MinMaxSeries, str]],
+    width: int,
+    height: int,
+    legend: Text,
+    x_unit: str = "steps",
+    empty: str = "no loss values yet",
+) -> list[Text]:
+    """Render series (each with its colour; a later one is drawn over an earlier one) into
+    `height` lines of `width` cells: the legend, the plot and the x axis in `x_unit`."""
     width, height = max(width, LABEL_WIDTH + 4), max(height, 4)
     plot_w, plot_h = width - LABEL_WIDTH, height - 2
-    legend = _legend(loss, eval_loss, colours)
-    ranges = [r for r in (loss.x_range(), eval_loss.x_range()) if r]
+    ranges = [r for r in (series.x_range() for series, _ in lines) if r]
     if not ranges:
-        empty = [Text("")] * (height - 2)
-        return [legend, *empty, Text("no loss values yet", style="dim")]
+        blank = [Text("")] * (height - 2)
+        return [legend, *blank, Text(empty, style="dim")]
     x_min = min(r[0] for r in ranges)
     x_max = max(r[1] for r in ranges)
     columns = plot_w * 2
-    loss_buckets = loss.buckets(x_min, x_max, columns)
-    eval_buckets = eval_loss.buckets(x_min, x_max, columns)
-    values = [v for b in (*loss_buckets, *eval_buckets) if b for v in b]
+    buckets = [series.buckets(x_min, x_max, columns) for series, _ in lines]
+    values = [v for series in buckets for b in series if b for v in b]
     y_min, y_max = min(values), max(values)
     if y_max - y_min < 1e-9:
         y_min, y_max = y_min - 0.5, y_max + 0.5
-    loss_cells = _plot(loss_buckets, y_min, y_max, plot_w, plot_h)
-    eval_cells = _plot(eval_buckets, y_min, y_max, plot_w, plot_h)
+    cells = [_plot(series, y_min, y_max, plot_w, plot_h) for series in buckets]
+    styles = [colour for _, colour in lines]
     rows = [legend]
     label_rows = {0: y_max, plot_h - 1: y_min, (plot_h - 1) // 2: (y_max + y_min) / 2}
     for row in range(plot_h):
         line = Text(no_wrap=True, overflow="crop", end="")
         label = label_rows.get(row)
         line.append(f"{label:>7.3f}┤" if label is not None else " " * 7 + "│", style="dim")
-        _append_cells(line, loss_cells[row], eval_cells[row], colours)
+        _append_cells(line, [series[row] for series in cells], styles)
         rows.append(line)
-    left, right = f"{x_min:,.0f}", f"{x_max:,.0f} steps"
+    left, right = _axis_number(x_min, x_unit), f"{_axis_number(x_max, x_unit)} {x_unit}"
     gap = max(1, plot_w - len(left) - len(right))
     rows.append(Text(" " * LABEL_WIDTH + left + " " * gap + right, style="dim", no_wrap=True))
     return rows
+
+
+def _axis_number(value: float, unit: str) -> str:
+    """Steps written out (1,200); token counts shortened (1.2M), they run to billions."""
+    if unit != "tokens" or abs(value) < 10_000:
+        return f"{value:,.0f}"
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{suffix}"
+    return f"{value:,.0f}"
 
 
 def _plot(
@@ -122,11 +188,16 @@ def _dot(cells: list[list[int]], pixel_x: int, pixel_y: int) -> None:
         cells[row][cell] |= DOT_BITS[sub_x][sub_y]
 
 
-def _append_cells(line: Text, loss_row: list[int], eval_row: list[int], colours) -> None:
+def _append_cells(line: Text, rows: list[list[int]], styles: list[str]) -> None:
+    """One plot row: the dots of every series, each cell in the colour of the last series
+    that has a dot there."""
     run, run_style = [], None
-    for loss_bits, eval_bits in zip(loss_row, eval_row, strict=True):
-        bits = loss_bits | eval_bits
-        style = (colours[1] if eval_bits else colours[0] if loss_bits else "") or None
+    for column in range(len(rows[0])):
+        bits, style = 0, None
+        for series_row, colour in zip(rows, styles, strict=True):
+            if series_row[column]:
+                bits |= series_row[column]
+                style = colour or None
         if style != run_style and run:
             line.append("".join(run), style=run_style)
             run = []
