@@ -192,6 +192,18 @@ def test_unknown_and_ambiguous_names_are_located_errors(tmp_path):
         compare("abc111")
 
 
+def test_an_eval_line_joins_the_training_line_of_its_step():
+    points = [MetricPoint(step=1, loss=2.0, tokens=10), MetricPoint(step=2, loss=1.5, tokens=20)]
+    points.append(MetricPoint(step=2, eval_loss=1.7))
+    points.append(MetricPoint(step=3, loss=1.2, tokens=30))
+    joined = join_series([points])
+    assert [(p.step, p.loss, p.eval_loss, p.tokens) for p in joined] == [
+        (1, 2.0, None, 10),
+        (2, 1.5, 1.7, 20),
+        (3, 1.2, None, 30),
+    ]
+
+
 def test_join_series_replaces_from_a_step_written_again():
     points = [MetricPoint(step=s, loss=float(s)) for s in (1, 2, 3, 4)]
     again = [MetricPoint(step=s, loss=-float(s)) for s in (3, 4, 5)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -274,14 +274,18 @@ def build_comparison(
 
 
 def join_series(segments: Sequence[Sequence[MetricPoint]]) -> list[MetricPoint]:
-    """One series from points in the order they were written: a point at a step already passed
-    (a resume from a checkpoint, a log read again) replaces everything from that step on."""
+    """One series from points in the order they were written: a point at the last step joins it
+    (an eval line after its training line); one at a step already passed (a resume from a
+    checkpoint, a log read again) replaces everything from that step on."""
     series: list[MetricPoint] = []
     for points in segments:
         for point in points:
-            if series and point.step <= series[-1].step:
-                while series and series[-1].step >= point.step:
-                    series.pop()
+            if series and point.step == series[-1].step:
+                known = {k: v for k, v in point.to_dict().items() if v is not None}
+                series[-1] = replace(series[-1], **known)
+                continue
+            while series and series[-1].step >= point.step:
+                series.pop()
             series.append(point)
     return series
 
