@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from train_helpers import REPO, read_log
 from tunedeck.core.config import load_config
 from tunedeck.core.errors import ConfigError, UsageError
 from tunedeck.core.jobs import JobRegistry, JobSpec, JobState, get_backend
+from tunedeck.core.runners.inputs import SyncOptions
 from tunedeck.core.runners.sweep import (
     grid,
     launch_sweep,
@@ -172,3 +174,45 @@ def test_a_sweep_of_two_trains_one_after_the_other_in_a_group(tiny_model, tmp_pa
         assert [r["current_steps"] for r in read_log(Path(job.output_dir))] == [1, 2]
         adapter = (Path(job.output_dir) / "adapter_config.json").read_text()
         assert f'"r": {rank}' in adapter
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_box_over_ssh_runs_one_after_the_other_there(
+    remote_box, tiny_model, tmp_path, monkeypatch
+):
+    data = tmp_path / "laptop" / "data"
+    data.mkdir(parents=True)
+    rows = [{"instruction": "Say the colour of the sky.", "input": "", "output": "blue"}] * 8
+    (data / "sky.json").write_text(json.dumps(rows))
+    (data / "dataset_info.json").write_text(json.dumps({"sky": {"file_name": "sky.json"}}))
+    monkeypatch.chdir(data.parent)
+    settings = [f"model_name_or_path={tiny_model}", "dataset=sky", "dataset_dir=data"]
+    settings += ["template=default", "output_dir=out/sweep", "max_steps=1", "logging_steps=1"]
+    config = load_config(None, settings, check_files=False)
+    backend = get_backend(remote_box.name)
+    try:
+        jobs = launch_sweep(
+            "train",
+            config,
+            parse_sweeps(["learning_rate=1e-3,2e-3"]),
+            host=remote_box.name,
+            name="sky",
+            backend=backend,
+            sync=SyncOptions(),
+        )
+        assert [j.host for j in jobs] == ["box", "box"]
+        assert {j.group for j in jobs} == {jobs[0].group} and [j.group_index for j in jobs] == [
+            0,
+            1,
+        ]
+        first, second = (_wait(backend, job, timeout=300) for job in jobs)
+        second_log = backend.read_log(second).data.decode()
+    finally:
+        backend.close()
+    assert [first.state, second.state] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+    assert second.started_at >= first.ended_at  # recorded by the box's own registry
+    assert f"job {first.id} succeeded: starting" in second_log
+    workdir = Path(remote_box.workdir)
+    for job, label in ((first, "lr1e-3"), (second, "lr2e-3")):
+        assert job.output_dir == str(workdir / "out" / "sweep" / label)
+        assert [r["current_steps"] for r in read_log(Path(job.output_dir))] == [1]
