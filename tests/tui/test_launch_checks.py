@@ -89,7 +89,7 @@ async def test_a_model_too_big_for_the_gpu_says_what_to_change(tmp_path):
         assert "to fit, change one of:" in text
         first = report.suggestions[0]
         assert first.fits and first.change in text  # the same words `config fit` prints
-        assert f"{first.estimate.peak_bytes / 1024**3:.2f} GiB  fits" in text
+        assert f"{first.change}: {first.estimate.peak_bytes / 1024**3:.2f} GiB, fits" in text
         assert "quantization_bit=4" in text
 
 
@@ -185,3 +185,13 @@ async def test_dropped_rows_are_counted_and_ctrl_o_opens_the_first_dropped(tmp_p
         await wait_until(pilot, lambda: app.current_mode == "preview", "preview")
         await wait_until(pilot, lambda: app.screen.index == 2, "row 2 asked for", timeout=60)
         assert app.screen.query_one("#preview-dataset", Select).value == "rows"
+
+
+async def test_a_base_yaml_that_is_not_there_is_said_and_the_app_goes_on(tmp_path):
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await open_launch(pilot, app, tmp_path, config=str(tmp_path / "missing.yaml"))
+        await settle_until(
+            pilot, lambda: "config file not found" in panel(app, "problems"), "the error shown"
+        )
+        assert app.is_running and panel(app, "fit") == ""

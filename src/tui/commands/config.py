@@ -119,6 +119,7 @@ class FitLine:
     text: str
     style: str = ""
     verdict: str = ""
+    change: bool = False  # a suggested change
 
 
 def fit_lines(report, no_gpu: str, *, parts: bool = True) -> list[FitLine]:
@@ -130,7 +131,7 @@ def fit_lines(report, no_gpu: str, *, parts: bool = True) -> list[FitLine]:
     lines = [FitLine(f"model   {report.model}")] if parts else []
     lines.append(
         FitLine(
-            f"{'        ' if parts else ''}{estimate.total_params / 1e9:.2f}B parameters, "
+            f"{'        ' if parts else ''}{_count(estimate.total_params)} parameters, "
             f"{estimate.trainable_params:,} trainable ({plan.finetuning_type}"
             f"{f', {plan.quantization_bit}-bit' if plan.quantization_bit else ''}), "
             f"{plan.cutoff_len} tokens x {plan.batch_size}"
@@ -154,9 +155,16 @@ def fit_lines(report, no_gpu: str, *, parts: bool = True) -> list[FitLine]:
     for suggestion in report.suggestions:
         mark = "fits" if suggestion.fits else "still too big"
         peak = gib(suggestion.estimate.peak_bytes)
-        width = 56 if parts else 40
-        lines.append(FitLine(f"  {suggestion.change:<{width}}{peak:>12}  {mark}"))
+        if parts:
+            lines.append(FitLine(f"  {suggestion.change:<56}{peak:>12}  {mark}", change=True))
+        else:  # a narrow panel: no columns
+            lines.append(FitLine(f"  {suggestion.change}: {peak}, {mark}", change=True))
     return lines
+
+
+def _count(params: int) -> str:
+    """8.03B, or 0.10M for a model too small to show in billions."""
+    return f"{params / 1e9:.2f}B" if params >= 10_000_000 else f"{params / 1e6:.2f}M"
 
 
 def gib(value: int) -> str:

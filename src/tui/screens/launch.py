@@ -425,7 +425,7 @@ class LaunchScreen(DeckScreen):
         try:
             probe: Any = self._sidecar.template_probe(folder, template)
         except TunedeckError as error:
-            self.from_thread(self.notify, inert(error), title="Template check", markup=False)
+            self.from_thread(self.notify, inert(str(error)), title="Template check", markup=False)
             probe = None
         self.from_thread(self._show_probe, key, probe)
 
@@ -677,7 +677,7 @@ def _problems_text(check: Any, palette: Palette, extra: list | None = None) -> T
     the error or warning colour, or the all-clear."""
     problems = Text()
     if isinstance(check, Exception):
-        problems.append(f"✗ {inert(check)}\n", style=palette.style("error", "bold"))
+        problems.append(f"✗ {inert(str(check))}\n", style=palette.style("error", "bold"))
     elif check.ok and not check.warnings and not extra:
         problems.append("✓ config is valid\n", style=palette.style("ok", "bold"))
     else:
@@ -699,12 +699,12 @@ def _fit_text(report: Any, palette: Palette) -> Text:
 
     text = Text("\nfit (peak GPU memory per device)\n", style="bold")
     if isinstance(report, Exception):
-        text.append(f"{inert(report)}\n", style="dim")
+        text.append(f"{inert(str(report))}\n", style="dim")
         return text
     colours = {"fits": "ok", "tight": "warning", "does not fit": "error"}
     no_gpu = f"no GPU known for {report.gpu_source or 'this host'}: fill GPU mem (e.g. 80GiB)"
     lines = fit_lines(report, no_gpu, parts=False)
-    changes = [line for line in lines if line.text.startswith("  ") and "GiB  " in line.text]
+    changes = [line for line in lines if line.change]
     for line in lines:
         if line in changes[SHOWN_SUGGESTIONS:]:
             continue
@@ -722,7 +722,7 @@ def _data_text(check: Any, palette: Palette) -> Text:
     """The datasets' check: rows dropped and truncated per dataset, and the key to open one."""
     text = Text("\ndatasets\n", style="bold")
     if isinstance(check, Exception):
-        text.append(f"not checked here: {inert(check)}\n", style="dim")
+        text.append(f"not checked here: {inert(str(check))}\n", style="dim")
         return text
     if check is None:
         return text
