@@ -40,7 +40,7 @@ class CompareScreen(DeckScreen):
     CompareScreen #compare-chart { height: 1fr; min-height: 7; }
     CompareScreen #compare-final { max-height: 8; }
     CompareScreen #compare-diff { max-height: 30%; min-height: 3; }
-    CompareScreen #compare-notes { height: auto; max-height: 3; }
+    CompareScreen #compare-notes { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     """
     BINDINGS = [
         Binding("escape", "back", "Back", id="compare.back"),
@@ -62,7 +62,7 @@ class CompareScreen(DeckScreen):
         yield CompareChart(id="compare-chart")
         yield DataTable(id="compare-final", cursor_type="none", zebra_stripes=True)
         yield DataTable(id="compare-diff", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="compare-notes", classes="status-line")
+        yield Static("", id="compare-notes")
 
     def on_mount(self) -> None:
         self.query_one("#compare-diff", DataTable).focus()
@@ -165,7 +165,8 @@ class CompareScreen(DeckScreen):
     def _show_diff(self, comparison: Comparison, colours: list[str]) -> None:
         table = self.query_one("#compare-diff", DataTable)
         table.clear(columns=True)
-        table.add_column(Text(f"key ({comparison.diff.same} more the same)"), key="key")
+        same = comparison.diff.same
+        table.add_column(Text(f"key ({same} more the same)" if same else "key"), key="key")
         for index, (run, colour) in enumerate(zip(comparison.runs, colours, strict=True)):
             table.add_column(Text(run.label, style=f"bold {colour}"), key=f"run-{index}")
         if not comparison.diff.keys:
