@@ -7,13 +7,19 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from slurm_cluster import free_port
 from slurm_nodes import slurm_two_nodes  # noqa: F401 - fixture
 from train_helpers import REPO, TRAIN_MODULE, read_log, read_status
 
+from tunedeck.core.config import load_config
+from tunedeck.core.jobs import JobState
+from tunedeck.core.jobs.backend import Resources
+from tunedeck.core.jobs.slurm import SlurmBackend
 from tunedeck.core.runners.distributed import torchrun_lines
+from tunedeck.core.runners.launch import launch_run
 
 CONFIG = REPO / "examples" / "workspace" / "configs" / "tiny_lora_sft.yaml"
 DATA = REPO / "examples" / "workspace" / "data"
@@ -104,3 +110,35 @@ def test_two_slurm_nodes_train_one_run_and_only_rank_zero_logs_each_step(
     assert read_status(out)["phase"] == "done"
     assert text.count("[done]") == 1 and text.count("step 3/3") == 1
     assert (out / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_two_node_training_job_through_the_slurm_backend_succeeds_with_one_log(
+    slurm_two_nodes,  # noqa: F811 - the fixture imported above
+    tiny_model,
+    tmp_path,
+):
+    out = tmp_path / "job-two-nodes"
+    overrides = [f"model_name_or_path={tiny_model}", f"dataset_dir={DATA}", f"output_dir={out}"]
+    overrides += ["max_steps=2", "logging_steps=1"]
+    config = load_config(CONFIG, overrides)
+    backend = SlurmBackend("cluster2", env=slurm_two_nodes.env)
+    job = launch_run(
+        "train",
+        config,
+        host="cluster2",
+        config_path=CONFIG,
+        overrides=overrides,
+        backend=backend,
+        resources=Resources(nodes=2),
+    )
+    deadline = time.monotonic() + 600
+    while not (job := backend.status([job.id])[0]).state.is_final:
+        assert time.monotonic() < deadline, f"job still {job.state.value} {job.reason}"
+        time.sleep(1)
+    text = backend.read_log(job).data.decode()
+    assert (job.state, job.exit_code) == (JobState.SUCCEEDED, 0), text[-4000:]
+    assert "--nnodes 2" in Path(job.script_path).read_text()
+    assert {r[4] for r in RANK_LINE.findall(text)} == {"n1", "n2"}
+    assert [r["current_steps"] for r in read_log(out)] == [1, 2]
+    assert read_status(out)["phase"] == "done"
