@@ -36,7 +36,8 @@ def test_each_node_runs_one_torchrun_agent_with_its_slurm_node_rank():
     agent = srun[8]
     assert agent.startswith("exec /venv/python -m torch.distributed.run --nnodes 2 ")
     assert "--nproc-per-node 4" in agent and '--node-rank "$SLURM_NODEID"' in agent
-    assert '--rdzv-backend c10d --rdzv-endpoint "$MASTER_ADDR:29511"' in agent
+    assert '--rdzv-backend c10d --rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT"' in agent
+    assert "export MASTER_PORT=29511" in lines
     assert agent.endswith('-m some.runner "$@"')
     assert srun[9:] == ["torchrun", "cfg one.yaml"]  # $0, then the runner's own arguments
     checked = subprocess.run(["bash", "-n"], input="\n".join(lines), text=True, capture_output=True)
@@ -56,7 +57,9 @@ def test_an_array_task_passes_its_own_arguments_through_the_shell(tmp_path):
     )
     shown = subprocess.run(["bash", str(script)], capture_output=True, text=True).stdout
     assert shown.endswith("-m|some.runner|cfg one.yaml|lr=1|")
-    assert "--node-rank|1|" in shown and "--rdzv-endpoint|10.0.0.7:29500|" in shown
+    assert (
+        "--node-rank|1|" in shown and "--rdzv-endpoint|10.0.0.7:29542|" in shown
+    )  # 29500 + job 42
 
 
 def test_a_runner_argv_without_a_module_is_refused():

@@ -13,18 +13,22 @@ import shlex
 from collections.abc import Sequence
 
 DEFAULT_PORT = 29500
+PORT_SPREAD = 1000
 
 
 def torchrun_lines(
     runner_argv: Sequence[str],
     nodes: int,
     procs_per_node: int,
-    port: int = DEFAULT_PORT,
+    port: int | None = None,
     *,
     shell_args: str = "",
 ) -> list[str]:
     """bash lines for an sbatch script body: MASTER_ADDR from the allocation's first host, then
     one `python -m torch.distributed.run` per node through srun, c10d rendezvous at port.
+
+    Without a port, each job takes DEFAULT_PORT + its Slurm job id modulo PORT_SPREAD, so jobs
+    sharing a node (the tasks of a job array) do not meet at one another's rendezvous.
 
     `shell_args`: shell words added after the runner's own arguments, expanded by the batch
     script (e.g. '"${ARGV[@]:3}" "${RESUME[@]}"' for the task of a job array).
@@ -32,11 +36,12 @@ def torchrun_lines(
     python, module, args = _split_runner(runner_argv)
     if nodes < 1 or procs_per_node < 1:
         raise ValueError("nodes and procs_per_node must be at least 1")
+    port_expression = str(port) if port else f"$(({DEFAULT_PORT} + SLURM_JOB_ID % {PORT_SPREAD}))"
     launcher = shlex.join([python, "-m", "torch.distributed.run"])
     agent = (
         f"exec {launcher} --nnodes {nodes} --nproc-per-node {procs_per_node}"
         ' --node-rank "$SLURM_NODEID" --rdzv-backend c10d'
-        f' --rdzv-endpoint "$MASTER_ADDR:{port}" --rdzv-id "tunedeck-$SLURM_JOB_ID"'
+        ' --rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv-id "tunedeck-$SLURM_JOB_ID"'
         f' -m {shlex.quote(module)} "$@"'
     )
     words = " ".join(w for w in (shlex.join(args), shell_args) if w)
@@ -45,7 +50,7 @@ def torchrun_lines(
         # NodeAddr is how Slurm itself reaches the node; it is the node's name unless set apart
         'MASTER_ADDR="$(scontrol show node "$MASTER_NODE" | sed -n \'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p\')"',
         'export MASTER_ADDR="${MASTER_ADDR:-$MASTER_NODE}"',
-        f"export MASTER_PORT={port}",
+        f"export MASTER_PORT={port_expression}",
         # the runner's arguments reach each node's bash as "$@": srun passes its argv as it is
         f"srun --nodes {nodes} --ntasks-per-node 1 --kill-on-bad-exit=1"
         f" bash -c {shlex.quote(agent)} torchrun {words}".rstrip(),
