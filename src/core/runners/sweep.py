@@ -54,7 +54,7 @@ def parse_sweeps(values: Sequence[str]) -> dict[str, list]:
         where = Location(file=FLAG, column=key or None)
         if not sep or not key or not text.strip():
             raise UsageError(
-                f"{FLAG} '{item}' is not key=value[,value...]",
+                f"'{item}' is not key=value[,value...]",
                 location=where,
                 hint="e.g. --sweep learning_rate=1e-4,2e-4",
             )
@@ -183,7 +183,7 @@ def _check_key(key: str, item: str, where: Location, sweeps: dict[str, list]) ->
     if key not in KNOWN_KEYS:
         close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.6)
         raise UsageError(
-            f"{FLAG} '{item}': unknown key '{key}'",
+            f"unknown key '{key}'",
             location=where,
             hint=f"did you mean '{close[0]}'?"
             if close
@@ -191,13 +191,13 @@ def _check_key(key: str, item: str, where: Location, sweeps: dict[str, list]) ->
         )
     if key in OUTPUT_KEYS.values():
         raise UsageError(
-            f"{FLAG} '{item}': {key} cannot be swept",
+            f"{key} cannot be swept",
             location=where,
             hint=f"each point writes to a folder of its own under {key}",
         )
     if key in sweeps:
         raise UsageError(
-            f"{FLAG} '{item}': {key} is swept twice",
+            f"{key} is swept twice",
             location=where,
             hint=f"give all its values in one {FLAG} {key}=v1,v2",
         )
@@ -208,16 +208,14 @@ def _parse_values(key: str, text: str, item: str, where: Location) -> list:
     values = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
-            raise UsageError(f"{FLAG} '{item}': an empty value", location=where)
+            raise UsageError(f"an empty value in '{item}'", location=where)
         ((_, value),) = parse_overrides([f"{key}={part}"])
         problem = _value_problem(key, value)
         if problem is not None:
-            raise UsageError(
-                f"{FLAG} '{item}': {part!r}: {problem.message}", location=where, hint=problem.hint
-            )
+            raise UsageError(f"{part!r}: {problem.message}", location=where, hint=problem.hint)
         value = _typed(key, value)
         if value in values:
-            raise UsageError(f"{FLAG} '{item}': {part!r} is given twice", location=where)
+            raise UsageError(f"{part!r} is given twice", location=where)
         values.append(value)
     return values
 
