@@ -215,3 +215,57 @@ def test_join_series_replaces_from_a_step_written_again():
         (4, -4.0),
         (5, -5.0),
     ]
+
+
+# Appends four LLaMA-Factory lines with tokens seen to OUTPUT_DIR/trainer_log.jsonl, then ends.
+FOUR_STEPS = """
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+scale = float(sys.argv[2])
+with open(out / "trainer_log.jsonl", "a") as log:
+    for step in range(1, 5):
+        entry = {"current_steps": step, "total_steps": 4, "loss": scale / step,
+                 "total_tokens": step * 100}
+        log.write(json.dumps(entry) + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_a_run_on_a_host_over_ssh_is_compared_with_one_here(loop_host, tmp_path):
+    import sys
+
+    from jobs_helpers import wait_for
+
+    from tunedeck.core.jobs import find_job, submit
+
+    here = submit(
+        [sys.executable, "-c", FOUR_STEPS, str(tmp_path / "here"), "2.0"],
+        name="here",
+        kind="train",
+        output_dir=str(tmp_path / "here"),
+    )
+    there = submit(
+        [sys.executable, "-c", FOUR_STEPS, str(tmp_path / "there"), "4.0"],
+        name="there",
+        kind="train",
+        host=loop_host.name,
+        output_dir=str(tmp_path / "there"),
+    )
+    with BackendPool() as pool:
+        wait_for(
+            lambda: all(j.state.is_final for j in pool.refresh([here, there]).jobs),
+            timeout=60,
+            what="both runs ended",
+        )
+        result = compare_runs([here.id, there.id], pool)
+
+    local, remote = result.runs
+    assert remote.job.host == loop_host.name and find_job(there.id).state.value == "succeeded"
+    assert remote.curve("loss", BY_TOKENS) == [
+        (100.0, 4.0),
+        (200.0, 2.0),
+        (300.0, 4 / 3),
+        (400.0, 1.0),
+    ]
+    assert local.curve("loss", BY_TOKENS)[-1] == (400.0, 0.5)
+    assert remote.final().steps == 4 and remote.final().tokens == 400
