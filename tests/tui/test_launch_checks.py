@@ -144,7 +144,7 @@ async def test_truncated_rows_are_counted_and_ctrl_o_opens_the_first_in_preview(
         assert (alpaca.rows, alpaca.dropped) == (32, 0) and alpaca.truncated > 0
         text = panel(app, "data")
         assert f"demo_alpaca: 32 rows, 0 dropped, {alpaca.truncated} truncated at 40" in text
-        assert f"ctrl+o opens truncated row #{alpaca.first_truncated}" in text
+        assert f"ctrl+o opens sample {alpaca.first_truncated + 1} (truncated)" in text
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: app.current_mode == "preview", "preview")
         preview = app.screen
@@ -180,7 +180,7 @@ async def test_dropped_rows_are_counted_and_ctrl_o_opens_the_first_dropped(tmp_p
         [rows] = screen.data_check.datasets
         assert (rows.rows, rows.dropped, rows.first_dropped) == (5, 1, 2)
         assert rows.truncated == 0
-        assert "ctrl+o opens dropped row #2 of rows in Preview" in panel(app, "data")
+        assert "ctrl+o opens sample 3 (dropped) of rows in Preview" in panel(app, "data")
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: app.current_mode == "preview", "preview")
         await wait_until(pilot, lambda: app.screen.index == 2, "row 2 asked for", timeout=60)

@@ -748,7 +748,9 @@ def _data_text(check: Any, palette: Palette) -> Text:
     first = check.first_row()
     if first is not None:
         dataset, row, why = first
-        text.append(f"ctrl+o opens {why} row #{row} of {inert(dataset)} in Preview\n", style="dim")
+        text.append(
+            f"ctrl+o opens sample {row + 1} ({why}) of {inert(dataset)} in Preview\n", style="dim"
+        )
     return text
 
 
