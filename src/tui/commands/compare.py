@@ -59,6 +59,8 @@ def print_comparison(doc: dict) -> None:
         headers = ("KEY", *(run["label"] for run in runs))
         rows = [(row["key"], *map(value_text, row["values"])) for row in diff["keys"]]
         print_table(headers, rows, squeeze=0)
+    elif not any(run["config_kept"] for run in runs):
+        _echo("no run kept its config: which keys differ is not known")
     else:
         _echo("the configs do not differ")
     if diff["same"]:

@@ -170,7 +170,9 @@ class CompareScreen(DeckScreen):
         for index, (run, colour) in enumerate(zip(comparison.runs, colours, strict=True)):
             table.add_column(Text(run.label, style=f"bold {colour}"), key=f"run-{index}")
         if not comparison.diff.keys:
-            table.add_row(Text("the configs do not differ", style="dim"), *[""] * len(colours))
+            kept = any(run.config is not None for run in comparison.runs)
+            why = "the configs do not differ" if kept else "no run kept its config"
+            table.add_row(Text(why, style="dim"), *[""] * len(colours))
         for key, values in comparison.diff.rows():
             table.add_row(plain(key), *(plain(value_text(v)) for v in values), key=key)
         self._fit_height(table)
