@@ -174,6 +174,7 @@ def test_a_sweep_is_compared_by_its_group_id_in_sweep_order(tmp_path):
     assert result.group == "lr-sweep"
     assert [run.job.id for run in result.runs] == ["swp000", "swp001", "swp002"]
     assert dict(result.diff.rows())["learning_rate"] == (1e-4, 2e-4, 4e-4)
+    assert [run.job.id for run in compare("lr-sw").runs] == ["swp000", "swp001", "swp002"]
     # one member named alone stands for its sweep
     assert [run.job.id for run in compare("swp001").runs] == ["swp000", "swp001", "swp002"]
     doc = result.to_dict()

@@ -193,7 +193,7 @@ def resolve_runs(
     picked: list[Job] = []
     group = None
     for ref in refs:
-        members = group_members(ref, jobs)
+        members = group_members(ref, jobs) or _group_by_prefix(ref, jobs)
         if members:
             picked.extend(members)
             group = members[0].group
@@ -321,6 +321,18 @@ def _axis_notes(comparison: Comparison, by: str) -> list[str]:
         f"{run.label}: its log counts no tokens seen (num_input_tokens_seen): no curve by tokens"
         for run in comparison.without_tokens()
     ]
+
+
+def _group_by_prefix(ref: str, jobs: Sequence[Job]) -> list[Job]:
+    """The members of the one sweep whose group id starts with `ref`, when no job id does."""
+    prefix = ref.strip().lower()
+    if not prefix or any(job.id.startswith(prefix) for job in jobs):
+        return []
+    groups = {job.group for job in jobs if job.group and job.group.startswith(prefix)}
+    if len(groups) > 1:
+        names = ", ".join(sorted(groups)[:8])
+        raise JobError(f"'{ref}' matches several sweeps: {names}", hint="type more characters")
+    return group_members(groups.pop(), jobs) if groups else []
 
 
 def _job_by_prefix(ref: str, jobs: Sequence[Job]) -> Job:
