@@ -4,7 +4,9 @@
 SLURM_CONF. `write_slurm_conf` takes several `SlurmNode`s, so the same writer gives Slurm two
 nodes on one machine (each slurmd started with `-N NAME`, its own port and address).
 
-Conftests that need it import the fixture: `from slurm_cluster import slurm_cluster`.
+Conftests (or test modules) that need them import the fixtures:
+`from slurm_cluster import slurm_cluster, slurm_host, slurm_local_host, slurm_ssh_host`
+(slurm_ssh_host also needs sshd_server's loop_host).
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+
+from tunedeck.core.jobs.hosts import THIS_MACHINE, Host, add_host
+from tunedeck.core.jobs.slurm import SIGNAL_LEAD_ENV
 
 PARTITION = "debug"
 MUNGE_SOCKET_DIR = Path("/run/munge")
@@ -215,4 +220,44 @@ def _wait_idle(cluster: SlurmCluster) -> None:
         if wanted <= idle:
             return
         time.sleep(0.3)
-    pytest.fail(f"Slurm nodes not idle after {UP_TIMEOUT:.0f} s: {last.strip()} (see {cluster.root})")
+    pytest.fail(
+        f"Slurm nodes not idle after {UP_TIMEOUT:.0f} s: {last.strip()} (see {cluster.root})"
+    )
+
+
+CLUSTER_NAME = "cluster"
+TEST_SIGNAL_LEAD = "35"  # seconds before the time limit the runner is told (the default is 120)
+
+
+@pytest.fixture
+def slurm_local_host(slurm_cluster) -> Host:
+    """hosts.toml 'cluster': this machine as the cluster's login node (target `local`)."""
+    return add_host(
+        Host(
+            name=CLUSTER_NAME,
+            target=THIS_MACHINE,
+            env={**slurm_cluster.env, SIGNAL_LEAD_ENV: TEST_SIGNAL_LEAD},
+            scheduler="slurm",
+            partition=slurm_cluster.partition,
+        )
+    )
+
+
+@pytest.fixture
+def slurm_ssh_host(slurm_cluster, loop_host) -> Host:
+    """hosts.toml 'cluster': the login node reached over the loopback sshd (its agent submits)."""
+    return add_host(
+        replace(
+            loop_host,
+            name=CLUSTER_NAME,
+            env={**loop_host.env, **slurm_cluster.env, SIGNAL_LEAD_ENV: TEST_SIGNAL_LEAD},
+            scheduler="slurm",
+            partition=slurm_cluster.partition,
+        )
+    )
+
+
+@pytest.fixture(params=["local", "ssh"])
+def slurm_host(request) -> Host:
+    """The cluster's login node, both ways: tunedeck on it, and over ssh."""
+    return request.getfixturevalue(f"slurm_{request.param}_host")

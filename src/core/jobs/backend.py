@@ -28,6 +28,7 @@ class Resources:
     account: str | None = None
     qos: str | None = None
     requeue: bool = False  # resubmit after a time limit or preemption, resuming from a checkpoint
+    hold: bool = False  # submitted held (sbatch --hold): it waits until `scontrol release`
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from tunedeck.core.jobs.slurm_states import (
     Partition,
     QueueEntry,
     exit_code_of,
+    memory_mb,
     parse_scontrol_job,
     parse_sinfo_nodes,
     parse_squeue,
@@ -148,7 +149,7 @@ class SlurmBackend:
         jobs, script = self._prepare(specs)
         path = self._write_script(jobs[0], script)
         jobs = [job.evolve(script_path=str(path)) for job in jobs]
-        self._check_submission(path, jobs[0].cwd)
+        self._check_submission(path, jobs[0].cwd, self.resources_for(specs[0].resources))
         scheduler_id = self._sbatch(path, jobs[0].cwd)
         if len(jobs) == 1:
             ids = [scheduler_id]
@@ -247,11 +248,34 @@ class SlurmBackend:
         path.write_text(script, encoding="utf-8")
         return path
 
-    def _check_submission(self, script: Path, cwd: str | None) -> None:
-        """`sbatch --test-only`: a request no node can ever satisfy is refused here."""
+    def _check_submission(self, script: Path, cwd: str | None, resources: Resources) -> None:
+        """`sbatch --test-only`: a request no node can ever satisfy is refused here, located
+        at the flags that ask for more than the partition's largest node has."""
         done = self._run(["sbatch", "--test-only", str(script)], cwd=cwd)
-        if done.returncode != 0:
-            raise submission_error(done.stderr or done.stdout, self.host, script)
+        if done.returncode == 0:
+            return
+        error = submission_error(done.stderr or done.stdout, self.host, script)
+        if "node configuration" in error.message:
+            flags = self._too_big(resources)
+            if flags:
+                error.location = Location(str(script), column="/".join(flags))
+        raise error
+
+    def _too_big(self, resources: Resources) -> list[str]:
+        try:
+            partitions = self.info().partitions
+        except HostError:
+            return []
+        wanted = resources.partition
+        chosen = [p for p in partitions if p.name == wanted or (not wanted and p.default)]
+        if not chosen:
+            return []
+        return chosen[0].too_small_for(
+            resources.nodes,
+            resources.cpus_per_task,
+            resources.gpus_per_node,
+            memory_mb(resources.mem),
+        )
 
     def _sbatch(self, script: Path, cwd: str | None) -> str:
         done = self._run(["sbatch", "--parsable", str(script)], cwd=cwd)
@@ -371,7 +395,7 @@ class SlurmBackend:
             "exit_code": code,
             "ended_at": job.ended_at or time.time(),
             "reason": reason if state == JobState.FAILED else None,
-            "message": message or job.message,
+            "message": message or f"Slurm job {job.scheduler_id} ended {slurm_state}",
             "progress": progress.fraction,
             "last_loss": progress.last_loss,
         }

@@ -93,6 +93,8 @@ def sbatch_flags(options: ScriptOptions, task_count: int = 1) -> list[str]:
     flags += [f"{flag}={value}" for flag, value in optional.items() if value not in (None, "")]
     if res.nodes > 1 or (res.gpus_per_node or 0) > 1:
         flags.append("--ntasks-per-node=1")  # one torchrun per node starts the ranks
+    if res.hold:
+        flags.append("--hold")
     if task_count > 1:
         flags.append(f"--array=0-{task_count - 1}")
     for flag in flags:

@@ -129,6 +129,21 @@ class Partition:
     gpus_used: int
     gpus_total: int
     memory_mb: int  # the largest node's
+    node_cpus: int = 0  # the largest node's
+    node_gpus: int = 0  # the largest node's
+
+    def too_small_for(self, nodes: int, cpus: int | None, gpus: int | None, mem_mb: int | None):
+        """The flags of a request no node (or too few nodes) of this partition can meet."""
+        flags = []
+        if nodes > self.nodes:
+            flags.append("--nodes")
+        if cpus and cpus > self.node_cpus:
+            flags.append("--cpus-per-task")
+        if gpus and gpus > self.node_gpus:
+            flags.append("--gpus-per-node")
+        if mem_mb and mem_mb > self.memory_mb:
+            flags.append("--mem")
+        return flags
 
     def to_dict(self) -> dict:
         return {
@@ -141,6 +156,8 @@ class Partition:
             "gpus_used": self.gpus_used,
             "gpus_total": self.gpus_total,
             "memory_mb": self.memory_mb,
+            "node_cpus": self.node_cpus,
+            "node_gpus": self.node_gpus,
         }
 
     @classmethod
@@ -171,7 +188,7 @@ def parse_sinfo_nodes(text: str) -> list[Partition]:
         entry = by_name.setdefault(
             name,
             {"default": default, "nodes": 0, "states": {}, "alloc": 0, "cpus": 0}
-            | {"gpus_used": 0, "gpus": 0, "memory": 0},
+            | {"gpus_used": 0, "gpus": 0, "memory": 0, "node_cpus": 0, "node_gpus": 0},
         )
         entry["nodes"] += 1
         word = state.rstrip("*~#!%$@^-")
@@ -179,6 +196,8 @@ def parse_sinfo_nodes(text: str) -> list[Partition]:
         alloc, _idle, _other, total = (_int(x) for x in (cpus.split("/") + ["0"] * 4)[:4])
         entry["alloc"] += alloc
         entry["cpus"] += total
+        entry["node_cpus"] = max(entry["node_cpus"], total)
+        entry["node_gpus"] = max(entry["node_gpus"], gpu_count(gres))
         entry["gpus"] += gpu_count(gres)
         entry["gpus_used"] += gpu_count(gres_used)
         entry["memory"] = max(entry["memory"], _int(memory))
@@ -193,6 +212,8 @@ def parse_sinfo_nodes(text: str) -> list[Partition]:
             e["gpus_used"],
             e["gpus"],
             e["memory"],
+            e["node_cpus"],
+            e["node_gpus"],
         )
         for name, e in by_name.items()
     ]
@@ -211,3 +232,14 @@ def _int(text: str) -> int:
         return int(text.strip().rstrip("+"))
     except ValueError:
         return 0
+
+
+def memory_mb(text: str | None) -> int | None:
+    """Slurm's --mem value ("64G", "2000", "512M") in MB."""
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d+)([KMGT]?)B?", text.strip().upper())
+    if not match:
+        return None
+    scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2)]
+    return int(int(match.group(1)) * scale)
