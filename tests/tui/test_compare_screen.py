@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pilot_tools import EXAMPLE_DATA, screen_text, wait_until
+from slurm_cluster import CLUSTER_NAME, slurm_cluster, slurm_local_host  # noqa: F401 - fixtures
 from textual.widgets import DataTable
 
 from tunedeck.core.jobs import JobRegistry
@@ -245,3 +246,30 @@ def test_a_pending_slurm_job_shows_the_scheduler_state_and_reason_and_stale_its_
     cells = _job_cells(stale, palette)
     assert cells[4].plain == "stale" and palette.colour("stale") in str(cells[4].style)
     assert cells[6].plain == ""  # no ETA for a run that went quiet
+
+
+@pytest.mark.slow
+async def test_a_held_slurm_job_shows_pending_with_slurms_reason_on_the_runs_screen(
+    slurm_local_host,  # noqa: F811 - the fixture imported above
+):
+    from tunedeck.core.jobs import get_backend
+    from tunedeck.core.jobs.backend import JobSpec, Resources
+
+    backend = get_backend(CLUSTER_NAME)
+    spec = JobSpec(("bash", "-c", "echo never"), "held", resources=Resources(hold=True))
+    job = backend.submit(spec)
+    try:
+        app = TunedeckApp(EXAMPLE_DATA)
+        async with app.run_test(size=(120, 40)) as pilot:
+            runs = await open_runs(pilot, 1)
+            table = runs.query_one("#jobs-table", DataTable)
+            await wait_until(
+                pilot,
+                lambda: str(table.get_row(job.id)[4]).startswith("pending (JobHeldUser"),
+                "the scheduler's state and reason in the table",
+                timeout=60,
+            )
+            assert "PENDING: JobHeldUser" in screen_text(app)
+    finally:
+        backend.cancel(job, grace=5)
+        backend.close()
