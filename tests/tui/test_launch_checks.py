@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from pilot_tools import EXAMPLE_DATA, settle_until, wait_until
+from sshd_server import remote_home, sshd  # noqa: F401 - fixtures
 from textual.widgets import Input, Select, Static
 
 from tunedeck.tui.app import TunedeckApp
@@ -195,3 +196,61 @@ async def test_a_base_yaml_that_is_not_there_is_said_and_the_app_goes_on(tmp_pat
             pilot, lambda: "config file not found" in panel(app, "problems"), "the error shown"
         )
         assert app.is_running and panel(app, "fit") == ""
+
+
+FAKE_GPUS = (
+    "0, NVIDIA A10G, GPU-a10g, 512, 23028, 0\n1, NVIDIA H100 80GB HBM3, GPU-h100, 0, 81559, 0\n"
+)
+
+
+@pytest.fixture
+def gpu_host(sshd, remote_home, tmp_path_factory):  # noqa: F811 - the fixtures imported below
+    """hosts.toml entry 'gpubox': this machine over ssh, whose nvidia-smi reports two GPUs."""
+    import sys
+
+    from sshd_server import HOST_NAME
+
+    from tunedeck.core.jobs.hosts import Host, add_host
+    from tunedeck.core.jobs.ssh import stop_master
+
+    bin_dir = tmp_path_factory.mktemp("gpu-bin")
+    script = bin_dir / "nvidia-smi"
+    script.write_text('#!/bin/sh\ncase "$1" in --query-gpu=*) printf \'%s\' "$GPUS" ;; esac\n')
+    script.chmod(0o755)
+    host = add_host(
+        Host(
+            name="gpubox",
+            target=HOST_NAME,
+            workdir=str(tmp_path_factory.mktemp("gpu-work")),
+            command=f"{sys.executable} -m tunedeck.tui",
+            env={
+                "TUNEDECK_HOME": str(remote_home),
+                "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                "GPUS": FAKE_GPUS,
+            },
+            ssh_options=("-F", str(sshd["config"])),
+        )
+    )
+    yield host
+    stop_master(host)
+
+
+@pytest.mark.slow
+async def test_the_fit_judges_each_gpu_the_hosts_probe_reports(tmp_path, gpu_host):
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await open_launch(
+            pilot,
+            app,
+            tmp_path,
+            dataset="demo_alpaca",
+            model_name_or_path=str(model_folder(tmp_path, "llama-3-8b")),
+        )
+        await wait_until(pilot, lambda: "gpubox" in screen.choices["hosts"], "the host listed")
+        screen.query_one("#train-host", Select).value = "gpubox"
+        await settle_until(pilot, lambda: "H100" in panel(app, "fit"), "the host's GPUs judged")
+        text = panel(app, "fit")
+        assert "does not fit GPU 0: NVIDIA A10G (22.49 GiB, 0.50 GiB in use now)" in text
+        assert "fits         GPU 1: NVIDIA H100 80GB HBM3 (79.65 GiB)" in text
+        assert "to fit, change one of:" in text  # for the smaller GPU
+        assert screen.fit.gpu_source == "host gpubox" and screen.fit.plan.world_size == 2
