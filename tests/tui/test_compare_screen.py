@@ -217,6 +217,22 @@ async def test_a_sweep_is_listed_together_and_c_on_a_member_compares_the_sweep(t
         await wait_until(pilot, lambda: len(row_names(runs)) == 3, "only the sweep listed")
 
 
+async def test_two_jobs_of_one_resumed_run_are_one_run_and_the_screen_says_so(tmp_path):
+    make_run(tmp_path / "out", "first1", "run", at=0, lr=1e-4, slope=0.05)
+    make_run(tmp_path / "out", "again2", "run", at=200, lr=1e-4, slope=0.05)  # its resume
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        runs = await open_runs(pilot, 2)
+        await pilot.press("space", "space", "c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen), "compare shown")
+        await wait_until(
+            pilot, lambda: "cannot compare" in screen_text(app), "the reason shown in place"
+        )
+        assert "names one run" in screen_text(app)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is runs, "back on Runs")
+
+
 def test_a_pending_slurm_job_shows_the_scheduler_state_and_reason_and_stale_its_colour():
     app = TunedeckApp(EXAMPLE_DATA)
     from tunedeck.tui.theming import load_themes

@@ -56,6 +56,7 @@ class CompareScreen(DeckScreen):
         self.comparison: Comparison | None = None
         self.metric = "loss"
         self.by = BY_STEP
+        self._diff_shown: tuple | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static("reading the runs...", id="compare-title", classes="status-line")
@@ -66,13 +67,13 @@ class CompareScreen(DeckScreen):
 
     def on_mount(self) -> None:
         self.query_one("#compare-diff", DataTable).focus()
-        follow_theme(self, self._show)
+        follow_theme(self, lambda: self._show(tables=True, recolour=True))
         self.load()
         self.set_interval(RELOAD_SECONDS, self._reload_unfinished)
 
     # Loading -----------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="compare-load")
+    @work(thread=True, exclusive=True, group="compare-load", exit_on_error=False)
     def load(self) -> None:
         self.post_message(ComparisonLoaded(compare_runs(self.refs, self.pool)))
 
@@ -89,7 +90,7 @@ class CompareScreen(DeckScreen):
     @on(ComparisonLoaded)
     def _loaded(self, message: ComparisonLoaded) -> None:
         self.comparison = message.comparison
-        self._show()
+        self._show(tables=True)
 
     # Actions -----------------------------------------------------------------------------------
 
@@ -111,7 +112,9 @@ class CompareScreen(DeckScreen):
 
     # Drawing -----------------------------------------------------------------------------------
 
-    def _show(self) -> None:
+    def _show(self, tables: bool = False, recolour: bool = False) -> None:
+        """Draw the title, chart and notes; with `tables`, the final metrics and the config
+        diff too (the diff only when it changed or the colours did: its cursor stays)."""
         comparison = self.comparison
         if comparison is None:
             return
@@ -122,8 +125,12 @@ class CompareScreen(DeckScreen):
         ]
         unit = "steps" if self.by == BY_STEP else "tokens"
         self.query_one("#compare-chart", CompareChart).show(lines, self.metric, unit)
-        self._show_final(comparison, colours)
-        self._show_diff(comparison, colours)
+        if tables:
+            self._show_final(comparison, colours)
+            shown = (comparison.diff, tuple(run.label for run in comparison.runs))
+            if recolour or shown != self._diff_shown:
+                self._show_diff(comparison, colours)
+                self._diff_shown = shown
         notes = Text("\n".join(comparison.notes_for(self.by)), style="dim")
         self.query_one("#compare-notes", Static).update(notes)
 
