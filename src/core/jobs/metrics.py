@@ -191,9 +191,9 @@ def read_json(path: str | Path) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def tail_text(path: Path) -> str:
-    """The last TAIL_BYTES of a file as text, from its first whole line."""
-    return _tail_text(path)
+def tail_text(path: Path, size: int = TAIL_BYTES) -> str:
+    """The last `size` bytes of a file as text, from its first whole line."""
+    return _tail_text(path, size)
 
 
 def _watched_trainer_state(job: Job) -> str | None:
@@ -366,12 +366,12 @@ def _json(line: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _tail_text(path: Path) -> str:
+def _tail_text(path: Path, tail: int = TAIL_BYTES) -> str:
     with open(path, "rb") as f:
         f.seek(0, 2)
         size = f.tell()
-        f.seek(max(0, size - TAIL_BYTES))
+        f.seek(max(0, size - tail))
         data = f.read()
-    if size > TAIL_BYTES:
+    if size > tail:
         data = data[data.find(b"\n") + 1 :]
     return data.decode("utf-8", "replace")

@@ -23,6 +23,8 @@ SCHEMA = (
 )
 # Run folders whose watched run was forgotten (`runs rm`): a watched folder's scan skips them.
 FORGOTTEN_SCHEMA = "CREATE TABLE IF NOT EXISTS forgotten (output_dir TEXT PRIMARY KEY)"
+# The newest runs are read every second while watched runs change: no sort of the whole table.
+CREATED_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at)"
 
 
 def default_registry_path() -> Path:
@@ -59,6 +61,7 @@ class JobRegistry:
         db.execute("PRAGMA synchronous=NORMAL")
         self._with_retry(lambda: db.execute(SCHEMA))
         self._with_retry(lambda: db.execute(FORGOTTEN_SCHEMA))
+        self._with_retry(lambda: db.execute(CREATED_INDEX))
         return db
 
     def _open_read_only(self) -> sqlite3.Connection:

@@ -27,6 +27,7 @@ from tunedeck.core.jobs.watched_folders import stale_after
 TRAINER_STATE = metrics.TRAINER_STATE
 RUN_STATUS = "run_status.json"  # what a tunedeck runner writes (runners/progress.py)
 END_FILES = ("all_results.json", "train_results.json")  # LLaMA-Factory / Trainer scripts' end
+LAST_LINES_BYTES = 8 * 1024
 RESUME_SLACK = 60.0  # an end file older than the newest log line by more: a resume is writing
 STATUS_STATES = {"done": JobState.SUCCEEDED, "failed": JobState.FAILED}
 STATUS_STATES["cancelled"] = JobState.CANCELLED
@@ -228,17 +229,21 @@ def _with_trainer_log(seen: Observation, path: Path, stat: os.stat_result) -> Ob
 
 
 def _last_log_entry(path: Path) -> dict | None:
-    """The last trainer_log.jsonl line, with the last loss any tail line carried."""
-    last, loss = None, None
-    for line in metrics.tail_text(path).splitlines():
-        entry = metrics._json(line)
-        if entry:
-            last = entry
+    """The last trainer_log.jsonl line, with the last loss a line carried: lines are parsed from
+    the end (of the last LAST_LINES_BYTES first), so a long log costs a line or two."""
+    for size in (LAST_LINES_BYTES, metrics.TAIL_BYTES):
+        last, loss = None, None
+        for line in reversed(metrics.tail_text(path, size).splitlines()):
+            entry = metrics._json(line)
+            if not entry:
+                continue
+            last = last or entry
             if entry.get("loss") is not None:
                 loss = _float(entry["loss"], None)
-    if last is not None:
-        last = {**last, "_last_loss": loss}
-    return last
+                break
+        if loss is not None or size == metrics.TAIL_BYTES:
+            return {**last, "_last_loss": loss} if last is not None else None
+    return None
 
 
 def _with_trainer_state(
