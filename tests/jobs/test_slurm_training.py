@@ -1,0 +1,165 @@
+"""Training under a real Slurm: cancel with a checkpoint, a time limit requeued and resumed to the
+end, a sweep as one job array, and `train --dry-run` (the tiny demo model, on the CPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from jobs_helpers import cli, wait_for
+from slurm_cluster import CLUSTER_NAME
+
+from tunedeck.core.config import load_config
+from tunedeck.core.jobs import Job, JobState, get_backend
+from tunedeck.core.jobs.backend import Resources
+from tunedeck.core.runners.launch import launch_run
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "examples" / "workspace" / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """The demo model, built once by the real `tunedeck demo model` command."""
+    folder = tmp_path_factory.mktemp("tiny-model") / "tiny"
+    command = [sys.executable, "-m", "tunedeck.tui", "demo", "model", str(folder)]
+    subprocess.run(command, check=True, capture_output=True, cwd=REPO)
+    return folder
+
+
+def train_config_file(tmp_path: Path, tiny_model: Path, **keys) -> Path:
+    """A tiny LoRA SFT config with absolute paths (the login node is this machine)."""
+    doc = {
+        "model_name_or_path": str(tiny_model),
+        "stage": "sft",
+        "do_train": True,
+        "finetuning_type": "lora",
+        "lora_rank": 4,
+        "lora_target": "all",
+        "dataset": "demo_alpaca",
+        "dataset_dir": str(DATA),
+        "template": "default",
+        "cutoff_len": 128,
+        "max_samples": 32,
+        "output_dir": str(tmp_path / "out"),
+        "logging_steps": 1,
+        "save_steps": 100000,
+        "overwrite_output_dir": True,
+        "per_device_train_batch_size": 2,
+        "learning_rate": 1.0e-3,
+        "use_cpu": True,
+        **keys,
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def final(backend, job: Job, timeout: float) -> Job:
+    return wait_for(
+        lambda: next((j for j in backend.status([job.id]) if j.state.is_final), None),
+        timeout=timeout,
+        interval=1.0,
+        what=f"Slurm job {job.scheduler_id} to end",
+    )
+
+
+def logged_steps(out: Path) -> list[int]:
+    lines = (out / "trainer_log.jsonl").read_text().splitlines()
+    return [json.loads(line)["current_steps"] for line in lines if line.strip()]
+
+
+def test_cancel_sends_term_and_the_runner_saves_a_checkpoint(slurm_host, tiny_model, tmp_path):
+    config = load_config(train_config_file(tmp_path, tiny_model, max_steps=100000))
+    out = Path(config.output_dir)
+    backend = get_backend(CLUSTER_NAME)
+    job = launch_run("train", config, host=CLUSTER_NAME, backend=backend, name="to-cancel")
+    assert job.scheduler_id and job.script_path
+    wait_for(
+        lambda: (out / "trainer_log.jsonl").exists() and len(logged_steps(out)) >= 2,
+        timeout=300,
+        interval=0.5,
+        what="two logged steps",
+    )
+    result = backend.cancel(job, grace=120)
+    assert result.signal == "SIGTERM" and result.job.state == JobState.CANCELLED
+    assert result.job.exit_code == 143, result.job
+    checkpoints = sorted(out.glob("checkpoint-*"))
+    assert checkpoints, "the runner saved no checkpoint on SIGTERM"
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["phase"] == "cancelled" and "checkpoint saved" in status["message"]
+    assert int(checkpoints[-1].name.split("-")[1]) == status["current_steps"]
+    backend.close()
+
+
+def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_completion(
+    slurm_local_host, tiny_model, tmp_path
+):
+    # --time=1 (a minute) with the test hosts' signal lead of 35 s: TERM about 25 s in.
+    steps = 150
+    config = load_config(train_config_file(tmp_path, tiny_model, max_steps=steps))
+    out = Path(config.output_dir)
+    backend = get_backend(CLUSTER_NAME)
+    resources = Resources(time="1", requeue=True)
+    job = launch_run("train", config, host=CLUSTER_NAME, backend=backend, resources=resources)
+    ended = final(backend, job, timeout=900)
+    log = backend.read_log(ended).data.decode()
+    assert (ended.state, ended.scheduler_state, ended.exit_code) == (
+        JobState.SUCCEEDED,
+        "COMPLETED",
+        0,
+    ), log[-2000:]
+    assert "requeued to resume from its checkpoint" in log
+    assert "restart 1: resuming from the last checkpoint" in log
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["phase"] == "done" and status["current_steps"] == steps
+    assert logged_steps(out) == list(range(1, steps + 1))  # each step's loss logged once
+    backend.close()
+
+
+def test_sweep_of_four_runs_as_one_job_array(slurm_host, tiny_model, tmp_path):
+    config = train_config_file(tmp_path, tiny_model, max_steps=2)
+    done = cli(
+        "train", str(config), "--host", CLUSTER_NAME, "--no-sync",
+        "--sweep", "learning_rate=1e-3,2e-3", "--sweep", "lora_rank=4,8",
+        timeout=300,
+    )  # fmt: skip
+    ids = [line.split("\t")[0] for line in done.stdout.splitlines()]
+    assert len(ids) == 4, done.stdout + done.stderr
+    backend = get_backend(CLUSTER_NAME)
+    jobs = backend.status(ids)
+    array_id = jobs[0].scheduler_id.split("_")[0]
+    assert [j.scheduler_id for j in jobs] == [f"{array_id}_{k}" for k in range(4)]
+    assert len({j.group for j in jobs}) == 1 and [j.group_index for j in jobs] == [0, 1, 2, 3]
+    for job in jobs:
+        ended = final(backend, job, timeout=600)
+        assert ended.state == JobState.SUCCEEDED, backend.read_log(ended).data[-2000:]
+        assert logged_steps(Path(ended.output_dir)) == [1, 2]
+    outputs = {Path(j.output_dir).name for j in jobs}
+    assert len(outputs) == 4
+    backend.close()
+
+
+def test_train_dry_run_prints_the_sbatch_script_and_submits_nothing(
+    slurm_host, tiny_model, tmp_path
+):
+    config = train_config_file(tmp_path, tiny_model, max_steps=2)
+    done = cli(
+        "train", str(config), "--host", CLUSTER_NAME, "--dry-run", "--time", "30",
+        "--cpus-per-task", "2", "--requeue",
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert lines[0] == "#!/bin/bash"
+    for line in ("#SBATCH --time=30", "#SBATCH --cpus-per-task=2", "#SBATCH --requeue"):
+        assert line in lines
+    assert any(
+        line.strip().startswith("ARGV=(") and "tunedeck.core.runners.train" in line
+        for line in lines
+    )
+    assert json.loads(cli("runs", "--json").stdout) == []
