@@ -33,11 +33,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # openssh-server and tmux: the SSH-backend and terminal end-to-end tests use real ones;
-# g++: GPTQModel compiles a small CPU packing extension the first time it quantizes.
+# g++: GPTQModel compiles a small CPU packing extension the first time it quantizes;
+# slurm-wlm and munge: the Slurm tests start a real slurmctld and slurmd (tests/slurm_cluster.py).
 sysdeps:
-	@if ! test -x /usr/sbin/sshd || ! command -v tmux >/dev/null || ! command -v g++ >/dev/null || ! command -v rsync >/dev/null; then \
+	@if ! test -x /usr/sbin/sshd || ! command -v tmux >/dev/null || ! command -v g++ >/dev/null || ! command -v rsync >/dev/null \
+		|| ! test -x /usr/sbin/slurmctld || ! test -x /usr/sbin/slurmd || ! command -v sbatch >/dev/null || ! test -x /usr/sbin/munged; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client tmux g++ rsync; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openssh-server openssh-client tmux g++ rsync slurm-wlm munge; \
 	fi
 
 $(TINY)/config.json: venv
