@@ -233,6 +233,24 @@ async def test_two_jobs_of_one_resumed_run_are_one_run_and_the_screen_says_so(tm
         await wait_until(pilot, lambda: app.screen is runs, "back on Runs")
 
 
+async def test_hostile_run_names_are_shown_as_typed_on_the_compare_screen(tmp_path):
+    from tunedeck.core.text import has_controls
+
+    make_run(tmp_path / "a", "hostl1", "[red]styled", at=0, lr=1e-4, slope=0.05)
+    make_run(tmp_path / "b", "hostl2", "\x1b]0;pwned\x07wipe", at=10, lr=2e-4, slope=0.05)
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_runs(pilot, 2)
+        await pilot.press("space", "space", "c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen), "compare shown")
+        await wait_until(pilot, lambda: app.screen.comparison is not None, "runs read")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "━ [red]styled" in shown  # the legend: markup shown, not obeyed
+        assert "\\x1b]0;pwned\\x07wipe" in shown  # the escape written out
+        assert not [ch for ch in shown if ch != "\n" and has_controls(ch)]
+
+
 def test_a_pending_slurm_job_shows_the_scheduler_state_and_reason_and_stale_its_colour():
     app = TunedeckApp(EXAMPLE_DATA)
     from tunedeck.tui.theming import load_themes

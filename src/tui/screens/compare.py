@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from tunedeck.core.jobs.compare import BY_STEP, BY_TOKENS, METRICS, Comparison, compare_runs
+from tunedeck.core.text import inert_lines
 from tunedeck.tui.commands.compare import count_text, duration_text, loss_text, value_text
 from tunedeck.tui.palette import Palette, follow_theme
 from tunedeck.tui.screens.base import DeckScreen
@@ -131,7 +132,7 @@ class CompareScreen(DeckScreen):
             if recolour or shown != self._diff_shown:
                 self._show_diff(comparison, colours)
                 self._diff_shown = shown
-        notes = Text("\n".join(comparison.notes_for(self.by)), style="dim")
+        notes = Text(inert_lines("\n".join(comparison.notes_for(self.by))), style="dim")
         self.query_one("#compare-notes", Static).update(notes)
 
     def _show_title(self, comparison: Comparison) -> None:
@@ -175,7 +176,7 @@ class CompareScreen(DeckScreen):
         same = comparison.diff.same
         table.add_column(Text(f"key ({same} more the same)" if same else "key"), key="key")
         for index, (run, colour) in enumerate(zip(comparison.runs, colours, strict=True)):
-            table.add_column(Text(run.label, style=f"bold {colour}"), key=f"run-{index}")
+            table.add_column(plain(run.label, f"bold {colour}"), key=f"run-{index}")
         if not comparison.diff.keys:
             kept = any(run.config is not None for run in comparison.runs)
             why = "the configs do not differ" if kept else "no run kept its config"

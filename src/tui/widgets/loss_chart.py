@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widget import Widget
 
+from tunedeck.core.text import inert
 from tunedeck.tui.palette import Palette
 from tunedeck.tui.widgets.series import MinMaxSeries
 
@@ -73,7 +74,7 @@ class CompareChart(Widget):
         legend = Text(no_wrap=True, overflow="ellipsis", end="")
         legend.append(f"{self.metric:>{LABEL_WIDTH - 1}} ", style="dim")
         for (label, series), colour in zip(self.lines, colours, strict=True):
-            legend.append("━ " + label, style=f"bold {colour}".strip())
+            legend.append("━ " + inert(label), style=f"bold {colour}".strip())
             legend.append(" (none)  " if not len(series) else "  ", style="dim")
         legend.truncate(self.size.width, overflow="ellipsis")
         series = [(s, colour) for (_, s), colour in zip(self.lines, colours, strict=True)]
