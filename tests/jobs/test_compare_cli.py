@@ -69,3 +69,16 @@ def test_compare_of_one_run_or_a_bad_axis_fails_without_a_traceback(tmp_path):
 
     axis = cli("runs", "compare", "alpha1", "beta22", "--by", "time", check=False)
     assert axis.returncode == 2 and "--by takes step or tokens" in axis.stderr
+
+
+def test_compare_writes_hostile_names_out(tmp_path):
+    write_log(tmp_path / "a", steps(1, 3, lambda s: 1.0 / s))
+    write_log(tmp_path / "b", steps(1, 3, lambda s: 2.0 / s))
+    add_job("evil01", "\x1b]0;pwned\x07x", tmp_path / "a", config={"learning_rate": 1e-4})
+    add_job("evil02", "[red]b", tmp_path / "b", at=5, config={"learning_rate": 2e-4})
+
+    done = cli("runs", "compare", "evil01", "evil02")
+
+    assert "\x1b" not in done.stdout + done.stderr
+    key_header = next(line for line in done.stdout.splitlines() if line.startswith("KEY"))
+    assert key_header.split() == ["KEY", "\\x1b]0;pwned\\x07x", "[red]b"]

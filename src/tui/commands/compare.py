@@ -46,6 +46,7 @@ def compare(
 
 def print_comparison(doc: dict) -> None:
     """The comparison document as three short tables and a line per curve."""
+    from tunedeck.core.text import inert
     from tunedeck.tui.console import note, print_table
 
     runs = doc["runs"]
@@ -56,7 +57,7 @@ def print_comparison(doc: dict) -> None:
     _echo("")
     diff = doc["config_diff"]
     if diff["keys"]:
-        headers = ("KEY", *(run["label"] for run in runs))
+        headers = ("KEY", *(inert(run["label"]) for run in runs))
         rows = [(row["key"], *map(value_text, row["values"])) for row in diff["keys"]]
         print_table(headers, rows, squeeze=0)
     elif not any(run["config_kept"] for run in runs):
