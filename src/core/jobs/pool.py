@@ -42,6 +42,9 @@ class HostProbe:
     latency: float | None = None
     gpus: tuple[Gpu, ...] = ()
     error: str | None = None
+    # A Slurm host: Slurm's version and its partitions (nodes, CPUs and GPUs in use).
+    slurm_version: str | None = None
+    partitions: tuple = ()
 
 
 class HostList:
@@ -179,11 +182,16 @@ class BackendPool:
             if name != LOCAL_HOST:
                 backend.check()
             gpus = tuple(backend.gpus())
+            slurm = backend.info() if getattr(backend, "scheduler", None) == "slurm" else None
         except TunedeckError as error:
             self._fail(name)
             return HostProbe(name, target, reachable=False, error=str(error))
         self._failed_at.pop(name, None)
         latency = None if name == LOCAL_HOST else self._clock() - started
+        if slurm is not None:
+            return HostProbe(
+                name, target, True, latency, gpus, None, slurm.version, slurm.partitions
+            )
         return HostProbe(name, target, reachable=True, latency=latency, gpus=gpus)
 
     # -- helpers --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Hosts: this box and the configured SSH hosts, whether they answer, and their GPUs;
+"""Hosts: this box and the configured SSH hosts, whether they answer, and their GPUs (a Slurm
+host: its partitions, nodes and GPUs in use);
 `s` sets the selected host up (tunedeck installed there) with a progress bar."""
 
 from __future__ import annotations
@@ -243,6 +244,9 @@ class HostsScreen(DeckScreen):
             detail.append("probing…", style="dim")
         elif not probe.reachable:
             detail.append(inert(probe.error or "unreachable"), style=palette.style("error"))
+        elif probe.slurm_version:
+            detail.append(f"{inert(probe.slurm_version)}; ")
+            detail.append(plain("; ".join(p.line() for p in probe.partitions) or "no partition"))
         elif not probe.gpus:
             detail.append("no NVIDIA GPU (nvidia-smi not found or no driver)", style="dim")
         else:
@@ -271,9 +275,20 @@ def _host_cells(name: str, target: str, probe: HostProbe | None, palette: Palett
         plain(target),
         Text(state, style=state_style),
         f"{probe.latency * 1000:.0f} ms" if probe.latency is not None else "",
-        (str(len(probe.gpus)) if probe.gpus else "none") if probe.reachable else "",
+        _gpu_cell(probe) if probe.reachable else "",
         plain(probe.error or "", style=palette.style("error")),
     )
+
+
+def _gpu_cell(probe: HostProbe) -> str:
+    """The GPU count; a Slurm host's: nodes and GPUs in use over its partitions."""
+    if probe.slurm_version:
+        nodes = sum(p.nodes for p in probe.partitions)
+        used, total = (
+            sum(getattr(p, k) for p in probe.partitions) for k in ("gpus_used", "gpus_total")
+        )
+        return f"slurm: {nodes} node(s), {used}/{total} GPU in use"
+    return str(len(probe.gpus)) if probe.gpus else "none"
 
 
 def _percent_bar(value: int | None, palette: Palette, width: int = 10) -> Text:
