@@ -329,8 +329,7 @@ class SlurmBackend:
 
     def squeue(self) -> dict[str, QueueEntry]:
         """Every job of this account Slurm still knows (finished ones too, while it remembers)."""
-        argv = ["squeue", "--noheader", "--array", "--states=all", f"--user={_user()}"]
-        done = self._run([*argv, f"--format={SQUEUE_FORMAT}"])
+        done = self._run(squeue_argv())
         if done.returncode != 0:
             raise HostError(
                 f"{self.host}: squeue failed: {_last_line(done.stderr or done.stdout)}",
@@ -578,6 +577,12 @@ _ERROR_FLAGS = (
     ("node configuration", "--nodes/--gpus-per-node/--cpus-per-task/--mem"),
     ("cpu count", "--cpus-per-task"),
 )
+
+
+def squeue_argv() -> list[str]:
+    """The one squeue call a refresh makes: every job of this account, array tasks one each."""
+    argv = ["squeue", "--noheader", "--array", "--states=all", f"--user={_user()}"]
+    return [*argv, f"--format={SQUEUE_FORMAT}"]
 
 
 def submission_error(text: str, host: str, script: Path) -> SlurmError:
