@@ -204,7 +204,7 @@ FAKE_GPUS = (
 
 
 @pytest.fixture
-def gpu_host(sshd, remote_home, tmp_path_factory):  # noqa: F811 - the fixtures imported below
+def gpu_host(sshd, remote_home, tmp_path_factory):  # noqa: F811 - the fixtures imported above
     """hosts.toml entry 'gpubox': this machine over ssh, whose nvidia-smi reports two GPUs."""
     import sys
 

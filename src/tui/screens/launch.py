@@ -154,7 +154,7 @@ class LaunchScreen(DeckScreen):
     def _recolour(self) -> None:
         """Redraw the last checks in the new theme's colours."""
         if self.check is not None and self.checked_form is not None:
-            self._show_check(*self.checked_form, self.check)
+            self._show_problems()
         palette = Palette.of(self.app)
         if self.fit is not None and self._current("fit"):
             self.query_one("#launch-fit", Static).update(_fit_text(self.fit, palette))
@@ -286,6 +286,7 @@ class LaunchScreen(DeckScreen):
     @work(thread=True, exclusive=True, group="launch-check")
     def run_check(self, kind: str, values: dict[str, str], overrides: list[str]) -> None:
         from tunedeck.core.config import check_config
+        from tunedeck.core.config.launch_check import tokenizer_folder
 
         base = values.get("config")
         local = values.get("host", "local") == "local"
@@ -293,13 +294,18 @@ class LaunchScreen(DeckScreen):
             check = check_config(base, overrides, purpose=PURPOSES[kind], check_files=local)
         except TunedeckError as error:
             check = error
-        self.from_thread(self._show_check, kind, values, overrides, check)
+        config = getattr(check, "config", None)
+        folder = tokenizer_folder(config.model_name_or_path) if config is not None else None
+        self.from_thread(self._show_check, kind, values, overrides, check, folder)
 
-    def _show_check(self, kind: str, values: dict, overrides: list[str], check: Any) -> None:
+    def _show_check(
+        self, kind: str, values: dict, overrides: list[str], check: Any, folder: Any = None
+    ) -> None:
+        """Show a config check; `folder` is the model's tokenizer folder, when it has one."""
         self.check = check
         self.checked_form = (kind, values, overrides)
         self._show_problems()
-        self._follow_up(kind, values, overrides, check)
+        self._follow_up(kind, values, overrides, check, folder)
         command = Text("\ncommand\n", style="bold")
         command.append(inert(self.command_line(kind, values, overrides)) + "\n")
         self.query_one("#launch-command", Static).update(command)
@@ -327,7 +333,9 @@ class LaunchScreen(DeckScreen):
 
     # Checks before launch: fit, template, datasets ------------------------------------------
 
-    def _follow_up(self, kind: str, values: dict, overrides: list[str], check: Any) -> None:
+    def _follow_up(
+        self, kind: str, values: dict, overrides: list[str], check: Any, folder: Any
+    ) -> None:
         """Start the checks whose inputs changed since they last ran (train configs only)."""
         config = getattr(check, "config", None)
         if kind != "train" or config is None:
@@ -340,9 +348,6 @@ class LaunchScreen(DeckScreen):
         if self._wanted.get("fit") != fit_key:
             self._wanted["fit"] = fit_key
             self.run_fit(fit_key, config, host, values.get("gpu_mem"), base, overrides)
-        from tunedeck.core.config.launch_check import tokenizer_folder
-
-        folder = tokenizer_folder(config.model_name_or_path)
         probe_key = (str(folder), config.template)
         if folder is None:
             self._wanted.pop("probe", None)
