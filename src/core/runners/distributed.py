@@ -31,7 +31,9 @@ def torchrun_lines(
     sharing a node (the tasks of a job array) do not meet at one another's rendezvous.
 
     `shell_args`: shell words added after the runner's own arguments, expanded by the batch
-    script (e.g. '"${ARGV[@]:3}" "${RESUME[@]}"' for the task of a job array).
+    script (e.g. '"${ARGV[@]:3}" "${RESUME[@]}"' for the task of a job array). The lines end
+    with srun's exit status; they set a TERM trap, so run them in a function or subshell when
+    the script goes on after them.
     """
     python, module, args = _split_runner(runner_argv)
     if nodes < 1 or procs_per_node < 1:
@@ -44,16 +46,31 @@ def torchrun_lines(
         ' --rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv-id "tunedeck-$SLURM_JOB_ID"'
         f' -m {shlex.quote(module)} "$@"'
     )
-    words = " ".join(w for w in (shlex.join(args), shell_args) if w)
+    srun = " ".join(
+        word
+        for word in (
+            f"setsid -w srun --nodes {nodes} --ntasks-per-node 1 --kill-on-bad-exit=1",
+            f"bash -c {shlex.quote(agent)} torchrun",  # torchrun: the agent's $0
+            shlex.join(args),
+            shell_args,
+        )
+        if word
+    )
     return [
         'MASTER_NODE="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"',
         # NodeAddr is how Slurm itself reaches the node; it is the node's name unless set apart
         'MASTER_ADDR="$(scontrol show node "$MASTER_NODE" | sed -n \'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p\')"',
         'export MASTER_ADDR="${MASTER_ADDR:-$MASTER_NODE}"',
         f"export MASTER_PORT={port_expression}",
-        # the runner's arguments reach each node's bash as "$@": srun passes its argv as it is
-        f"srun --nodes {nodes} --ntasks-per-node 1 --kill-on-bad-exit=1"
-        f" bash -c {shlex.quote(agent)} torchrun {words}".rstrip(),
+        # srun gets a session of its own: a TERM reaching srun makes it SIGKILL every rank.
+        # A TERM to the script's group (cancel, time limit) comes to the trap instead, which
+        # has Slurm TERM each node's agent: the ranks save a checkpoint and stop.
+        # The runner's arguments reach each node's bash as "$@" (srun passes its argv as is).
+        "trap 'scancel --signal=TERM \"$SLURM_JOB_ID\"' TERM",
+        f"{srun} &",
+        "SRUN_PID=$!",
+        'while kill -0 "$SRUN_PID" 2>/dev/null; do wait "$SRUN_PID"; done',
+        'wait "$SRUN_PID"',
     ]
 
 
