@@ -19,6 +19,7 @@ from tunedeck.core.templates.probe import (
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LLAMA3 = FIXTURES / "tokenizer_llama3"  # Meta-Llama-3-8B-Instruct's chat_template
 QWEN2 = FIXTURES / "tokenizer_qwen2"  # Qwen2-7B-Instruct's chat_template
+GEMMA2 = FIXTURES / "tokenizer_gemma2"  # gemma-2-9b-it's chat_template: no system prompt
 DEMO = FIXTURES / "tokenizer"  # the demo model's own template: no registered one matches
 REPO = FIXTURES.parents[1]
 
@@ -55,6 +56,21 @@ def test_a_difference_later_in_the_text_shows_a_window_around_it():
     assert difference.at == 2  # both begin with "<|"
     assert difference.ours.startswith("<|start_header_id|>system")
     assert difference.theirs.startswith("<|im_start|>system\nYou are")
+
+
+def test_a_chat_template_that_refuses_a_system_prompt_is_probed_without_one():
+    assert probe_template_dir(GEMMA2, "gemma").matches is True
+    probe = probe_template_dir(GEMMA2, "default")
+    assert probe.matches is False and probe.suggestion == "gemma"
+    assert probe.difference.theirs.startswith("<bos><start_of_turn>user")
+
+
+def test_gemma2_ends_training_text_with_eos_where_the_chat_template_does_not():
+    probe = probe_template_dir(GEMMA2, "gemma2")  # efficient_eos: LLaMA-Factory appends eos
+    assert probe.matches is False
+    difference = probe.difference
+    assert difference.ours == difference.theirs + "<eos>"
+    assert difference.theirs.endswith("_of_turn>\n")
 
 
 def test_no_registered_template_matching_suggests_hf():

@@ -248,8 +248,11 @@ def template_problem(
     otherwise than the tokenizer's own chat_template; None when they agree or there is no
     local tokenizer with a chat_template (the model folder, unless `tokenizer` is given).
     Loads the tokenizer (transformers), so it is not part of `check_config`."""
+    from tunedeck.core.templates import TEMPLATES
     from tunedeck.core.templates.probe import has_chat_template, probe_template_dir
 
+    if config.template and config.template not in TEMPLATES:
+        return None  # the unknown name is an error of its own
     folder = Path(tokenizer or config.model_name_or_path or "").expanduser()
     if not str(folder) or not folder.is_dir() or not has_chat_template(folder):
         return None

@@ -86,18 +86,21 @@ class TemplateProbe:
         return f"use template: {self.suggestion}" if self.suggestion else ""
 
 
-def probe_conversation() -> Conversation:
-    """The conversation every probe renders."""
+def probe_conversation(system: bool = True) -> Conversation:
+    """The conversation every probe renders (without its system prompt for a chat_template
+    that refuses one)."""
     prompt: list[Message] = []
     for user, assistant in PROBE_TURNS:
         prompt += [Message(Role.USER, user), Message(Role.ASSISTANT, assistant)]
     answer = prompt.pop()
-    return Conversation(prompt=tuple(prompt), response=(answer,), system=PROBE_SYSTEM)
+    return Conversation(
+        prompt=tuple(prompt), response=(answer,), system=PROBE_SYSTEM if system else ""
+    )
 
 
-def probe_messages() -> list[dict[str, str]]:
+def probe_messages(system: bool = True) -> list[dict[str, str]]:
     """The probe conversation as chat messages for apply_chat_template."""
-    messages = [{"role": "system", "content": PROBE_SYSTEM}]
+    messages = [{"role": "system", "content": PROBE_SYSTEM}] if system else []
     for user, assistant in PROBE_TURNS:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     return messages
@@ -140,26 +143,35 @@ def probe_template(
     theirs_tok = pristine if pristine is not None else load()
     if not isinstance(getattr(theirs_tok, "chat_template", None), str):
         return TemplateProbe(tpl.name, None, reason="the tokenizer has no chat_template")
-    try:
-        theirs_text, theirs_ids = _chat_template_render(theirs_tok)
-    except Exception as error:  # a jinja template may refuse the probe (raise_exception)
-        reason = f"the tokenizer's chat_template cannot render the probe: {error}"
+    theirs, system, reason = None, True, ""
+    for system in (True, False):  # some chat_templates refuse a system prompt (gemma)
+        try:
+            theirs = _chat_template_render(theirs_tok, system)
+            break
+        except Exception as error:  # a jinja template may refuse the probe (raise_exception)
+            reason = reason or f"the tokenizer's chat_template cannot render the probe: {error}"
+    if theirs is None:
         return TemplateProbe(tpl.name, None, reason=reason)
-    difference = _compare(tpl, load, theirs_text, theirs_ids)
+    difference = _compare(tpl, load, *theirs, system)
     if difference is None:
         return TemplateProbe(tpl.name, True)
-    suggestion = suggest_template(load, theirs_tok, theirs_text, theirs_ids, skip=tpl.name)
+    suggestion = suggest_template(load, theirs_tok, *theirs, skip=tpl.name, system=system)
     return TemplateProbe(tpl.name, False, difference, suggestion)
 
 
 def suggest_template(
-    load: Callable[[], Any], pristine: Any, theirs_text: str, theirs_ids: list[int], skip: str = ""
+    load: Callable[[], Any],
+    pristine: Any,
+    theirs_text: str,
+    theirs_ids: list[int],
+    skip: str = "",
+    system: bool = True,
 ) -> str:
     """The first registered template that renders the probe as the tokenizer does, else 'hf'.
 
     Cheapest first: each template's text is laid out without a tokenizer; only a text match
     is rendered for real (a fresh tokenizer, token ids compared)."""
-    conversation = probe_conversation()
+    conversation = probe_conversation(system)
     for name, tpl in TEMPLATES.items():
         if name == skip or tpl.from_tokenizer:
             continue
@@ -167,7 +179,7 @@ def suggest_template(
             text = _layout_text(tpl, conversation, pristine)
         except TunedeckError:
             continue
-        if text == theirs_text and _compare(tpl, load, theirs_text, theirs_ids) is None:
+        if text == theirs_text and _compare(tpl, load, theirs_text, theirs_ids, system) is None:
             return name
     return "hf"
 
@@ -225,8 +237,8 @@ def _folder_stamp(folder: str | Path) -> tuple:
     return tuple(stamp)
 
 
-def _chat_template_render(tok: Any) -> tuple[str, list[int]]:
-    messages = probe_messages()
+def _chat_template_render(tok: Any, system: bool) -> tuple[str, list[int]]:
+    messages = probe_messages(system)
     text = tok.apply_chat_template(messages, tokenize=False)
     ids = tok.apply_chat_template(messages, tokenize=True)
     if not isinstance(ids, list):  # a BatchEncoding (return_dict) in newer transformers
@@ -237,14 +249,14 @@ def _chat_template_render(tok: Any) -> tuple[str, list[int]]:
 
 
 def _compare(
-    tpl: Template, load: Callable[[], Any], theirs_text: str, theirs_ids: list[int]
+    tpl: Template, load: Callable[[], Any], theirs_text: str, theirs_ids: list[int], system: bool
 ) -> Difference | None:
     """The first difference between our rendering (text, then ids) and the tokenizer's."""
     from tunedeck.core.templates.render import NO_CUTOFF, render
 
     tok = load()
     try:
-        rendered = render(probe_conversation(), tpl, tokenizer=tok, cutoff_len=NO_CUTOFF)
+        rendered = render(probe_conversation(system), tpl, tokenizer=tok, cutoff_len=NO_CUTOFF)
     except TunedeckError as error:
         return Difference("text", 0, f"(cannot render: {error.message})", theirs_text[:WINDOW])
     text_difference = first_difference(rendered.text, theirs_text)
