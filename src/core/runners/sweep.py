@@ -106,33 +106,37 @@ def launch_sweep(
     own_backend = backend is None
     backend = backend or get_backend(host)
     try:
-        group = new_job_id()
         specs = [
-            replace(
-                prepare_run(
-                    kind,
-                    point_config,
-                    backend=backend,
-                    host=host,
-                    config_path=config_path,
-                    overrides=[*overrides, *args] if config_path is not None else (),
-                    name=f"{name}-{label}",
-                    sync=sync,
-                    resources=resources,
-                ),
-                group=group,
-                group_index=k,
+            prepare_run(
+                kind,
+                point_config,
+                backend=backend,
+                host=host,
+                config_path=config_path,
+                overrides=[*overrides, *args] if config_path is not None else (),
+                name=f"{name}-{label}",
+                sync=sync,
+                resources=resources,
             )
-            for k, (point_config, args, label) in enumerate(
-                zip(configs, point_args, labels, strict=True)
-            )
+            for point_config, args, label in zip(configs, point_args, labels, strict=True)
         ]
-        if getattr(backend, "scheduler", None) == "slurm":
-            return list(backend.submit_array(specs))  # one job array
-        return submit_one_after_another(backend, specs, python=specs[0].argv[0])
+        return submit_grid(backend, in_group(specs))
     finally:
         if own_backend:
             backend.close()
+
+
+def in_group(specs: Sequence[JobSpec]) -> list[JobSpec]:
+    """The specs with one new group id and their place in it."""
+    group = new_job_id()
+    return [replace(spec, group=group, group_index=k) for k, spec in enumerate(specs)]
+
+
+def submit_grid(backend: Backend, specs: Sequence[JobSpec]) -> list[Job]:
+    """One job array on a Slurm backend; elsewhere one run after the other."""
+    if getattr(backend, "scheduler", None) == "slurm":
+        return list(backend.submit_array(list(specs)))
+    return submit_one_after_another(backend, specs, python=specs[0].argv[0])
 
 
 def submit_one_after_another(
