@@ -4,8 +4,10 @@ end, a sweep as one job array, and `train --dry-run` (the tiny demo model, on th
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from slurm_cluster import CLUSTER_NAME
 from tunedeck.core.config import load_config
 from tunedeck.core.jobs import Job, JobState, get_backend
 from tunedeck.core.jobs.backend import Resources
+from tunedeck.core.jobs.hosts import add_host
+from tunedeck.core.jobs.slurm import SIGNAL_LEAD_ENV
 from tunedeck.core.runners.launch import launch_run
 
 pytestmark = pytest.mark.slow
@@ -99,15 +103,38 @@ def test_cancel_sends_term_and_the_runner_saves_a_checkpoint(slurm_host, tiny_mo
 
 
 def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_completion(
-    slurm_local_host, tiny_model, tmp_path
+    slurm_local_host, slurm_cluster, tiny_model, tmp_path
 ):
-    # --time=1 (a minute) with the test hosts' signal lead of 35 s: TERM about 25 s in.
-    steps = 150
+    # The runner is told 90 s before its limit; once it trains, its limit is brought within
+    # those 90 s (and beyond 30, Slurm's check interval), so Slurm signals it at its next check.
+    add_host(replace(slurm_local_host, env={**slurm_local_host.env, SIGNAL_LEAD_ENV: "90"}))
+    steps = 450  # more than a fast machine trains in the 30 s until Slurm's next check
     config = load_config(train_config_file(tmp_path, tiny_model, max_steps=steps))
     out = Path(config.output_dir)
     backend = get_backend(CLUSTER_NAME)
-    resources = Resources(time="1", requeue=True)
+    resources = Resources(time="30", requeue=True)
     job = launch_run("train", config, host=CLUSTER_NAME, backend=backend, resources=resources)
+    sid = job.scheduler_id
+    wait_for(
+        lambda: (out / "trainer_log.jsonl").exists() and len(logged_steps(out)) >= 2,
+        timeout=300,
+        interval=0.5,
+        what="two logged steps",
+    )
+    elapsed = _seconds(slurm_cluster.run("squeue", "-h", "-j", sid, "-o", "%M").stdout)
+    limit = math.ceil((elapsed + 30) / 60)  # 30 to 90 s left: inside the signal's lead
+    slurm_cluster.run("scontrol", "update", f"JobId={sid}", f"TimeLimit={limit}")
+    wait_for(
+        lambda: "requeued to resume" in backend.read_log(job).data.decode(),
+        timeout=240,
+        interval=1.0,
+        what="the job to requeue itself",
+    )
+    requeued = backend.status([job.id])[0]
+    assert requeued.state in (JobState.QUEUED, JobState.RUNNING), requeued
+    assert sorted(out.glob("checkpoint-*")), "no checkpoint saved at the time-limit signal"
+    # Its time back for the rest; Slurm would hold a requeued job two minutes (BeginTime).
+    slurm_cluster.run("scontrol", "update", f"JobId={sid}", "TimeLimit=30", "StartTime=now")
     ended = final(backend, job, timeout=900)
     log = backend.read_log(ended).data.decode()
     assert (ended.state, ended.scheduler_state, ended.exit_code) == (
@@ -115,12 +142,20 @@ def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_complet
         "COMPLETED",
         0,
     ), log[-2000:]
-    assert "requeued to resume from its checkpoint" in log
     assert "restart 1: resuming from the last checkpoint" in log
     status = json.loads((out / "run_status.json").read_text())
     assert status["phase"] == "done" and status["current_steps"] == steps
     assert logged_steps(out) == list(range(1, steps + 1))  # each step's loss logged once
     backend.close()
+
+
+def _seconds(elapsed: str) -> int:
+    """squeue's %M ("M:SS", "H:MM:SS", "D-H:MM:SS") in seconds."""
+    days, _, clock = elapsed.strip().rpartition("-")
+    total = 0
+    for part in clock.split(":"):
+        total = total * 60 + int(part)
+    return total + int(days or 0) * 86400
 
 
 def test_sweep_of_four_runs_as_one_job_array(slurm_host, tiny_model, tmp_path):

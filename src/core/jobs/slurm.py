@@ -220,6 +220,7 @@ class SlurmBackend:
                     cancel_path=str(slurm_dir / f"{job_id}.cancel"),
                     env=dict(spec.env),
                     resumable=spec.kind in RESUMABLE_KINDS,
+                    output_dir=output_dir,
                 )
             )
         options = ScriptOptions(

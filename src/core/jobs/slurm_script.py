@@ -30,6 +30,7 @@ class ScriptTask:
     cancel_path: str  # exists once a cancel was asked for: no requeue then
     env: dict[str, str] = field(default_factory=dict)
     resumable: bool = False  # a runner that takes resume_from_checkpoint=true
+    output_dir: str | None = None  # where its checkpoint-N folders are
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ def _task_lines(task: ScriptTask) -> list[str]:
         f"TUNEDECK_JOB_ID={shlex.quote(task.job_id)}",
         f"TUNEDECK_EXIT={shlex.quote(task.exit_path)}",
         f"TUNEDECK_CANCEL={shlex.quote(task.cancel_path)}",
-        f"TUNEDECK_RESUMABLE={1 if task.resumable else 0}",
+        f"TUNEDECK_RESUMABLE={1 if task.resumable and task.output_dir else 0}",
+        f"TUNEDECK_OUTPUT_DIR={shlex.quote(task.output_dir or '')}",
         f"cd {shlex.quote(task.cwd)} || exit 1",
     ]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in task.env.items()]
@@ -125,7 +127,9 @@ def _run_lines(options: ScriptOptions) -> list[str]:
     return [
         'rm -f "$TUNEDECK_EXIT"',
         "RESUME=()",
-        'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [ "$TUNEDECK_RESUMABLE" = 1 ]; then',
+        # A restart (requeue, preemption) resumes from the last checkpoint, if one was saved.
+        'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ] && [ "$TUNEDECK_RESUMABLE" = 1 ] \\',
+        '    && ls -d "$TUNEDECK_OUTPUT_DIR"/checkpoint-* >/dev/null 2>&1; then',
         f"  RESUME=({RESUME_ARG})",
         '  echo "tunedeck: restart ${SLURM_RESTART_COUNT}: resuming from the last checkpoint"',
         "fi",
