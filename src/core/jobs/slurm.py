@@ -150,7 +150,14 @@ class SlurmBackend:
         path = self._write_script(jobs[0], script)
         jobs = [job.evolve(script_path=str(path)) for job in jobs]
         self._check_submission(path, jobs[0].cwd, self.resources_for(specs[0].resources))
-        scheduler_id = self._sbatch(path, jobs[0].cwd)
+        for job in jobs:  # there before Slurm writes to it: a follow can start at once
+            Path(job.log_path).touch(mode=0o600)
+        try:
+            scheduler_id = self._sbatch(path, jobs[0].cwd)
+        except SlurmError:
+            for job in jobs:
+                Path(job.log_path).unlink(missing_ok=True)
+            raise
         if len(jobs) == 1:
             ids = [scheduler_id]
         else:
@@ -567,8 +574,8 @@ class SlurmBackend:
 
 # Which flag (or hosts.toml key) a Slurm refusal is about, by the words it uses.
 _ERROR_FLAGS = (
+    ("account", "--account"),  # "Invalid account or account/partition combination"
     ("partition", "--partition"),
-    ("account", "--account"),
     ("qos", "--qos"),
     ("time limit", "--time"),
     ("--time", "--time"),
