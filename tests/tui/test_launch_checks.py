@@ -254,3 +254,34 @@ async def test_the_fit_judges_each_gpu_the_hosts_probe_reports(tmp_path, gpu_hos
         assert "fits         GPU 1: NVIDIA H100 80GB HBM3 (79.65 GiB)" in text
         assert "to fit, change one of:" in text  # for the smaller GPU
         assert screen.fit.gpu_source == "host gpubox" and screen.fit.plan.world_size == 2
+
+
+@pytest.mark.slow
+async def test_a_run_with_truncated_rows_can_still_be_submitted_and_says_so(tmp_path):
+    from pilot_tools import Posted
+    from textual.notifications import Notify
+
+    from tunedeck.core.jobs import JobRegistry, cancel
+    from tunedeck.tui.messages import JobSubmitted
+
+    posted = Posted()
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 45), message_hook=posted) as pilot:
+        screen = await open_launch(
+            pilot,
+            app,
+            tmp_path,
+            dataset="demo_alpaca",
+            model_name_or_path=str(TINY_MODEL),
+            cutoff_len="40",
+            max_steps="1",
+        )
+        await settle_until(pilot, lambda: "truncated at 40" in panel(app, "data"), "counts")
+        truncated = screen.data_check.truncated
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=120)
+        said = [str(m.notification.message) for m in posted.of(Notify)]
+        assert any(f"({truncated} rows truncated at cutoff_len 40)" in line for line in said)
+        job = JobRegistry().get(posted.last(JobSubmitted).job_id)
+    assert job is not None and job.host == "local"
+    cancel(job)  # the run itself is not what this test is about
