@@ -97,6 +97,10 @@ class JobRegistry:
             self._write(db, job)
         return job
 
+    def version(self) -> int:
+        """Changes when another connection committed since the last call (a cache may stay)."""
+        return self._with_retry(lambda: self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def get(self, job_id: str) -> Job | None:
         row = self._with_retry(
             lambda: self._db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
