@@ -110,6 +110,9 @@ class SlurmBackend:
         self.registry = registry or JobRegistry()
         self._asked_at: dict[str, float] = {}
         self._accounting: bool | None = None
+        # Records as last read or written here, kept until another connection commits.
+        self._cache: dict[str, Job] = {}
+        self._cache_version: int | None = None
 
     @classmethod
     def for_host(cls, host: Host) -> SlurmBackend:
@@ -300,8 +303,20 @@ class SlurmBackend:
 
     def status(self, ids: list[str]) -> list[Job]:
         """These jobs as Slurm says they are now: one squeue call for all of them."""
-        jobs = [job for job in (self.registry.get(i) for i in ids) if job is not None]
-        return self.refresh_many(jobs)
+        return self.refresh_many(self._records(ids))
+
+    def _records(self, ids: Sequence[str]) -> list[Job]:
+        """The registry's records of `ids`, read again only when another process wrote."""
+        version = self.registry.version()
+        if version != self._cache_version:
+            self._cache.clear()
+            self._cache_version = version
+        for job_id in ids:
+            if job_id not in self._cache:
+                job = self.registry.get(job_id)
+                if job is not None:
+                    self._cache[job_id] = job
+        return [self._cache[job_id] for job_id in ids if job_id in self._cache]
 
     def list(self) -> list[Job]:
         return self.refresh_many(self.registry.list(self.host))
@@ -328,10 +343,11 @@ class SlurmBackend:
         for job in active:
             entry = queue.get(job.scheduler_id) or accounted.get(job.scheduler_id)
             updated = self._updated(job, entry)
-            if updated != job:
+            if updated is not job:
                 updated = self.registry.update(
                     job.id, lambda current, u=updated: _merge(current, u)
                 )
+                self._cache[job.id] = updated
             fresh[job.id] = updated
         return [fresh.get(job.id, job) for job in jobs]
 
@@ -381,6 +397,8 @@ class SlurmBackend:
             changes.update(progress=progress.fraction, last_loss=progress.last_loss)
         else:
             changes.update(self._ended(job, entry.state.split()[0], entry.reason))
+        if all(getattr(job, key) == value for key, value in changes.items()):
+            return job  # nothing new: most of a long queue on most refreshes
         return job.evolve(**changes)
 
     def _ended(self, job: Job, slurm_state: str, reason: str | None) -> dict:
@@ -463,6 +481,7 @@ class SlurmBackend:
         Path(self._cancel_path(job)).parent.mkdir(parents=True, exist_ok=True)
         Path(self._cancel_path(job)).touch()
         job = self.registry.set(job.id, cancel_requested_at=time.time())
+        self._cache.pop(job.id, None)
         if job.state == JobState.QUEUED:
             used = "scancel"
             self._scancel(job)
@@ -481,6 +500,7 @@ class SlurmBackend:
         final = self.registry.update(
             job.id, lambda j: j.evolve(state=JobState.CANCELLED, cancel_signal=used)
         )
+        self._cache[job.id] = final
         return CancelResult(final, used)
 
     def _scancel(self, job: Job, *flags: str) -> None:
@@ -507,6 +527,7 @@ class SlurmBackend:
                 hint=f"cancel it first: tunedeck runs cancel {job.id}",
             )
         self.registry.remove(job.id)
+        self._cache.pop(job.id, None)
         for path in (job.log_path, self._exit_path(job), self._cancel_path(job)):
             if path:
                 Path(path).unlink(missing_ok=True)
@@ -631,7 +652,10 @@ def _multi_node_body(spec: JobSpec, resources: Resources) -> tuple[str, ...] | N
         from tunedeck.core.runners.distributed import torchrun_lines
     except ImportError:
         return None
-    return tuple(torchrun_lines(list(spec.argv), resources.nodes, procs))
+    # [python, -m, module] is every task's; each task's own arguments (and a requeue's resume
+    # flag) come from the ARGV and RESUME its case branch sets
+    shell_args = '"${ARGV[@]:3}" "${RESUME[@]}"'
+    return tuple(torchrun_lines(list(spec.argv[:3]), resources.nodes, procs, shell_args=shell_args))
 
 
 def _strip_prefix(line: str) -> str:
