@@ -20,6 +20,7 @@ from tunedeck.core.jobs.backend import Resources
 from tunedeck.core.jobs.slurm import SlurmBackend
 from tunedeck.core.runners.distributed import torchrun_lines
 from tunedeck.core.runners.launch import launch_run
+from tunedeck.core.runners.sweep import launch_sweep, parse_sweeps
 
 CONFIG = REPO / "examples" / "workspace" / "configs" / "tiny_lora_sft.yaml"
 DATA = REPO / "examples" / "workspace" / "data"
@@ -30,7 +31,9 @@ FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
 def test_each_node_runs_one_torchrun_agent_with_its_slurm_node_rank():
     lines = torchrun_lines(["/venv/python", "-m", "some.runner", "cfg one.yaml"], 2, 4, port=29511)
     assert lines[0] == 'MASTER_NODE="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"'
-    srun = shlex.split(lines[-1])
+    (srun_line,) = [line for line in lines if line.startswith("setsid -w srun ")]
+    assert srun_line.endswith(" &") and lines[-1] == 'wait "$SRUN_PID"'
+    srun = shlex.split(srun_line)[2:-1]
     assert srun[:6] == ["srun", "--nodes", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1"]
     assert srun[6:8] == ["bash", "-c"]
     agent = srun[8]
@@ -46,12 +49,14 @@ def test_each_node_runs_one_torchrun_agent_with_its_slurm_node_rank():
 
 def test_an_array_task_passes_its_own_arguments_through_the_shell(tmp_path):
     lines = torchrun_lines(["/venv/python", "-m", "some.runner"], 2, 1, shell_args='"${ARGV[@]:3}"')
-    assert lines[-1].endswith(' torchrun "${ARGV[@]:3}"')
+    assert any(line.endswith(' torchrun "${ARGV[@]:3}" &') for line in lines)
     # what each node's bash receives, with srun and the agent replaced by echoes of their argv
     script = tmp_path / "expand.sh"
     body = [line.replace("exec /venv/python", "printf %s\\| /venv/python") for line in lines]
+    srun = "setsid -w srun --nodes 2 --ntasks-per-node 1 --kill-on-bad-exit=1"
+    body = [line.replace(srun, "") for line in body]
     script.write_text(
-        "scontrol() { echo 'NodeAddr=10.0.0.7 '; }\nsrun() { shift 5; \"$@\"; }\n"
+        "scontrol() { echo 'NodeAddr=10.0.0.7 '; }\n"
         "export SLURM_NODEID=1 SLURM_JOB_ID=42\nARGV=(py -m mod 'cfg one.yaml' lr=1)\n"
         + "\n".join(body)
     )
@@ -145,3 +150,68 @@ def test_a_two_node_training_job_through_the_slurm_backend_succeeds_with_one_log
     assert {r[4] for r in RANK_LINE.findall(text)} == {"n1", "n2"}
     assert [r["current_steps"] for r in read_log(out)] == [1, 2]
     assert read_status(out)["phase"] == "done"
+
+
+@pytest.mark.slow
+def test_a_sweep_of_two_node_runs_is_one_array_whose_tasks_train_their_own_point(
+    slurm_two_nodes,  # noqa: F811 - the fixture imported above
+    tiny_model,
+    tmp_path,
+):
+    out = tmp_path / "grid"
+    overrides = [f"model_name_or_path={tiny_model}", f"dataset_dir={DATA}", f"output_dir={out}"]
+    overrides += ["max_steps=1", "logging_steps=1"]
+    config = load_config(CONFIG, overrides)
+    backend = SlurmBackend("cluster2", env=slurm_two_nodes.env)
+    jobs = launch_sweep(
+        "train",
+        config,
+        parse_sweeps(["lora_rank=2,4"]),
+        host="cluster2",
+        config_path=CONFIG,
+        overrides=overrides,
+        backend=backend,
+        resources=Resources(nodes=2),
+    )
+    deadline = time.monotonic() + 600
+    while not all(job.state.is_final for job in jobs):
+        assert time.monotonic() < deadline, [f"{j.state.value} {j.reason}" for j in jobs]
+        time.sleep(1)
+        jobs = backend.status([job.id for job in jobs])
+    for job, rank in zip(jobs, (2, 4), strict=True):
+        text = backend.read_log(job).data.decode()
+        assert (job.state, job.exit_code) == (JobState.SUCCEEDED, 0), text[-3000:]
+        assert {r[4] for r in RANK_LINE.findall(text)} == {"n1", "n2"}
+        assert Path(job.output_dir) == out / f"r{rank}"
+        assert [r["current_steps"] for r in read_log(out / f"r{rank}")] == [1]
+        assert f'"r": {rank}' in (out / f"r{rank}" / "adapter_config.json").read_text()
+
+
+@pytest.mark.slow
+def test_cancelling_a_two_node_job_stops_every_rank_after_a_checkpoint(
+    slurm_two_nodes,  # noqa: F811 - the fixture imported above
+    tiny_model,
+    tmp_path,
+):
+    out = tmp_path / "cancel-two-nodes"
+    overrides = [f"model_name_or_path={tiny_model}", f"dataset_dir={DATA}", f"output_dir={out}"]
+    overrides += ["max_steps=5000", "logging_steps=1", "save_steps=100000"]
+    config = load_config(CONFIG, overrides)
+    backend = SlurmBackend("cluster2", env=slurm_two_nodes.env)
+    job = launch_run(
+        "train", config, host="cluster2", backend=backend, resources=Resources(nodes=2)
+    )
+    deadline = time.monotonic() + 600
+    while len(read_log(out) if (out / "trainer_log.jsonl").exists() else []) < 2:
+        assert time.monotonic() < deadline, backend.read_log(job).data.decode()[-3000:]
+        assert not backend.status([job.id])[0].state.is_final, backend.read_log(job).data.decode()
+        time.sleep(0.5)
+
+    result = backend.cancel(job, grace=90)
+    text = backend.read_log(job).data.decode()
+    assert (result.job.state, result.signal) == (JobState.CANCELLED, "SIGTERM"), text[-3000:]
+    status = read_status(out)
+    assert status["phase"] == "cancelled" and "checkpoint saved" in status["message"], text[-3000:]
+    step = status["current_steps"]
+    assert (out / f"checkpoint-{step}").is_dir(), sorted(p.name for p in out.iterdir())
+    assert text.count("SIGTERM received: stopping after this step") == 1  # rank 0 alone says it
