@@ -30,6 +30,7 @@ LR_SCHEDULERS = (
 class RunConfig:
     """A validated run config (training and export keys), LLaMA-Factory key names."""
 
+    engine: str = "builtin"  # builtin | llamafactory | auto (tunedeck.core.engines)
     # model
     model_name_or_path: str = ""
     adapter_name_or_path: str | None = None
@@ -156,6 +157,7 @@ class KeyRule:
 KEY_RULES: dict[str, KeyRule] = {
     "stage": KeyRule(choices=STAGES),
     "finetuning_type": KeyRule(choices=FINETUNING_TYPES),
+    "engine": KeyRule(choices=("builtin", "llamafactory", "auto")),
     "quantization_bit": KeyRule(choices=(4, 8)),
     "quantization_method": KeyRule(choices=("bnb",)),
     "quantization_type": KeyRule(choices=("nf4", "fp4")),
