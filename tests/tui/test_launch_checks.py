@@ -285,3 +285,24 @@ async def test_a_run_with_truncated_rows_can_still_be_submitted_and_says_so(tmp_
         job = JobRegistry().get(posted.last(JobSubmitted).job_id)
     assert job is not None and job.host == "local"
     cancel(job)  # the run itself is not what this test is about
+
+
+async def test_a_typo_hides_the_checks_and_fixing_it_shows_them_again_without_a_rerun(tmp_path):
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await open_launch(
+            pilot,
+            app,
+            tmp_path,
+            dataset="demo_alpaca",
+            model_name_or_path=str(TINY_MODEL),
+            cutoff_len="40",
+        )
+        await settle_until(pilot, lambda: "truncated at 40" in panel(app, "data"), "counts")
+        found = screen.data_check
+        fill(screen, cutoff_len="forty")
+        await settle_until(pilot, lambda: "cutoff_len" in panel(app, "problems"), "the typo")
+        assert panel(app, "data") == "" and panel(app, "fit") == ""
+        fill(screen, cutoff_len="40")
+        await settle_until(pilot, lambda: "truncated at 40" in panel(app, "data"), "counts back")
+        assert screen.data_check is found  # the same result: the check did not run again

@@ -128,6 +128,7 @@ class LaunchScreen(DeckScreen):
         self.data_check: Any = None  # a LaunchDataCheck, or the error that stopped it
         self._wanted: dict[str, tuple] = {}  # per follow-up check, the inputs last asked for
         self._shown: dict[str, tuple] = {}  # per follow-up check, the inputs of what is shown
+        self._hidden = True  # the form is not a valid training config: no follow-up shown
         self._host_gpus: dict[str, tuple[float, list, str]] = {}
         self._pool: Any = None
         self._sidecar = SidecarClient()
@@ -155,11 +156,7 @@ class LaunchScreen(DeckScreen):
         """Redraw the last checks in the new theme's colours."""
         if self.check is not None and self.checked_form is not None:
             self._show_problems()
-        palette = Palette.of(self.app)
-        if self.fit is not None and self._current("fit"):
-            self.query_one("#launch-fit", Static).update(_fit_text(self.fit, palette))
-        if self.data_check is not None and self._current("data"):
-            self.query_one("#launch-data", Static).update(_data_text(self.data_check, palette))
+        self._draw_panels()
 
     def on_screen_resume(self) -> None:
         self.load_hosts()
@@ -304,8 +301,8 @@ class LaunchScreen(DeckScreen):
         """Show a config check; `folder` is the model's tokenizer folder, when it has one."""
         self.check = check
         self.checked_form = (kind, values, overrides)
-        self._show_problems()
         self._follow_up(kind, values, overrides, check, folder)
+        self._show_problems()
         command = Text("\ncommand\n", style="bold")
         command.append(inert(self.command_line(kind, values, overrides)) + "\n")
         self.query_one("#launch-command", Static).update(command)
@@ -322,7 +319,7 @@ class LaunchScreen(DeckScreen):
 
         check, palette = self.check, Palette.of(self.app)
         extra = []
-        if self.template_probe is not None and self._current("probe"):
+        if self.template_probe is not None and self._current("probe") and not self._hidden:
             warning = template_warning(self.template_probe)
             extra = [warning] if warning is not None else []
         self.query_one("#launch-problems", Static).update(_problems_text(check, palette, extra))
@@ -338,8 +335,8 @@ class LaunchScreen(DeckScreen):
     ) -> None:
         """Start the checks whose inputs changed since they last ran (train configs only)."""
         config = getattr(check, "config", None)
-        if kind != "train" or config is None:
-            self._wanted = {}
+        self._hidden = kind != "train" or config is None  # what was found stays, unshown
+        if self._hidden:
             self.query_one("#launch-fit", Static).update("")
             self.query_one("#launch-data", Static).update("")
             return
@@ -370,6 +367,17 @@ class LaunchScreen(DeckScreen):
             self._wanted["data"] = data_key
             self._show_data_progress("checking the datasets…")
             self.run_data_check(data_key, config)
+        self._draw_panels()  # the checks that did not need to run again
+
+    def _draw_panels(self) -> None:
+        """The fit and datasets panels from what their checks found for the form as it is."""
+        if self._hidden:
+            return
+        palette = Palette.of(self.app)
+        if self.fit is not None and self._current("fit"):
+            self.query_one("#launch-fit", Static).update(_fit_text(self.fit, palette))
+        if self.data_check is not None and self._current("data"):
+            self.query_one("#launch-data", Static).update(_data_text(self.data_check, palette))
 
     @work(thread=True, exclusive=True, group="launch-fit", exit_on_error=False)
     def run_fit(
@@ -422,7 +430,7 @@ class LaunchScreen(DeckScreen):
             return  # the form moved on: a newer fit is coming
         self.fit = report
         self._shown["fit"] = key
-        self.query_one("#launch-fit", Static).update(_fit_text(report, Palette.of(self.app)))
+        self._draw_panels()
 
     @work(thread=True, exclusive=True, group="launch-probe", exit_on_error=False)
     def run_probe(self, key: tuple, folder: str, template: str | None) -> None:
@@ -456,7 +464,7 @@ class LaunchScreen(DeckScreen):
         self.from_thread(self._show_data, key, check)
 
     def _show_data_step(self, key: tuple, step: tuple) -> None:
-        if self._wanted.get("data") != key:
+        if self._wanted.get("data") != key or self._hidden:
             return
         stage, name, done, total = step
         if stage == "validate" and total:
@@ -475,13 +483,13 @@ class LaunchScreen(DeckScreen):
             return
         self.data_check = check
         self._shown["data"] = key
-        self.query_one("#launch-data", Static).update(_data_text(check, Palette.of(self.app)))
+        self._draw_panels()
 
     def action_open_row(self) -> None:
         """Open the first dropped (else truncated) row of the datasets' check in Preview."""
         check = self.data_check
         first = None if check is None or isinstance(check, Exception) else check.first_row()
-        if first is None or not self._current("data"):
+        if first is None or not self._current("data") or self._hidden:
             self.notify("no dropped or truncated row to open", severity="warning")
             return
         dataset, row, _why = first
