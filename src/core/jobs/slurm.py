@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -336,7 +336,7 @@ class SlurmBackend:
         active = [job for job in jobs if not job.state.is_final and job.scheduler_id]
         if not active:
             return list(jobs)
-        queue = self.squeue()
+        queue = self.squeue({str(job.scheduler_id) for job in active})
         missing = [job for job in active if job.scheduler_id not in queue]
         accounted = self.sacct([job.scheduler_id for job in missing]) if missing else {}
         fresh = {}
@@ -351,15 +351,16 @@ class SlurmBackend:
             fresh[job.id] = updated
         return [fresh.get(job.id, job) for job in jobs]
 
-    def squeue(self) -> dict[str, QueueEntry]:
-        """Every job of this account Slurm still knows (finished ones too, while it remembers)."""
+    def squeue(self, wanted: Collection[str] | None = None) -> dict[str, QueueEntry]:
+        """Jobs of this account Slurm still knows (finished ones too, while it remembers);
+        only the `wanted` ids when given."""
         done = self._run(squeue_argv())
         if done.returncode != 0:
             raise HostError(
                 f"{self.host}: squeue failed: {_last_line(done.stderr or done.stdout)}",
                 hint="is slurmctld up? (sinfo; SLURM_CONF in the host's env)",
             )
-        return parse_squeue(done.stdout)
+        return parse_squeue(done.stdout, wanted)
 
     def sacct(self, scheduler_ids: list[str]) -> dict[str, QueueEntry]:
         """Finished jobs from Slurm's accounting, when the cluster keeps it."""

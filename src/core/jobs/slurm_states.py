@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from tunedeck.core.jobs.model import JobState
@@ -75,10 +76,13 @@ class QueueEntry:
         return reason
 
 
-def parse_squeue(text: str) -> dict[str, QueueEntry]:
-    """squeue lines in SQUEUE_FORMAT, by job id (array tasks as "ID_k")."""
+def parse_squeue(text: str, wanted: Collection[str] | None = None) -> dict[str, QueueEntry]:
+    """squeue lines in SQUEUE_FORMAT, by job id (array tasks as "ID_k"); only `wanted` ids
+    when given (a long queue is mostly other runs)."""
     entries = {}
     for line in text.splitlines():
+        if wanted is not None and line.lstrip().partition("|")[0] not in wanted:
+            continue
         parts = line.strip().split("|")
         if len(parts) < 6:
             continue
