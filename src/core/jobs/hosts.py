@@ -140,6 +140,11 @@ def add_host(host: Host) -> Host:
         )
     if not host.target or host.target.startswith("-"):
         raise UsageError(f"'{host.target}' is not an ssh destination")
+    if host.is_this_machine and not host.is_slurm:
+        raise UsageError(
+            f"target '{THIS_MACHINE}' means this machine, which only a Slurm host can be",
+            hint="add --slurm (tunedeck runs on the login node), or give an ssh destination",
+        )
     hosts = load_hosts()
     hosts[host.name] = host
     _save(hosts)
