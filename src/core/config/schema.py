@@ -65,6 +65,8 @@ class RunConfig:
     train_on_prompt: bool = False
     mask_history: bool = False
     packing: bool | None = None
+    mix_strategy: str = "concat"
+    interleave_probs: str | None = None  # comma list of floats, one per dataset
     # output
     output_dir: str | None = None
     overwrite_output_dir: bool = False
@@ -155,9 +157,9 @@ class KeyRule:
 
 
 KEY_RULES: dict[str, KeyRule] = {
+    "engine": KeyRule(choices=("builtin", "llamafactory", "auto")),
     "stage": KeyRule(choices=STAGES),
     "finetuning_type": KeyRule(choices=FINETUNING_TYPES),
-    "engine": KeyRule(choices=("builtin", "llamafactory", "auto")),
     "quantization_bit": KeyRule(choices=(4, 8)),
     "quantization_method": KeyRule(choices=("bnb",)),
     "quantization_type": KeyRule(choices=("nf4", "fp4")),
@@ -170,6 +172,7 @@ KEY_RULES: dict[str, KeyRule] = {
     "kto_chosen_weight": KeyRule(minimum=0),
     "kto_rejected_weight": KeyRule(minimum=0),
     "cutoff_len": KeyRule(minimum=1),
+    "mix_strategy": KeyRule(choices=("concat", "interleave_under", "interleave_over")),
     "max_samples": KeyRule(minimum=1),
     "val_size": KeyRule(minimum=0),
     "logging_steps": KeyRule(minimum=0, exclusive_minimum=True),
@@ -219,6 +222,7 @@ IGNORED_KEYS: dict[str, str] = {
     "image_max_pixels": "multimodal inputs are not used",
     "video_max_pixels": "multimodal inputs are not used",
     "logging_dir": "progress goes to output_dir/trainer_log.jsonl",
+    "resize_vocab": "the embeddings grow by themselves when the template adds tokens",
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(RunConfig))
