@@ -122,8 +122,9 @@ def compute_dtype(config: RunConfig):
 def load_model(config: RunConfig, tokenizer):
     """The base model (quantized through bitsandbytes when quantization_bit is set) plus adapters."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, set_seed
 
+    set_seed(config.seed)  # as LLaMA-Factory: new embedding rows and LoRA weights from the seed
     dtype = compute_dtype(config)
     kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
     if config.quantization_bit:
@@ -145,7 +146,7 @@ def load_model(config: RunConfig, tokenizer):
     )
     model = AutoModelForCausalLM.from_pretrained(config.model_name_or_path, **kwargs)
     model.config.use_cache = False
-    _fit_embeddings(model, tokenizer)
+    resized = _fit_embeddings(model, tokenizer)
     if config.quantization_bit:
         from peft import prepare_model_for_kbit_training
 
@@ -155,11 +156,15 @@ def load_model(config: RunConfig, tokenizer):
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    return apply_finetuning(config, model)
+    return apply_finetuning(config, model, train_embeddings=resized)
 
 
-def apply_finetuning(config: RunConfig, model):
-    """LoRA adapters (new, or continued from adapter_name_or_path), full or freeze tuning."""
+def apply_finetuning(config: RunConfig, model, train_embeddings: bool = False):
+    """LoRA adapters (new, or continued from adapter_name_or_path), full or freeze tuning.
+
+    With `train_embeddings` (the vocabulary grew) and no additional_target, the input and output
+    embeddings are trained beside LoRA, as LLaMA-Factory does.
+    """
     if config.finetuning_type == "full":
         return model
     if config.finetuning_type == "freeze":
@@ -172,25 +177,59 @@ def apply_finetuning(config: RunConfig, model):
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         return PeftModel.from_pretrained(model, adapters[-1], is_trainable=True)
     targets = config.lora_targets
+    to_save = (
+        [m.strip() for m in config.additional_target.split(",")]
+        if config.additional_target
+        else None
+    )
+    if to_save is None and train_embeddings:
+        to_save = _embedding_module_names(model)
     lora = LoraConfig(
         task_type=TaskType.CAUSAL_LM,
         r=config.lora_rank,
         lora_alpha=config.effective_lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules="all-linear" if targets == ("all",) else list(targets),
-        modules_to_save=[m.strip() for m in config.additional_target.split(",")]
-        if config.additional_target
-        else None,
+        modules_to_save=to_save,
     )
     return get_peft_model(model, lora)
 
 
-def _fit_embeddings(model, tokenizer) -> None:
-    """Grow the embeddings when the template added special tokens the model has never seen."""
+def _fit_embeddings(model, tokenizer) -> bool:
+    """Grow the embeddings when the template added special tokens the model has never seen.
+
+    The new rows are the old rows' mean plus noise, drawn as LLaMA-Factory draws them.
+    """
+    import torch
+
     size = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > size:
-        print(f"resizing token embeddings {size} -> {len(tokenizer)}", flush=True)
-        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+    if len(tokenizer) <= size:
+        return False
+    model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+    grown = model.get_input_embeddings().weight.shape[0]
+    print(f"resizing token embeddings {size} -> {grown}", flush=True)
+    with torch.no_grad():
+        _noisy_mean_rows(model.get_input_embeddings().weight.data, grown - size)
+        output = model.get_output_embeddings()
+        if output is not None and not getattr(model.config, "tie_word_embeddings", False):
+            _noisy_mean_rows(output.weight.data, grown - size)
+    return True
+
+
+def _noisy_mean_rows(weight, count: int) -> None:
+    """The last `count` rows become the mean of the others plus N(0, 1/sqrt(dim)) noise."""
+    import math
+
+    mean = weight[:-count].mean(dim=0, keepdim=True)
+    noise = weight.new_empty(weight[-count:].shape).normal_(0, 1.0 / math.sqrt(weight.size(1)))
+    weight[-count:] = mean + noise
+
+
+def _embedding_module_names(model) -> list[str]:
+    wanted = [model.get_input_embeddings(), model.get_output_embeddings()]
+    return sorted(
+        {name.split(".")[-1] for name, m in model.named_modules() if any(m is w for w in wanted)}
+    )
 
 
 def _freeze_all_but_last_layers(model, count: int):
@@ -257,24 +296,19 @@ def build_trainer(config: RunConfig, model, tokenizer, data: EncodedData, stop: 
     """A Trainer (sft, pt) or trl's DPOTrainer / KTOTrainer, with our progress and stop callbacks."""
     from datasets import Dataset
 
-    from tunedeck.core.templates import IGNORE_INDEX
-
     callbacks = [_progress_callback_class()(config, stop)]
     train_set = Dataset.from_list(data.train)
     eval_set = Dataset.from_list(data.eval) if data.eval else None
     arguments = training_arguments(config, eval_set is not None)
     if config.stage in ("sft", "pt"):
-        from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+        from transformers import Trainer, TrainingArguments
 
-        collator = DataCollatorForSeq2Seq(
-            tokenizer, label_pad_token_id=IGNORE_INDEX, padding=True, return_tensors="pt"
-        )
         return Trainer(
             model=model,
             args=TrainingArguments(**arguments),
             train_dataset=train_set,
             eval_dataset=eval_set,
-            data_collator=collator,
+            data_collator=_collator(config, tokenizer),
             processing_class=tokenizer,
             callbacks=callbacks,
         )
@@ -303,6 +337,21 @@ def build_trainer(config: RunConfig, model, tokenizer, data: EncodedData, stop: 
     if config.stage == "kto":
         return _kto_trainer(config, model, tokenizer, data, arguments, callbacks)
     raise TunedeckError(f"stage {config.stage} is not supported by this runner")
+
+
+def _collator(config: RunConfig, tokenizer):
+    """Batches padded by batches.collate (what `tunedeck data preview --batch` shows), as tensors."""
+    import torch
+
+    from tunedeck.core.runners.batches import collate, pad_multiple
+
+    multiple = pad_multiple(config)
+
+    def collator(features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = collate(features, tokenizer.pad_token_id, multiple)
+        return {key: torch.tensor(rows, dtype=torch.long) for key, rows in batch.items()}
+
+    return collator
 
 
 def _kto_trainer(config: RunConfig, model, tokenizer, data: EncodedData, arguments, callbacks):
