@@ -53,11 +53,18 @@ def preview_command(
     train_on_prompt: Annotated[bool, typer.Option("--train-on-prompt")] = False,
     mask_history: Annotated[bool, typer.Option("--mask-history")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    batch: Annotated[
+        int | None,
+        typer.Option("--batch", min=1, help="NAME is a run config: its first N training batches."),
+    ] = None,
 ) -> None:
     """Show one row exactly as training sees it: template vs data text, trained vs masked."""
     from tunedeck.core.datasets import get_row
     from tunedeck.core.templates import load_tokenizer, render
 
+    if batch is not None:
+        _print_batches(Path(name), batch, as_json)
+        return
     if template is None and tokenizer is None:
         raise UsageError("give --template T, or --tokenizer DIR to use its chat_template")
     spec, directory = local_dataset(name, data_dir)
@@ -93,6 +100,22 @@ def preview_command(
         return
     _print_warnings(warnings)
     _print_rendered(rendered, name, index, template_name, cutoff_len)
+
+
+def _print_batches(config_path: Path, count: int, as_json: bool) -> None:
+    """A run config's first training batches as the engine feeds them: rows, tokens, trained."""
+    from tunedeck.core.config import load_config
+    from tunedeck.core.runners.batches import preview_batches
+    from tunedeck.tui.console import out, print_json
+
+    batches = preview_batches(load_config(config_path), count)
+    if as_json:
+        print_json({"config": str(config_path), "batches": [b.to_json() for b in batches]})
+        return
+    for b in batches:
+        out.print(f"[bold]batch {b.step}[/]  {len(b.rows)} rows x {b.rows[0].padded} tokens")
+        for r in b.rows:
+            out.print(f"  example {r.example:>6}  tokens {r.tokens:>6}  trained {r.trained:>6}")
 
 
 def _template_warnings(tokenizer: Path | None, template: str) -> list[dict]:
