@@ -133,3 +133,19 @@ def _mt19937(seed: int) -> Iterator[int]:
             y ^= (y << 7) & 0x9D2C5680
             y ^= (y << 15) & 0xEFC60000
             yield y ^ (y >> 18)
+
+
+def preview_batches(config: RunConfig, count: int) -> list[Batch]:
+    """The first `count` training batches of a run config, from the runner's own encoding."""
+    from tunedeck.core.errors import UsageError
+    from tunedeck.core.runners.encode import encode_dataset
+    from tunedeck.core.runners.train import load_tokenizer
+
+    if config.stage not in ("sft", "pt"):
+        raise UsageError(
+            f"batches are shown for sft and pt runs, not {config.stage}",
+            hint="preview a row without --batch",
+        )
+    tokenizer = load_tokenizer(config)
+    examples = encode_dataset(config, tokenizer).train
+    return first_batches(examples, config, tokenizer.pad_token_id, count)
