@@ -55,6 +55,21 @@ def check_on_disk(
     return problems
 
 
+def check_engine_paths(
+    config: RunConfig, where: dict[str, Location], purpose: str
+) -> list[ConfigProblem]:
+    """What another engine (LLaMA-Factory) reads from the disk: the model, a writable output."""
+    problems: list[ConfigProblem] = []
+
+    def at(key: str) -> Location:
+        return where.get(key, Location(column=key))
+
+    _check_model(config, at, problems)
+    key = "export_dir" if purpose == "export" else "output_dir"
+    _check_writable(key, getattr(config, key), at, problems)
+    return problems
+
+
 def last_checkpoint(output_dir: str | Path) -> Path | None:
     """The checkpoint-N folder with the highest N in output_dir, or None."""
     folder = Path(output_dir)

@@ -72,6 +72,7 @@ class ConfigCheck:
     config: RunConfig | None
     problems: tuple[ConfigProblem, ...]
     path: Path | None = None
+    purpose: str = "train"  # or "export": what the config was checked as
 
     @property
     def errors(self) -> tuple[ConfigProblem, ...]:
@@ -101,6 +102,7 @@ class ConfigCheck:
             "problems": [problem.to_dict() for problem in problems],
             "problem_count": len(self.problems),
             "config": self.config.to_dict() if self.config is not None else None,
+            "purpose": self.purpose,
         }
 
     @classmethod
@@ -111,6 +113,7 @@ class ConfigCheck:
             RunConfig.from_dict(config) if config is not None else None,
             tuple(ConfigProblem.from_dict(problem) for problem in data.get("problems", ())),
             Path(path) if path is not None else None,
+            data.get("purpose", "train"),
         )
 
 
@@ -144,23 +147,43 @@ def check_config(
     path: str | Path | None,
     overrides: Iterable[str] = (),
     *,
-    purpose: str = "train",
+    purpose: str | None = "train",
     check_files: bool = True,
 ) -> ConfigCheck:
     """Read a config file (or none) plus `key=value` overrides and report every problem.
 
-    purpose 'train' needs dataset/output_dir, 'export' needs export_dir. check_files=False skips
-    the checks that look at the disk (dataset_info.json, templates, output_dir).
+    purpose 'train' needs dataset/output_dir, 'export' needs export_dir; None tells them apart
+    (an export config has export_dir and no output_dir, dataset or do_train). check_files=False
+    skips the checks that look at the disk (dataset_info.json, templates, output_dir). The
+    `engine` key (builtin, llamafactory, auto) chooses whose keys and rules apply.
     """
-    if purpose not in PURPOSES:
+    if purpose is not None and purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {PURPOSES}")
     entries: list[_Entry] = []
-    problems: list[ConfigProblem] = []
     file = Path(path) if path is not None else None
     if file is not None:
         entries += _read_file(file)
     for key, value in parse_overrides(overrides):
         entries.append(_Entry(key, value, Location(file=COMMAND_LINE, column=key)))
+    purpose = purpose or config_purpose(entry.key for entry in entries)
+    from tunedeck.core.config.engine_check import check_for_engine
+
+    return check_for_engine(entries, file, purpose, check_files)
+
+
+def config_purpose(keys: Iterable[str]) -> str:
+    """'export' for a config with export_dir and no output_dir, dataset or do_train; else 'train'."""
+    present = set(keys)
+    if "export_dir" in present and not present & {"output_dir", "dataset", "do_train"}:
+        return "export"
+    return "train"
+
+
+def check_builtin(
+    entries: list[_Entry], file: Path | None, purpose: str, check_files: bool
+) -> ConfigCheck:
+    """The built-in engine's check: tunedeck's own keys, types, ranges and files."""
+    problems: list[ConfigProblem] = []
     values, where = _merge(entries, problems)
     config = _build(values, where, problems)
     if config is not None:
@@ -170,7 +193,8 @@ def check_config(
 
             problems += check_on_disk(config, where, purpose)
     has_errors = any(p.severity == Severity.ERROR for p in problems)
-    return ConfigCheck(config=None if has_errors else config, problems=tuple(problems), path=file)
+    config = None if has_errors else config
+    return ConfigCheck(config=config, problems=tuple(problems), path=file, purpose=purpose)
 
 
 def parse_overrides(items: Iterable[str]) -> list[tuple[str, Any]]:
