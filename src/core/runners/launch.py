@@ -89,6 +89,13 @@ def prepare_run(
     host = host or LOCAL_HOST
     name = name or run_name(kind, config)
     job_id = _new_job_id()
+    if config.engine == "llamafactory":  # llamafactory-cli train|export on the host
+        from tunedeck.core.runners.engines import llamafactory_spec
+
+        return llamafactory_spec(
+            kind, config, backend=backend, host=host, job_id=job_id, name=name,
+            config_path=config_path, overrides=overrides, cwd=cwd, resources=resources,
+        )  # fmt: skip
     text = config_yaml(config)
     snapshot = write_snapshot(text, job_id, name)
     local = host == LOCAL_HOST
