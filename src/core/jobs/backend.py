@@ -47,6 +47,8 @@ class JobSpec:
     resources: Resources | None = None  # for a scheduler; None: the host's defaults
     group: str | None = None  # jobs started together (a sweep) share it
     group_index: int | None = None
+    # bash lines a scheduler's script runs instead of argv (srun + torchrun across nodes)
+    launch_lines: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         """Every field as JSON values: for the agent protocol."""
@@ -60,6 +62,8 @@ class JobSpec:
         values = {k: v for k, v in doc.items() if k in known}
         values["argv"] = tuple(values.get("argv") or ())
         values["env"] = dict(values.get("env") or {})
+        if values.get("launch_lines") is not None:
+            values["launch_lines"] = tuple(values["launch_lines"])
         if values.get("resources") is not None:
             values["resources"] = Resources(**values["resources"])
         return cls(**values)

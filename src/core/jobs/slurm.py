@@ -238,7 +238,7 @@ class SlurmBackend:
             log_path=log_pattern,
             resources=resources,
             signal_lead=self._signal_lead(),
-            body=_multi_node_body(specs[0], resources),
+            body=specs[0].launch_lines,
         )
         return jobs, render_script(tasks, options)
 
@@ -642,21 +642,6 @@ def read_exit_file(path: str) -> tuple[int | None, str]:
     if not words or not words[0].lstrip("-").isdigit():
         return None, ""
     return int(words[0]), words[1] if len(words) > 1 else ""
-
-
-def _multi_node_body(spec: JobSpec, resources: Resources) -> tuple[str, ...] | None:
-    """srun + torchrun lines for a multi-node or multi-GPU training job, when available."""
-    procs = resources.gpus_per_node or 1
-    if spec.kind != "train" or (resources.nodes <= 1 and procs <= 1):
-        return None
-    try:
-        from tunedeck.core.runners.distributed import torchrun_lines
-    except ImportError:
-        return None
-    # [python, -m, module] is every task's; each task's own arguments (and a requeue's resume
-    # flag) come from the ARGV and RESUME its case branch sets
-    shell_args = '"${ARGV[@]:3}" "${RESUME[@]}"'
-    return tuple(torchrun_lines(list(spec.argv[:3]), resources.nodes, procs, shell_args=shell_args))
 
 
 def _strip_prefix(line: str) -> str:

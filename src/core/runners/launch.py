@@ -108,6 +108,7 @@ def prepare_run(
         )
     return JobSpec(
         argv=tuple(argv),
+        launch_lines=multi_node_lines(kind, argv, resources),
         name=name,
         kind=kind,
         cwd=(cwd or os.getcwd()) if local else cwd,
@@ -117,6 +118,19 @@ def prepare_run(
         command_line=_command_line(kind, config_path, overrides, snapshot, host),
         resources=resources,
     )
+
+
+def multi_node_lines(kind: str, argv: Sequence[str], resources: Resources | None):
+    """The sbatch lines that start a training run across nodes or GPUs (one torchrun per node
+    through srun), when its resources ask for more than one process; else None."""
+    if kind != "train" or resources is None:
+        return None
+    procs = resources.gpus_per_node or 1
+    if resources.nodes <= 1 and procs <= 1:
+        return None
+    from tunedeck.core.runners.distributed import torchrun_lines
+
+    return tuple(torchrun_lines(list(argv), resources.nodes, procs))
 
 
 def submission_preview(spec: JobSpec, host: str | None, backend: Backend | None = None) -> str:
