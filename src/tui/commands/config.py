@@ -29,12 +29,18 @@ def check_command(
     max_problems: Annotated[
         int, typer.Option("--max-problems", min=0, help="Problems listed (0: all of them).")
     ] = SHOWN_PROBLEMS,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="builtin, llamafactory or auto (default: the config's)."),
+    ] = None,
 ) -> None:
     """Print the resolved config, or every error with its key and line (exit 1); warn when the
-    template renders otherwise than the model's own chat_template."""
+    template renders otherwise than the model's own chat_template. An export config (export_dir,
+    no output_dir) is checked as one without --export."""
     from tunedeck.core.config.checks import with_template_check
 
-    check = _checked(config, overrides or [], "export" if export else "train", as_json)
+    overrides = [*(overrides or []), *([f"engine={engine}"] if engine else [])]
+    check = _checked(config, overrides, "export" if export else None, as_json)
     check = with_template_check(check)
     limit = max_problems or None
     if as_json:

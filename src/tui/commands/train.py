@@ -43,6 +43,13 @@ SweepOption = Annotated[
         help="key=v1,v2: one run per value (repeatable: the grid); a Slurm job array on a cluster.",
     ),
 ]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="builtin, llamafactory (llamafactory-cli on the host) or auto (default: the config's).",
+    ),
+]
 _SLURM = "Slurm"
 NodesOption = Annotated[
     int | None, typer.Option("--nodes", help="Nodes to run on (Slurm).", rich_help_panel=_SLURM)
@@ -108,6 +115,11 @@ def resources_from_flags(host: str | None, **flags):
     return Resources(**given)
 
 
+def with_engine(overrides: list[str] | None, engine: str | None) -> list[str]:
+    """The overrides, plus `engine=NAME` when --engine was given."""
+    return [*(overrides or []), *([f"engine={engine}"] if engine else [])]
+
+
 def register(app: typer.Typer) -> None:
     """Add `train` and `quantize` to the root app."""
 
@@ -132,6 +144,7 @@ def register(app: typer.Typer) -> None:
         account: AccountOption = None,
         qos: QosOption = None,
         requeue: RequeueOption = False,
+        engine: EngineOption = None,
     ) -> None:
         """Train (LoRA, QLoRA, full; sft, pt, dpo, kto) as a job, and follow its log."""
         resources = resources_from_flags(
@@ -143,7 +156,7 @@ def register(app: typer.Typer) -> None:
             launch(
                 "train",
                 config,
-                overrides or [],
+                with_engine(overrides, engine),
                 host,
                 detach,
                 yes,
@@ -155,6 +168,7 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command("quantize")
+    @app.command("export", help="Merge an adapter / GPTQ-quantize (LLaMA-Factory's name).")
     def quantize_command(
         config: Annotated[
             Path,
@@ -175,6 +189,7 @@ def register(app: typer.Typer) -> None:
         account: AccountOption = None,
         qos: QosOption = None,
         requeue: RequeueOption = False,
+        engine: EngineOption = None,
     ) -> None:
         """Merge an adapter and GPTQ-quantize a model as a job, and follow its log."""
         resources = resources_from_flags(
@@ -186,7 +201,7 @@ def register(app: typer.Typer) -> None:
             launch(
                 "quantize",
                 config,
-                overrides or [],
+                with_engine(overrides, engine),
                 host,
                 detach,
                 yes,
