@@ -17,6 +17,9 @@ from tunedeck.core.jobs.backend import Resources
 
 DEFAULT_SIGNAL_LEAD = 120  # seconds before the time limit the runner is told to stop
 RESUME_ARG = "resume_from_checkpoint=true"
+# What multi-node launch lines append to `python -m module`: this task's runner arguments (an
+# array task's own) and, on a restart, the resume argument, as the script's body expands them.
+TASK_RUNNER_ARGS = '"${ARGV[@]:3}" "${RESUME[@]}"'
 
 
 @dataclass(frozen=True)

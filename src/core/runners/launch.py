@@ -128,9 +128,12 @@ def multi_node_lines(kind: str, argv: Sequence[str], resources: Resources | None
     procs = resources.gpus_per_node or 1
     if resources.nodes <= 1 and procs <= 1:
         return None
+    from tunedeck.core.jobs.slurm_script import TASK_RUNNER_ARGS
     from tunedeck.core.runners.distributed import torchrun_lines
 
-    return tuple(torchrun_lines(list(argv), resources.nodes, procs))
+    # [python, -m, module]: each array task's own arguments come from the script's ARGV
+    lines = torchrun_lines(list(argv[:3]), resources.nodes, procs, shell_args=TASK_RUNNER_ARGS)
+    return tuple(lines)
 
 
 def submission_preview(spec: JobSpec, host: str | None, backend: Backend | None = None) -> str:
