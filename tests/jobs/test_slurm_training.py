@@ -102,12 +102,13 @@ def test_cancel_sends_term_and_the_runner_saves_a_checkpoint(slurm_host, tiny_mo
     backend.close()
 
 
+@pytest.mark.timeout(1200)  # a loaded 2-core box trains the rest at about a step a second
 def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_completion(
-    slurm_local_host, slurm_cluster, tiny_model, tmp_path
+    slurm_host, slurm_cluster, tiny_model, tmp_path
 ):
     # The runner is told 90 s before its limit; once it trains, its limit is brought within
     # those 90 s (and beyond 30, Slurm's check interval), so Slurm signals it at its next check.
-    add_host(replace(slurm_local_host, env={**slurm_local_host.env, SIGNAL_LEAD_ENV: "90"}))
+    add_host(replace(slurm_host, env={**slurm_host.env, SIGNAL_LEAD_ENV: "90"}))
     steps = 450  # more than a fast machine trains in the 30 s until Slurm's next check
     config = load_config(train_config_file(tmp_path, tiny_model, max_steps=steps))
     out = Path(config.output_dir)
@@ -158,6 +159,7 @@ def _seconds(elapsed: str) -> int:
     return total + int(days or 0) * 86400
 
 
+@pytest.mark.timeout(900)
 def test_sweep_of_four_runs_as_one_job_array(slurm_host, tiny_model, tmp_path):
     config = train_config_file(tmp_path, tiny_model, max_steps=2)
     done = cli(
