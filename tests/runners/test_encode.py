@@ -10,11 +10,21 @@ from pathlib import Path
 import pytest
 
 from tunedeck.core.config import RunConfig
-from tunedeck.core.datasets import iter_conversations, load_dataset_info
+from tunedeck.core.datasets import (
+    Conversation,
+    Message,
+    Role,
+    iter_conversations,
+    load_dataset_info,
+)
 from tunedeck.core.runners.encode import (
+    PREPROCESSING_BATCH,
     chunk_examples,
+    data_cutoff,
     encode_conversation,
     encode_dataset,
+    greedy_knapsack,
+    interleave_order,
     pack_examples,
 )
 from tunedeck.core.templates import IGNORE_INDEX, NO_CUTOFF, load_tokenizer, render
@@ -54,7 +64,9 @@ print(json.dumps(out))
 
 
 def _config(data_dir: Path, **keys) -> RunConfig:
-    return RunConfig(template=TEMPLATE, dataset_dir=str(data_dir), max_samples=40, **keys)
+    return RunConfig(
+        **{"template": TEMPLATE, "dataset_dir": str(data_dir), "max_samples": 40, **keys}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +122,9 @@ def test_kto_examples_carry_the_rows_label(shared_data, tokenizer):
     assert all(e["prompt_ids"] and e["completion_ids"] for e in examples)
 
 
-def test_packed_pretraining_text_is_cut_into_blocks_not_truncated(shared_data, tokenizer):
+def test_packed_pretraining_drops_the_last_partial_block(shared_data, tokenizer):
+    """c4_demo at cutoff 128: floor(stream / 128) full blocks (LLaMA-Factory's count), the stream
+    kept in order up to the dropped remainder."""
     info = load_dataset_info(shared_data)
     rows = list(iter_conversations(info.get("c4_demo"), info.data_dir))[:40]
     config = _config(shared_data, stage="pt", dataset="c4_demo", cutoff_len=128)
@@ -122,16 +136,100 @@ def test_packed_pretraining_text_is_cut_into_blocks_not_truncated(shared_data, t
             row, TEMPLATE, tokenizer=tokenizer, stage="pt", cutoff_len=NO_CUTOFF
         ).input_ids
     ]
-    assert [i for block in blocks for i in block["input_ids"]] == whole
-    assert {len(b["input_ids"]) for b in blocks[:-1]} == {128}
+    assert len(blocks) == len(whole) // 128 and len(whole) % 128
+    assert {len(b["input_ids"]) for b in blocks} == {128}
+    assert [i for block in blocks for i in block["input_ids"]] == whole[: len(blocks) * 128]
     assert all(b["labels"] == b["input_ids"] for b in blocks)
 
 
-def test_sft_packing_fills_sequences_greedily_in_order():
+def test_packing_never_crosses_a_chunk_of_a_thousand_rows(tmp_path, tokenizer):
+    """1500 rows: the first 1000 and the last 500 are packed apart, each dropping its remainder."""
+    texts = [{"text": f"row {n} says hello"} for n in range(PREPROCESSING_BATCH + 500)]
+    folder = _data_folder(tmp_path, texts, {"columns": {"prompt": "text"}})
+    config = RunConfig(
+        template=TEMPLATE, dataset_dir=str(folder), dataset="d", stage="pt", cutoff_len=64
+    )
+    ids = [_pt_ids(row["text"], tokenizer) for row in texts]
+    first = sum(len(i) for i in ids[:PREPROCESSING_BATCH]) // 64
+    second = sum(len(i) for i in ids[PREPROCESSING_BATCH:]) // 64
+    assert len(encode_dataset(config, tokenizer).train) == first + second
+    assert first + second < sum(len(i) for i in ids) // 64 + 1
+
+
+def test_pretraining_labels_ignore_pad_ids(tokenizer):
+    pad = tokenizer.pad_token_id
+    block = chunk_examples([[5, pad, 6, 7]], 4, tokenizer)[0]
+    assert block["labels"] == [5, IGNORE_INDEX, 6, 7]
+
+
+def test_max_samples_counts_rows_before_invalid_ones_are_dropped(tmp_path, tokenizer):
+    rows = [{"instruction": "", "input": "", "output": ""}] + [
+        {"instruction": f"q{n}", "output": f"a{n}"} for n in range(5)
+    ]
+    folder = _data_folder(tmp_path, rows)
+    config = _config(folder, stage="sft", dataset="d", max_samples=3)
+    assert len(encode_dataset(config, tokenizer).train) == 2
+
+
+def test_a_row_truncated_to_its_prompt_is_kept_as_llamafactory_keeps_it(tmp_path, tokenizer):
+    rows = [{"instruction": "a long question " * 40, "output": "yes"}]
+    config = _config(_data_folder(tmp_path, rows), stage="sft", dataset="d", cutoff_len=4)
+    (example,) = encode_dataset(config, tokenizer).train
+    assert len(example["input_ids"]) == 4
+    assert example["labels"] == [IGNORE_INDEX] * 4
+
+
+def test_val_size_splits_rows_by_the_seeded_permutation_before_encoding(tmp_path, tokenizer):
+    """Dataset.train_test_split(test_size, seed): the permutation's head is held out, its tail
+    (in that order) is trained on."""
+    import numpy
+
+    rows = [{"instruction": f"q{n}", "output": f"a{n}"} for n in range(20)]
+    config = _config(_data_folder(tmp_path, rows), stage="sft", dataset="d", val_size=0.15)
+    data = encode_dataset(config, tokenizer)
+    order = [int(i) for i in numpy.random.default_rng(config.seed).permutation(20)]
+    answers = [tokenizer.decode(e["input_ids"]) for e in data.train]
+    assert len(data.eval) == 3 and len(data.train) == 17
+    assert [f"a{n}" in text for n, text in zip(order[3:], answers, strict=True)] == [True] * 17
+
+
+def test_interleaving_alternates_or_draws_by_probability():
+    assert interleave_order([2, 3], None, 42, "interleave_under") == [0, 2, 1, 3]
+    assert interleave_order([2, 3], None, 42, "interleave_over") == [0, 2, 1, 3, 0, 4]
+    drawn = interleave_order([3, 50], [0.5, 0.5], 42, "interleave_under")
+    assert drawn[-1] == 2 and sum(1 for i in drawn if i < 3) == 3
+
+
+def test_packing_sets_aside_one_token_of_cutoff_len():
+    assert data_cutoff(RunConfig(stage="pt", cutoff_len=128)) == 128
+    assert data_cutoff(RunConfig(stage="pt", cutoff_len=128, packing=True)) == 127
+    assert data_cutoff(RunConfig(stage="sft", cutoff_len=128, packing=True)) == 127
+
+
+def test_sft_packing_fills_knapsacks_and_pads_each_to_cutoff_plus_one():
     examples = [
         {"input_ids": [n] * size, "attention_mask": [1] * size, "labels": [n] * size}
         for n, size in enumerate([3, 4, 2, 7], start=1)
     ]
-    packed = pack_examples(examples, 6)
-    assert [p["input_ids"] for p in packed] == [[1, 1, 1], [2, 2, 2, 2, 3, 3], [4] * 6, [4]]
-    assert chunk_examples(examples, 5)[0]["input_ids"] == [1, 1, 1, 2, 2]
+    packed = pack_examples(examples, 6, pad_token_id=0)
+    # 7 > 6 is dropped; the knapsack takes the longest that fits first: [4, 2], then [3]
+    assert [p["input_ids"] for p in packed] == [[2] * 4 + [3] * 2 + [0], [1] * 3 + [0] * 4]
+    assert packed[0]["position_ids"] == [0, 1, 2, 3, 0, 1, 0]
+    assert packed[0]["labels"][-1] == IGNORE_INDEX and packed[0]["attention_mask"] == [1] * 7
+    assert greedy_knapsack([5, 1, 3, 2, 4], 6) == [[5, 1], [4, 2], [3]]
+
+
+def _data_folder(tmp_path: Path, rows: list[dict], extra: dict | None = None) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "d.json").write_text(json.dumps(rows))
+    entry = {"file_name": "d.json", **(extra or {})}
+    (folder / "dataset_info.json").write_text(json.dumps({"d": entry}))
+    return folder
+
+
+def _pt_ids(text: str, tokenizer) -> list[int]:
+    conversation = Conversation(prompt=(Message(Role.USER, text),), response=())
+    return render(
+        conversation, TEMPLATE, tokenizer=tokenizer, stage="pt", cutoff_len=NO_CUTOFF
+    ).input_ids
