@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from reference_venv import reference_python  # noqa: F401 - fixture
 from sshd_server import box_account, loop_host, remote_box, remote_home, sshd  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[2]
