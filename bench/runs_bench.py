@@ -61,8 +61,10 @@ def measure(size: int, idle: float, watched: int = 0) -> dict:
         env={**env, "PYTHONPATH": f"{REPO / 'bench'}:{REPO / 'tests' / 'tui'}"},
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        sys.exit(f"app figures failed:\n{done.stderr[-6000:]}")
     first, back, down, cpu = (float(v) for v in done.stdout.split()[-4:])
     cli = min(_time_cli(env) for _ in range(3))
     print(
@@ -188,6 +190,8 @@ async def _in_app(size: int, idle: float, watched: int = 0) -> tuple[float, ...]
             started = time.perf_counter()
             app.simulate_key("3")
             while not (app.current_mode == "runs" and all(t in screen_text(app) for t in shown)):
+                if time.perf_counter() - started > 60:
+                    raise AssertionError(f"never shown: {shown}\n{screen_text(app)}")
                 await asyncio.sleep(0.01)  # reading the compositor faster starves the app
             return (time.perf_counter() - started) * 1000
 

@@ -25,6 +25,9 @@ SCHEMA = (
 FORGOTTEN_SCHEMA = "CREATE TABLE IF NOT EXISTS forgotten (output_dir TEXT PRIMARY KEY)"
 # The newest runs are read every second while watched runs change: no sort of the whole table.
 CREATED_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at)"
+# A watched folder's scan asks whether a run folder is some job's output dir.
+OUTPUT_DIR = "json_extract(doc, '$.output_dir')"
+OUTPUT_DIR_INDEX = f"CREATE INDEX IF NOT EXISTS jobs_by_output_dir ON jobs (host, {OUTPUT_DIR})"
 
 
 def default_registry_path() -> Path:
@@ -62,6 +65,7 @@ class JobRegistry:
         self._with_retry(lambda: db.execute(SCHEMA))
         self._with_retry(lambda: db.execute(FORGOTTEN_SCHEMA))
         self._with_retry(lambda: db.execute(CREATED_INDEX))
+        self._with_retry(lambda: db.execute(OUTPUT_DIR_INDEX))
         return db
 
     def _open_read_only(self) -> sqlite3.Connection:
@@ -171,8 +175,7 @@ class JobRegistry:
         """One host's jobs (this box's by default) whose output_dir is exactly `output_dir`."""
         rows = self._with_retry(
             lambda: self._db.execute(
-                "SELECT doc FROM jobs WHERE host = ? AND json_extract(doc, '$.output_dir') = ?"
-                " ORDER BY created_at",
+                f"SELECT doc FROM jobs WHERE host = ? AND {OUTPUT_DIR} = ? ORDER BY created_at",
                 (host, output_dir),
             ).fetchall()
         )
