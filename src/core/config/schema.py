@@ -65,6 +65,7 @@ class RunConfig:
     train_on_prompt: bool = False
     mask_history: bool = False
     packing: bool | None = None
+    neat_packing: bool = False  # packing with attention kept within each packed example
     mix_strategy: str = "concat"
     interleave_probs: str | None = None  # comma list of floats, one per dataset
     # output
@@ -127,7 +128,9 @@ class RunConfig:
 
     @property
     def effective_packing(self) -> bool:
-        """LLaMA-Factory's default: pack pre-training data, not the rest."""
+        """LLaMA-Factory's default: pack pre-training data, not the rest; neat_packing packs."""
+        if self.neat_packing:
+            return True
         return self.packing if self.packing is not None else self.stage == "pt"
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,7 +215,6 @@ IGNORED_KEYS: dict[str, str] = {
     "use_unsloth": "not supported",
     "deepspeed": "DeepSpeed is not supported; plain DDP is used",
     "tokenized_path": "tokenizing runs in each run",
-    "neat_packing": "packing concatenates sequences without attention isolation",
     "do_eval": "evaluation runs when val_size or eval_dataset is set",
     "do_predict": "not supported",
     "enable_thinking": "the template's default is used",
