@@ -130,7 +130,7 @@ def split_rows(rows: list[Row], val_size: float, seed: int) -> tuple[list[Row], 
 def data_cutoff(config: RunConfig) -> int:
     """The cutoff_len rows are encoded with: one less when `packing` is set in the config (as
     LLaMA-Factory's DataArguments makes room for the pad token a pack ends with)."""
-    return config.cutoff_len - 1 if config.packing else config.cutoff_len
+    return config.cutoff_len - 1 if config.packing or config.neat_packing else config.cutoff_len
 
 
 def encode_rows(rows: list[Row], config: RunConfig, tokenizer) -> list[dict[str, Any]]:
@@ -150,7 +150,9 @@ def _encode_chunk(chunk: list[Conversation], config: RunConfig, tokenizer) -> li
     encoded = [encode_conversation(c, config, tokenizer) for c in chunk]
     kept = [e for e in encoded if e is not None]
     if config.stage == "sft" and config.effective_packing:
-        return pack_examples(kept, data_cutoff(config), tokenizer.pad_token_id)
+        return pack_examples(
+            kept, data_cutoff(config), tokenizer.pad_token_id, neat=config.neat_packing
+        )
     return kept
 
 
@@ -214,11 +216,15 @@ def encode_conversation(
 
 
 def pack_examples(
-    examples: list[dict[str, Any]], cutoff_len: int, pad_token_id: int | None = 0
+    examples: list[dict[str, Any]],
+    cutoff_len: int,
+    pad_token_id: int | None = 0,
+    neat: bool = False,
 ) -> list[dict[str, Any]]:
     """SFT packing as LLaMA-Factory's: examples longer than cutoff_len dropped, the rest packed by
     a greedy knapsack over their lengths, each pack padded to cutoff_len + 1 (pad tokens attended,
-    labels ignored) with position_ids restarting at every example."""
+    labels ignored) with position_ids restarting at every example. `neat` numbers the examples in
+    attention_mask (1, 2, ...; pads 0) so that the collator keeps attention within each."""
     kept = [e for e in examples if len(e["input_ids"]) <= cutoff_len]
     by_length: dict[int, list[int]] = defaultdict(list)
     for index, example in enumerate(kept):
@@ -231,16 +237,16 @@ def pack_examples(
             "position_ids": [],
             "labels": [],
         }
-        for length in knapsack:
+        for number, length in enumerate(knapsack, start=1):
             example = kept[by_length[length].pop()]
             pack["input_ids"] += example["input_ids"]
             pack["labels"] += example["labels"]
-            pack["attention_mask"] += [1] * length
+            pack["attention_mask"] += [number if neat else 1] * length
             pack["position_ids"] += list(range(length))
         pad = cutoff_len + 1 - len(pack["input_ids"])
         pack["input_ids"] += [pad_token_id or 0] * pad
         pack["labels"] += [IGNORE_INDEX] * pad
-        pack["attention_mask"] += [1] * pad
+        pack["attention_mask"] += [0 if neat else 1] * pad
         pack["position_ids"] += [0] * pad
         packs.append(pack)
     return packs
