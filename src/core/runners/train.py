@@ -349,9 +349,26 @@ def _collator(config: RunConfig, tokenizer):
 
     def collator(features: list[dict[str, Any]]) -> dict[str, Any]:
         batch = collate(features, tokenizer.pad_token_id, multiple)
-        return {key: torch.tensor(rows, dtype=torch.long) for key, rows in batch.items()}
+        tensors = {key: torch.tensor(rows, dtype=torch.long) for key, rows in batch.items()}
+        if config.neat_packing and config.stage == "sft":
+            tensors["attention_mask"] = _block_diagonal_mask(tensors["attention_mask"], config)
+        return tensors
 
     return collator
+
+
+def _block_diagonal_mask(numbered, config: RunConfig):
+    """neat_packing: a 4D additive mask letting each token see the earlier tokens of its own
+    packed example only (attention_mask numbers the examples, 0 for padding), as LLaMA-Factory."""
+    import torch
+
+    dtype = compute_dtype(config)
+    length = numbered.size(1)
+    same = numbered.unsqueeze(1).unsqueeze(2) == numbered.unsqueeze(1).unsqueeze(3)
+    causal = torch.tril(torch.ones((length, length), dtype=torch.bool))
+    keep = same & (numbered != 0).unsqueeze(1).unsqueeze(2) & causal
+    zero = torch.tensor(0, dtype=dtype)
+    return torch.where(keep, zero, torch.finfo(dtype).min)
 
 
 def _kto_trainer(config: RunConfig, model, tokenizer, data: EncodedData, arguments, callbacks):
