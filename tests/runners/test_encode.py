@@ -219,6 +219,17 @@ def test_sft_packing_fills_knapsacks_and_pads_each_to_cutoff_plus_one():
     assert greedy_knapsack([5, 1, 3, 2, 4], 6) == [[5, 1], [4, 2], [3]]
 
 
+def test_neat_packing_numbers_each_packed_example_and_leaves_padding_unattended():
+    examples = [
+        {"input_ids": [n] * size, "attention_mask": [1] * size, "labels": [n] * size}
+        for n, size in enumerate([3, 2], start=1)
+    ]
+    (pack,) = pack_examples(examples, 6, pad_token_id=0, neat=True)
+    assert pack["input_ids"] == [1, 1, 1, 2, 2, 0, 0]
+    assert pack["attention_mask"] == [1, 1, 1, 2, 2, 0, 0]
+    assert RunConfig(neat_packing=True).effective_packing
+
+
 def _data_folder(tmp_path: Path, rows: list[dict], extra: dict | None = None) -> Path:
     folder = tmp_path / "data"
     folder.mkdir()

@@ -68,6 +68,7 @@ CASES: dict[str, dict] = {
         "max_samples": 50,
     },
     "sft packing": {"dataset": "alpaca_en_demo", "template": "qwen", "packing": True},
+    "sft neat_packing": {"dataset": "alpaca_en_demo", "template": "default", "neat_packing": True},
     "sft two datasets concat": {
         "dataset": "identity,alpaca_en_demo",
         "template": "default",
