@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ HERE = Path(__file__).resolve().parent
 TOKENIZER_DIR = HERE.parent / "fixtures" / "tokenizer"
 GOLDEN_DIR = HERE / "golden"
 GOLDEN_DATE = datetime.date(2025, 1, 15)  # the date make_golden.py pins for llama3 tool prompts
+# every template name LLaMA-Factory 0.9.5 registers, and the media of the multimodal ones
+REFERENCE = json.loads((GOLDEN_DIR / "reference_templates.json").read_text())
 
 
 def digest(ids) -> str:

@@ -8,6 +8,15 @@ of tunedeck; the tests only read the JSON this writes):
 For every template and demo dataset it converts the first ROWS rows with the reference
 converter, runs the reference preprocessing (supervised, pairwise for ranking rows, feedback
 for KTO rows) with the committed fixture tokenizer, and stores the ids compactly.
+
+Every template the reference registers gets a file (plus `hf`, parsed from the fixture
+tokenizer's chat_template); golden/reference_templates.json lists them for tests that need
+no reference install. Multimodal templates are run on these text-only rows with the base
+plugin in place of theirs: every plugin demands a processor as soon as it has a media token,
+and with no media in a row each leaves messages and ids as they are (read from its source).
+Templates that add vocabulary tokens by id (chatglm3, yuan) get those tokens added to the
+fixture tokenizer first; the file names them so the test adds them too. golden/tool_formats.json
+holds the reference's tool descriptions and call texts for every tool format.
 """
 
 from __future__ import annotations
@@ -40,7 +49,9 @@ DATASETS = {
     "dpo_en_demo": "ranking",
     "kto_en_demo": "kto",
 }
-TEMPLATES = [
+# the first templates checked: their files keep the full ids of a row per dataset to read
+# diffs against; the other files keep digests only, to stay small
+FULL_ID_TEMPLATES = [
     "default", "empty", "alpaca", "vicuna", "llama2", "llama3", "llama4", "mistral", "qwen",
     "qwen3", "qwen3_nothink", "chatml", "gemma", "gemma2", "gemma3", "phi", "phi4", "deepseek",
     "deepseek3", "deepseekr1", "yi", "glm4", "zephyr", "cohere", "olmo", "intern2", "falcon",
@@ -61,23 +72,148 @@ def main() -> None:
     _pin_tool_prompt_date()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     rows = {name: _first_rows(name) for name in DATASETS}
-    names = sys.argv[1:] or TEMPLATES
+    listing = _reference_listing()
+    if not sys.argv[1:]:
+        _write(OUT_DIR / "reference_templates.json", listing)
+        _write(OUT_DIR / "tool_formats.json", _tool_formats())
+    names = sys.argv[1:] or [*listing["templates"], "hf"]
     for template in names:
+        added = _added_tokens(template)
         cases = []
         for dataset, kind in DATASETS.items():
             for cutoff in CUTOFFS:
-                cases.append(_case(template, dataset, kind, rows[dataset], cutoff, {}))
+                cases.append(_case(template, dataset, kind, rows[dataset], cutoff, {}, added))
         for dataset, cutoff, options in VARIANTS:
-            case = _case(template, dataset, DATASETS[dataset], rows[dataset], cutoff, options)
+            kind = DATASETS[dataset]
+            case = _case(template, dataset, kind, rows[dataset], cutoff, options, added)
             if case is not None:
                 cases.append(case)
         doc = {"template": template, "tokenizer": "tests/fixtures/tokenizer", "cases": cases}
+        if added:
+            doc["added_tokens"] = added
+        media = listing["media"].get(template)
+        if media:
+            doc["media_plugin_replaced"] = media["plugin"]
         path = OUT_DIR / f"{template}.json"
         path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
         print(f"{template}: {len(cases)} cases, {path.stat().st_size} bytes")
 
 
-def _case(template, dataset, kind, raw_rows, cutoff, options):
+def _write(path: Path, doc: dict) -> None:
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+
+
+def _reference_listing() -> dict:
+    """Every template name the reference registers, and the media of the multimodal ones."""
+    import llamafactory
+    from llamafactory.data.mm_plugin import PLUGINS
+    from llamafactory.data.template import TEMPLATES as REF_TEMPLATES
+
+    plugin_names = {cls: name for name, cls in PLUGINS.items()}
+    media = {}
+    for name, tpl in REF_TEMPLATES.items():
+        plugin = tpl.mm_plugin
+        tokens = {
+            kind: getattr(plugin, f"{kind}_token")
+            for kind in ("image", "video", "audio")
+            if getattr(plugin, f"{kind}_token") is not None
+        }
+        if tokens:
+            media[name] = {"plugin": plugin_names[type(plugin)], **tokens}
+    return {
+        "llamafactory": llamafactory.__version__,
+        "templates": sorted(REF_TEMPLATES),
+        "media": media,
+    }
+
+
+# tool lists and calls every tool format is checked on, beyond what the demo rows hold
+SAMPLE_TOOLS = [
+    [
+        {
+            "name": "get_weather",
+            "description": "Weather of a city, 今天",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "description": "City name"},
+                    "unit": {"type": "string", "enum": ["C", "F"]},
+                    "days": {"type": "array", "items": {"type": "integer"}},
+                },
+                "required": ["city"],
+            },
+        }
+    ],
+    [
+        {
+            "type": "function",
+            "function": {
+                "name": "search",
+                "description": "Search the web",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"query": {"type": "string"}, "limit": {"type": "number"}},
+                },
+                "response": {"type": "object", "description": "hits"},
+            },
+        },
+        {"name": "noop", "description": "", "parameters": {"type": "object", "properties": {}}},
+    ],
+]
+SAMPLE_CALLS = [
+    [{"name": "get_weather", "arguments": {"city": "Paris", "days": [1, 2], "unit": "C"}}],
+    [
+        {"name": "search", "arguments": {"query": 'tea "green"', "limit": 2.5, "safe": True}},
+        {"name": "noop", "arguments": {"opt": None, "nested": {"b": [1, "x"], "a": False}}},
+    ],
+]
+
+
+def _tool_formats() -> dict:
+    """The reference's tool descriptions and call texts, per tool format, on the samples."""
+    from llamafactory.data.tool_utils import TOOLS, FunctionCall
+
+    formats = {}
+    for name, utils in TOOLS.items():
+        call_lists = [
+            [FunctionCall(c["name"], json.dumps(c["arguments"], ensure_ascii=False)) for c in calls]
+            for calls in SAMPLE_CALLS
+        ]
+        formats[name] = {
+            "describe": [_outcome(utils.tool_formatter, tools) for tools in SAMPLE_TOOLS],
+            "calls": [_outcome(utils.function_formatter, calls) for calls in call_lists],
+        }
+    doc = {"date": FIXED_DATE.isoformat(), "tools": SAMPLE_TOOLS, "calls": SAMPLE_CALLS}
+    return {**doc, "formats": formats}
+
+
+def _outcome(produce, argument):
+    """The text made, or the name of the exception the reference refuses with."""
+    try:
+        return produce(argument)
+    except Exception as exc:  # noqa: BLE001 - the refusal is what the test expects
+        return {"error": type(exc).__name__}
+
+
+def _added_tokens(template: str) -> list[str]:
+    """Vocabulary tokens the template adds by id that the fixture tokenizer lacks."""
+    from llamafactory.data.template import TEMPLATES as REF_TEMPLATES
+    from transformers import AutoTokenizer
+
+    tpl = REF_TEMPLATES.get(template)
+    if tpl is None:
+        return []
+    vocab = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR)).get_vocab()
+    named = []
+    for formatter in (tpl.format_prefix, tpl.format_system, tpl.format_user, tpl.format_assistant,
+                      tpl.format_observation, tpl.format_function):  # fmt: skip
+        for slot in formatter.slots:
+            if isinstance(slot, dict) and slot["token"] not in vocab | dict.fromkeys(named):
+                named.append(slot["token"])
+    return named
+
+
+def _case(template, dataset, kind, raw_rows, cutoff, options, added=()):
     from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.data.converter import get_dataset_converter
     from llamafactory.data.mm_plugin import get_mm_plugin
@@ -101,14 +237,17 @@ def _case(template, dataset, kind, raw_rows, cutoff, options):
         enable_thinking=options.get("enable_thinking", True),
     )
     tokenizer = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    if added:
+        tokenizer.add_special_tokens({"additional_special_tokens": list(added)})
     saved = _snapshot(REF_TEMPLATES)
     try:
         try:
             tpl = get_template_and_fix_tokenizer(tokenizer, args)
         except ValueError:
             return None  # e.g. train_on_prompt with an efficient_eos template
-        if tpl.mm_plugin.image_token is not None:
-            # vision templates demand an image processor even for text-only rows; with no
+        plugin = tpl.mm_plugin
+        if any(t is not None for t in (plugin.image_token, plugin.video_token, plugin.audio_token)):
+            # multimodal templates demand a processor even for text-only rows; with no
             # media in the rows their plugin leaves messages and ids untouched, as base does
             tpl.mm_plugin = get_mm_plugin(name="base")
         attr = get_dataset_list([dataset], str(DATA_DIR))[0]
@@ -128,7 +267,7 @@ def _case(template, dataset, kind, raw_rows, cutoff, options):
     out_rows = []
     prefix = "chosen_" if kind == "ranking" else ""
     for i in range(len(result[f"{prefix}input_ids"])):
-        full = cutoff == max(CUTOFFS) and i < FULL_ROWS
+        full = template in FULL_ID_TEMPLATES and cutoff == max(CUTOFFS) and i < FULL_ROWS
         entry = _compact(result[f"{prefix}input_ids"][i], result[f"{prefix}labels"][i], full)
         if kind == "ranking":
             entry["rejected"] = _compact(

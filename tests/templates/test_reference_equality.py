@@ -6,16 +6,19 @@ fixture tokenizer; here our converter + templates must reproduce every id and la
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
 
 from tunedeck.core.datasets import get_row, load_dataset_info
-from tunedeck.core.templates import load_tokenizer, render
+from tunedeck.core.templates import TemplateError, get_template, load_tokenizer, render
+from tunedeck.core.templates.tools import describe_tools, format_calls, parse_calls
 
-from .conftest import GOLDEN_DATE, GOLDEN_DIR, TOKENIZER_DIR, digest, expand_labels
+from .conftest import GOLDEN_DATE, GOLDEN_DIR, REFERENCE, TOKENIZER_DIR, digest, expand_labels
 
-GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*.json"))
+NOT_TEMPLATES = {"reference_templates", "tool_formats"}
+GOLDEN_FILES = sorted(p for p in GOLDEN_DIR.glob("*.json") if p.stem not in NOT_TEMPLATES)
 
 
 def _case_id(path):
@@ -27,15 +30,42 @@ def data_info(shared_data):
     return load_dataset_info(shared_data)
 
 
-def test_golden_files_cover_every_required_template():
+def test_golden_files_cover_every_reference_template():
     names = {p.stem for p in GOLDEN_FILES}
-    required = {
-        "default", "empty", "alpaca", "vicuna", "llama2", "llama3", "llama4", "mistral", "qwen",
-        "qwen3", "qwen3_nothink", "chatml", "gemma", "gemma2", "gemma3", "phi", "phi4",
-        "deepseek", "deepseek3", "deepseekr1", "yi", "glm4", "zephyr", "cohere", "olmo",
-        "intern2", "falcon", "openchat", "solar", "starchat", "smollm2", "hf",
-    }  # fmt: skip
-    assert required <= names
+    assert len(REFERENCE["templates"]) == 121
+    assert {*REFERENCE["templates"], "hf"} <= names
+
+
+def test_multimodal_goldens_say_which_plugin_their_text_rows_ran_without():
+    for name, media in REFERENCE["media"].items():
+        golden = json.loads((GOLDEN_DIR / f"{name}.json").read_text())
+        assert golden["media_plugin_replaced"] == media["plugin"]
+        assert get_template(name).media.plugin == media["plugin"]
+
+
+def test_every_tool_format_matches_the_reference_texts():
+    doc = json.loads((GOLDEN_DIR / "tool_formats.json").read_text())
+    today = datetime.date.fromisoformat(doc["date"])
+    calls_texts = [json.dumps(calls, ensure_ascii=False) for calls in doc["calls"]]
+    for name, want in doc["formats"].items():
+        for tools, expected in zip(doc["tools"], want["describe"], strict=True):
+            got = _outcome(describe_tools, name, json.dumps(tools), today=today)
+            assert got == _expected(expected), name
+        for text, expected in zip(calls_texts, want["calls"], strict=True):
+            got = _outcome(lambda fmt, t: format_calls(fmt, parse_calls(t)), name, text)
+            assert got == _expected(expected), name
+
+
+def _outcome(produce, *args, **kwargs):
+    """The text made, or {"error": ...} where the format refuses (as the reference raises)."""
+    try:
+        return produce(*args, **kwargs)
+    except TemplateError:
+        return {"error": "refused"}
+
+
+def _expected(value):
+    return {"error": "refused"} if isinstance(value, dict) else value
 
 
 @pytest.mark.slow
@@ -48,6 +78,8 @@ def test_ids_and_labels_match_reference(golden_path, data_info):
     for case in golden["cases"]:
         options = case["options"]
         tokenizer = load_tokenizer(TOKENIZER_DIR)  # fresh: fix-ups are per template
+        if golden.get("added_tokens"):
+            tokenizer.add_special_tokens({"additional_special_tokens": golden["added_tokens"]})
         assert tokenizer.eos_token_id is not None
         spec = data_info.get(case["dataset"])
         for index, expected in enumerate(case["rows"]):

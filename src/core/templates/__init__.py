@@ -6,6 +6,7 @@ from tunedeck.core.templates.lengths import text_lengths, token_lengths
 from tunedeck.core.templates.registry import (
     TEMPLATES,
     DuplicateTemplateError,
+    Media,
     Special,
     Template,
     get_template,
@@ -17,6 +18,7 @@ from tunedeck.core.templates.render import (
     Segment,
     Truncation,
     infer_seqlen,
+    media_note,
     render,
 )
 from tunedeck.core.templates.tokenizer import (
@@ -32,6 +34,7 @@ __all__ = [
     "TEMPLATES",
     "DuplicateTemplateError",
     "Element",
+    "Media",
     "Rendered",
     "Segment",
     "Special",
@@ -43,6 +46,7 @@ __all__ = [
     "get_template",
     "infer_seqlen",
     "load_tokenizer",
+    "media_note",
     "render",
     "resolve_template",
     "text_lengths",

@@ -156,8 +156,7 @@ class MessageBuilder:
     def _add_empty_thought(self, encoded: list[MessageElements], turn: int) -> None:
         """An empty <think></think> block: trained on in the response when thinking is on,
         appended to the prompt (masked) otherwise."""
-        words = self.template.thought_words[0] + self.template.thought_words[1]
-        thought = Element(((words, "template"),), tag="thought")
+        thought = Element(((self.template.empty_thought, "template"),), tag="thought")
         if not self.thinking:
             encoded[turn].elements.append(thought)
         else:

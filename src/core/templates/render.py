@@ -13,7 +13,7 @@ from typing import Any
 from tunedeck.core.datasets.conversation import Conversation, Message
 from tunedeck.core.errors import TemplateError
 from tunedeck.core.templates.elements import MessageBuilder, MessageElements
-from tunedeck.core.templates.registry import Special, Template
+from tunedeck.core.templates.registry import Special, Template, get_template
 from tunedeck.core.templates.tokenizer import resolve_template
 
 IGNORE_INDEX = -100  # the label of a token left out of the loss (LLaMA-Factory's and torch's)
@@ -327,6 +327,30 @@ class _Side:
     segments: tuple[Segment, ...]
     prompt_ids: list[int] | None = None
     answer_ids: list[int] | None = None
+
+
+def media_note(conversation: Conversation, template: str | Template) -> str:
+    """What becomes of a row's images, videos and audios under `template` ("" for none)."""
+    present = [
+        kind
+        for kind, items in (
+            ("image", conversation.images),
+            ("video", conversation.videos),
+            ("audio", conversation.audios),
+        )
+        if items
+    ]
+    if not present:
+        return ""
+    tpl = get_template(template) if isinstance(template, str) else template
+    taken = tpl.media.kinds if tpl.media is not None else ()
+    missing = [kind for kind in present if kind not in taken]
+    if missing:
+        return (
+            f"template '{tpl.name}' takes no {' or '.join(missing)} input; "
+            "LLaMA-Factory refuses this row"
+        )
+    return tpl.media.note()
 
 
 def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:

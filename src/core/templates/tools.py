@@ -13,33 +13,42 @@ ToolCall = tuple[str, str]  # (name, arguments as a JSON string)
 
 def describe_tools(tool_format: str, tools_json: str, *, today: _dt.date | None = None) -> str:
     """The text appended to the system message for a row's `tools` JSON ("" for an empty list)."""
+    if tool_format == "phi4_mini":  # the row's JSON as written, inside the tool tags
+        return f"<|tool|>{tools_json}<|/tool|>"
     try:
         tools = json.loads(tools_json)
     except json.JSONDecodeError as exc:
         raise TemplateError(f"tools is not valid JSON: {exc.msg}") from None
     if len(tools) == 0:
         return ""
+    if tool_format == "llama3":
+        return _guarded(_llama3_tools, tools, today or _dt.date.today())
+    describe = _DESCRIBERS.get(tool_format)
+    if describe is None:
+        raise TemplateError(f"unknown tool format '{tool_format}'")
+    return _guarded(describe, tools)
+
+
+def _guarded(describe, *args) -> str:
     try:
-        if tool_format == "default":
-            return _default_tools(tools)
-        if tool_format == "qwen":
-            return _qwen_tools(tools)
-        if tool_format == "glm4":
-            return _glm4_tools(tools)
-        if tool_format == "llama3":
-            return _llama3_tools(tools, today or _dt.date.today())
-        if tool_format == "mistral":
-            return _mistral_tools(tools)
+        return describe(*args)
     except (KeyError, TypeError, AttributeError) as exc:
         raise TemplateError(f"a tool description lacks a required field: {exc}") from None
-    raise TemplateError(f"unknown tool format '{tool_format}'")
 
 
 def format_calls(tool_format: str, calls: list[ToolCall]) -> str:
     """The assistant text for one or more tool calls."""
+    formatter = _CALL_FORMATTERS.get(tool_format)
+    if formatter is not None:
+        try:
+            return formatter(calls)
+        except AttributeError:
+            raise TemplateError(
+                f"the {tool_format} call format needs each call's arguments as an object"
+            ) from None
     if tool_format == "default":
         return "\n".join(f"Action: {name}\nAction Input: {args}" for name, args in calls)
-    if tool_format == "qwen":
+    if tool_format in ("qwen", "ling"):
         return "\n".join(
             "<tool_call>\n"
             + _dumps({"name": name, "arguments": json.loads(args)})
@@ -158,3 +167,276 @@ def _llama3_tools(tools: list[dict], today: _dt.date) -> str:
 
 def _mistral_tools(tools: list[dict]) -> str:
     return "[AVAILABLE_TOOLS] " + _dumps([_wrap(t) for t in tools]) + "[/AVAILABLE_TOOLS]"
+
+
+# -- the tool formats of newer model families ------------------------------------------------
+
+_TOOLS_INTRO = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+_QWEN_CALL_ASK = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and "
+    "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+)
+_GLM4_MOE_CALL_ASK = (
+    "\n</tools>\n\nFor each function call, output the function name and arguments within "
+    "the following XML format:\n<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>"
+    "\n<arg_value>{arg-value-1}</arg_value>\n<arg_key>{arg-key-2}</arg_key>"
+    "\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>\n"
+)
+_QWEN3_5_CALL_ASK = (
+    "\n</tools>\n\nIf you choose to call a function ONLY reply in the following format with "
+    "NO suffix:\n\n<tool_call>\n<function=example_function_name>\n"
+    "<parameter=example_parameter_1>\nvalue_1\n</parameter>\n<parameter=example_parameter_2>"
+    "\nThis is the value for the second parameter\nthat can span\nmultiple lines\n"
+    "</parameter>\n</function>\n</tool_call>\n\n<IMPORTANT>\nReminder:\n"
+    "- Function calls MUST follow the specified format: an inner <function=...></function> "
+    "block must be nested within <tool_call></tool_call> XML tags\n"
+    "- Required parameters MUST be specified\n"
+    "- You may provide optional reasoning for your function call in natural language BEFORE "
+    "the function call, but NOT after\n"
+    "- If there is no function call available, answer the question like normal with your "
+    "current knowledge and do not tell the user about function calls\n</IMPORTANT>"
+)
+_SEED_INTRO = (
+    "system\nYou are Doubao, a helpful AI assistant. You may call one or more functions to "
+    "assist with the user query.Tool List:\nYou are authorized to use the following tools "
+    "(described in JSON Schema format). Before performing any task, you must decide how to "
+    "call them based on the descriptions and parameters of these tools."
+)
+_SEED_CALL_ASK = (
+    "\n工具调用请遵循如下格式:\n<seed:tool_call>\n<function=example_function_name>\n"
+    "<parameter=example_parameter_1>value_1</parameter>\n<parameter=example_parameter_2>"
+    "This is the value for the second parameter\nthat can span\nmultiple lines</parameter>\n"
+    "</function>\n</seed:tool_call>\n"
+)
+_MINIMAX1_CALL_ASK = (
+    "</tools>\n\nIf you need to call tools, please respond with <tool_calls></tool_calls> XML "
+    "tags, and provide tool-name and json-object of arguments, following the format below:\n"
+    '<tool_calls>\n{"name": <tool-name-1>, "arguments": <args-json-object-1>}\n...\n'
+    "</tool_calls>"
+)
+_MINIMAX2_INTRO = (
+    "\n\n# Tools\n\nYou may call one or more tools to assist with the user query.\n"
+    "Here are the tools available in JSONSchema format:\n\n<tools>\n"
+)
+_MINIMAX2_CALL_ASK = (
+    "</tools>\n\nWhen making tool calls, use XML format to invoke tools and pass parameters:\n"
+    '\n<minimax:tool_call>\n<invoke name="tool-name-1">\n'
+    '<parameter name="param-key-1">param-value-1</parameter>\n'
+    '<parameter name="param-key-2">param-value-2</parameter>\n...\n</invoke>\n'
+    "</minimax:tool_call>"
+)
+_GEMMA4_QUOTE = '<|"|>'
+
+
+def _function_of(tool: dict) -> dict:
+    """The function inside an OpenAI-style tool entry (the entry itself when it is bare)."""
+    return tool.get("function", tool) if tool.get("type") == "function" else tool
+
+
+def _text_value(value: Any) -> str:
+    """A call argument as text: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else _dumps(value)
+
+
+def _wrapped_listing(tools: list[dict]) -> str:
+    return "".join("\n" + _dumps(_wrap(tool)) for tool in tools)
+
+
+def _glm4_moe_tools(tools: list[dict]) -> str:
+    return "\n\n" + _TOOLS_INTRO + _wrapped_listing(tools) + _GLM4_MOE_CALL_ASK
+
+
+def _ling_tools(tools: list[dict]) -> str:
+    return _TOOLS_INTRO + _wrapped_listing(tools) + _QWEN_CALL_ASK + "\ndetailed thinking off"
+
+
+def _qwen3_5_tools(tools: list[dict]) -> str:
+    listing = "".join("\n" + _dumps(_function_of(tool)) for tool in tools)
+    return (
+        "\n\n# Tools\n\nYou have access to the following functions:\n\n<tools>"
+        + listing
+        + _QWEN3_5_CALL_ASK
+    )
+
+
+def _seed_tools(tools: list[dict]) -> str:
+    return _SEED_INTRO + "\n" + _dumps(tools) + _SEED_CALL_ASK
+
+
+def _lfm2_tools(tools: list[dict]) -> str:
+    listing = _dumps([_function_of(tool) for tool in tools])
+    return f"List of tools: <|tool_list_start|>{listing}<|tool_list_end|>"
+
+
+def _minimax1_tools(tools: list[dict]) -> str:
+    listing = "".join(_dumps(_unwrap(tool)) + "\n" for tool in tools)
+    return "You are provided with these tools:\n<tools>\n" + listing + _MINIMAX1_CALL_ASK
+
+
+def _minimax2_tools(tools: list[dict]) -> str:
+    listing = "".join("<tool>" + _dumps(_unwrap(tool)) + "</tool>\n" for tool in tools)
+    return _MINIMAX2_INTRO + listing + _MINIMAX2_CALL_ASK
+
+
+def _gemma4_quoted(text: Any) -> str:
+    return f"{_GEMMA4_QUOTE}{text}{_GEMMA4_QUOTE}"
+
+
+def _gemma4_properties(properties: dict) -> str:
+    parts = []
+    for name, schema in properties.items():
+        fields = []
+        if schema.get("description"):
+            fields.append("description:" + _gemma4_quoted(schema["description"]))
+        if schema.get("type"):
+            fields.append("type:" + _gemma4_quoted(str(schema["type"]).upper()))
+        parts.append(f"{name}:{{{','.join(fields)}}}")
+    return ",".join(parts)
+
+
+def _gemma4_declaration(tool: dict) -> str:
+    function = _function_of(tool)
+    text = f"declaration:{function['name']}{{description:"
+    text += _gemma4_quoted(function.get("description", ""))
+    params = function.get("parameters")
+    if params:
+        parts = []
+        if params.get("properties"):
+            parts.append(f"properties:{{{_gemma4_properties(params['properties'])}}}")
+        if params.get("required"):
+            parts.append("required:[" + ",".join(map(_gemma4_quoted, params["required"])) + "]")
+        if params.get("type"):
+            parts.append("type:" + _gemma4_quoted(str(params["type"]).upper()))
+        text += f",parameters:{{{','.join(parts)}}}"
+    response = function.get("response")
+    if response:
+        parts = []
+        if response.get("description"):
+            parts.append("description:" + _gemma4_quoted(response["description"]))
+        if str(response.get("type", "")).upper() == "OBJECT":
+            parts.append("type:" + _gemma4_quoted("OBJECT"))
+        text += f",response:{{{','.join(parts)}}}"
+    return text + "}"
+
+
+def _gemma4_tools(tools: list[dict]) -> str:
+    return "\n".join(_gemma4_declaration(tool) for tool in tools)
+
+
+def _gemma4_value(value: Any, quote_keys: bool) -> str:
+    """One argument value in Gemma 4's call syntax (strings quoted, keys sorted)."""
+    if isinstance(value, str):
+        return _gemma4_quoted(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        items = []
+        for key in sorted(value):
+            shown = _gemma4_quoted(key) if quote_keys else str(key)
+            items.append(f"{shown}:{_gemma4_value(value[key], quote_keys)}")
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_gemma4_value(item, quote_keys) for item in value) + "]"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _gemma4_calls(calls: list[ToolCall]) -> str:
+    texts = []
+    for name, args in calls:
+        value = json.loads(args)
+        if isinstance(value, dict):
+            body = ",".join(f"{k}:{_gemma4_value(value[k], False)}" for k in sorted(value))
+        elif isinstance(value, str):
+            body = value
+        else:
+            body = _gemma4_value(value, False)
+        texts.append(f"<|tool_call>call:{name}{{{body}}}<tool_call|>")
+    return "".join(texts)
+
+
+def _glm4_moe_calls(calls: list[ToolCall]) -> str:
+    texts = []
+    for name, args in calls:
+        text = "\n<tool_call>" + name
+        for key, value in json.loads(args).items():
+            text += f"\n<arg_key>{key}</arg_key>\n<arg_value>{_text_value(value)}</arg_value>"
+        texts.append(text)
+    return "\n".join(texts)
+
+
+def _qwen3_5_calls(calls: list[ToolCall]) -> str:
+    texts = []
+    for name, args in calls:
+        text = f"<tool_call>\n<function={name}>"
+        for key, value in json.loads(args).items():
+            text += f"\n<parameter={key}>\n{_text_value(value)}\n</parameter>"
+        texts.append(text + "\n</function>\n</tool_call>")
+    return "\n".join(texts)
+
+
+def _seed_calls(calls: list[ToolCall]) -> str:
+    texts = []
+    for name, args in calls:
+        text = f"\n<seed:tool_call>\n<function={name}"
+        for key, value in json.loads(args).items():
+            text += f"\n<parameter={key}>{_text_value(value)}</parameter>"
+        texts.append(text + "\n</function>\n</seed:tool_call>")
+    return "\n".join(texts)
+
+
+def _lfm2_calls(calls: list[ToolCall]) -> str:
+    texts = []
+    for name, args in calls:
+        kwargs = []
+        for key, value in json.loads(args).items():
+            kwargs.append(
+                f'{key}="{value}"' if isinstance(value, str) else f"{key}={_dumps(value)}"
+            )
+        texts.append(f"{name}({', '.join(kwargs)})")
+    return f"<|tool_call_start|>[{', '.join(texts)}]<|tool_call_end|>"
+
+
+def _minimax1_calls(calls: list[ToolCall]) -> str:
+    lines = [_dumps({"name": name, "arguments": json.loads(args)}) for name, args in calls]
+    return "<tool_calls>\n" + "\n".join(lines) + "\n</tool_calls>"
+
+
+def _minimax2_calls(calls: list[ToolCall]) -> str:
+    texts = []
+    for name, args in calls:
+        text = f'<invoke name="{name}">'
+        for key, value in json.loads(args).items():
+            text += f'\n<parameter name="{key}">{_text_value(value)}</parameter>'
+        texts.append(text + "\n</invoke>")
+    return "\n".join(texts)
+
+
+_DESCRIBERS = {
+    "default": _default_tools,
+    "qwen": _qwen_tools,
+    "glm4": _glm4_tools,
+    "mistral": _mistral_tools,
+    "gemma4": _gemma4_tools,
+    "glm4_moe": _glm4_moe_tools,
+    "ling": _ling_tools,
+    "lfm2": _lfm2_tools,
+    "minimax1": _minimax1_tools,
+    "minimax2": _minimax2_tools,
+    "qwen3_5": _qwen3_5_tools,
+    "seed_oss": _seed_tools,
+}
+_CALL_FORMATTERS = {
+    "gemma4": _gemma4_calls,
+    "glm4_moe": _glm4_moe_calls,
+    "lfm2": _lfm2_calls,
+    "minimax1": _minimax1_calls,
+    "minimax2": _minimax2_calls,
+    "qwen3_5": _qwen3_5_calls,
+    "seed_oss": _seed_calls,
+}
