@@ -84,6 +84,7 @@ def preview_command(
     )
     template_name = template or "hf"
     warnings = _template_warnings(tokenizer, template_name)
+    warnings += _media_warnings(view.conversation, template_name)
     if as_json:
         from tunedeck.tui.console import print_json
 
@@ -116,6 +117,14 @@ def _print_batches(config_path: Path, count: int, as_json: bool) -> None:
         out.print(f"[bold]batch {b.step}[/]  {len(b.rows)} rows x {b.rows[0].padded} tokens")
         for r in b.rows:
             out.print(f"  example {r.example:>6}  tokens {r.tokens:>6}  trained {r.trained:>6}")
+
+
+def _media_warnings(conversation: Any, template: str) -> list[dict]:
+    """What becomes of the row's images, videos and audios under the template."""
+    from tunedeck.core.templates import media_note
+
+    note = media_note(conversation, template)
+    return [{"key": "media", "message": note, "hint": None}] if note else []
 
 
 def _template_warnings(tokenizer: Path | None, template: str) -> list[dict]:
