@@ -4,7 +4,8 @@
 
 For each size, in a fresh TUNEDECK_HOME filled through core JobRegistry:
 1. key to screen: the app (Pilot, headless) on Datasets, `3` sent (App.simulate_key), until
-   the screen's compositor holds the newest run and the "N of M runs" line; the first visit,
+   the screen's compositor holds the newest run's id (on the detail line of the run selected
+   first) and the "N of M runs" line; the first visit,
    then the best of three returns (`1` then `3`);
 2. idle CPU on the Runs screen over 10 s: process CPU time (every thread) / wall time;
 3. `tunedeck runs` (the table, to a pipe) in a subprocess, best of three.
@@ -152,6 +153,16 @@ def _keep_writing(logs: list[Path], stop) -> None:
         step += 1
 
 
+def _newest_id() -> str:
+    from tunedeck.core.jobs import JobRegistry
+
+    registry = JobRegistry()
+    try:
+        return registry.recent(1)[0][0].id
+    finally:
+        registry.close()
+
+
 def app_figures(size: int, idle: float, watched: int = 0) -> None:
     """Print `first_ms return_ms down_ms idle_cpu` for the app over `size` runs (and `watched`
     folders being written)."""
@@ -176,10 +187,8 @@ async def _in_app(size: int, idle: float, watched: int = 0) -> tuple[float, ...]
 
     total = size + watched
     shown = [f"{min(total, RECENT_RUNS):,} of {total:,} runs"]
-    if watched:
-        shown.append(f"sft-{watched - 1:02d}")
-    elif size:
-        shown.append(f"sweep-{size - 1:05d}")
+    if total:  # the newest run's id: on the detail line of the run selected first
+        shown.append(_newest_id())
     app = TunedeckApp(EXAMPLE_DATA)
     async with app.run_test(size=(140, 40)) as pilot:
         await settle(pilot)
