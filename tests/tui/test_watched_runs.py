@@ -56,9 +56,10 @@ def trainer_state(step: int, max_steps: int) -> str:
 
 
 def cells(runs, job_id: str) -> dict[str, str]:
+    """The run's row on the Runs screen, by column key (id, name, host, state, progress, ...)."""
     table = runs.query_one("#jobs-table", DataTable)
-    labels = ("id", "name", "kind", "host", "state", "progress", "eta", "loss")
-    return dict(zip(labels, (str(cell) for cell in table.get_row(job_id)), strict=True))
+    keys = [str(column.key.value) for column in table.ordered_columns]
+    return dict(zip(keys, (str(cell) for cell in table.get_row(job_id)), strict=True))
 
 
 async def open_runs(pilot, app):
