@@ -8,11 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 SPECIAL_TOKENS = ["<s>", "</s>", "<pad>"]
+# LLaMA-Factory's `default` template (the example configs' template) as a chat_template, so
+# the template check finds the demo model's own template and the configs' one alike.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
-    "{{ '<s>' + message['role'] + '\n' + message['content'] + '</s>' + '\n' }}"
+    "{% if message['role'] == 'system' %}{{ 'System: ' + message['content'] + eos_token + '\n' }}"
+    "{% elif message['role'] == 'user' %}"
+    "{{ 'Human: ' + message['content'] + eos_token + '\nAssistant:' }}"
+    "{% else %}{{ message['content'] + eos_token + '\n' }}{% endif %}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<s>assistant\n' }}{% endif %}"
 )
 
 _CORPUS_SEED = [
