@@ -11,9 +11,11 @@ for KTO rows) with the committed fixture tokenizer, and stores the ids compactly
 
 Every template the reference registers gets a file (plus `hf`, parsed from the fixture
 tokenizer's chat_template); golden/reference_templates.json lists them for tests that need
-no reference install. Multimodal templates are run on these text-only rows with the base
-plugin in place of theirs: every plugin demands a processor as soon as it has a media token,
-and with no media in a row each leaves messages and ids as they are (read from its source).
+no reference install. Multimodal templates run their own plugin on these text-only rows:
+every plugin demands a processor as soon as it has a media token (gemma3 and llama4 say
+"Processor was not found"), so they get a stand-in processor, an empty string that has every
+attribute; with no media in a row a plugin reads a few of its attributes and leaves messages
+and ids as they are, which the run checks.
 Templates that add vocabulary tokens by id (chatglm3, yuan) get those tokens added to the
 fixture tokenizer first; the file names them so the test adds them too. golden/tool_formats.json
 holds the reference's tool descriptions and call texts for every tool format.
@@ -93,7 +95,7 @@ def main() -> None:
             doc["added_tokens"] = added
         media = listing["media"].get(template)
         if media:
-            doc["media_plugin_replaced"] = media["plugin"]
+            doc["media_plugin"] = media["plugin"]  # run with a stand-in processor
         path = OUT_DIR / f"{template}.json"
         path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
         print(f"{template}: {len(cases)} cases, {path.stat().st_size} bytes")
@@ -216,7 +218,6 @@ def _added_tokens(template: str) -> list[str]:
 def _case(template, dataset, kind, raw_rows, cutoff, options, added=()):
     from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.data.converter import get_dataset_converter
-    from llamafactory.data.mm_plugin import get_mm_plugin
     from llamafactory.data.parser import get_dataset_list
     from llamafactory.data.processor import (
         FeedbackDatasetProcessor,
@@ -246,10 +247,8 @@ def _case(template, dataset, kind, raw_rows, cutoff, options, added=()):
         except ValueError:
             return None  # e.g. train_on_prompt with an efficient_eos template
         plugin = tpl.mm_plugin
-        if any(t is not None for t in (plugin.image_token, plugin.video_token, plugin.audio_token)):
-            # multimodal templates demand a processor even for text-only rows; with no
-            # media in the rows their plugin leaves messages and ids untouched, as base does
-            tpl.mm_plugin = get_mm_plugin(name="base")
+        media = (plugin.image_token, plugin.video_token, plugin.audio_token)
+        stand_in = _StandInProcessor() if any(t is not None for t in media) else None
         attr = get_dataset_list([dataset], str(DATA_DIR))[0]
         convert = get_dataset_converter(attr.formatting, attr, args)
         processor_cls = {
@@ -257,8 +256,12 @@ def _case(template, dataset, kind, raw_rows, cutoff, options, added=()):
             "ranking": PairwiseDatasetProcessor,
             "kto": FeedbackDatasetProcessor,
         }[kind]
-        processor = processor_cls(template=tpl, tokenizer=tokenizer, processor=None, data_args=args)
+        processor = processor_cls(
+            template=tpl, tokenizer=tokenizer, processor=stand_in, data_args=args
+        )
         converted = [convert(row) for row in raw_rows]
+        if stand_in is not None:
+            _check_plugin_leaves_text_alone(tpl.mm_plugin, converted, tokenizer, stand_in)
         batch = {key: [c[key] for c in converted] for key in converted[0]}
         result = processor.preprocess_dataset(batch)
     finally:
@@ -284,6 +287,44 @@ def _case(template, dataset, kind, raw_rows, cutoff, options, added=()):
         "eos_token_id": tokenizer.eos_token_id,
         "rows": out_rows,
     }
+
+
+class _StandInProcessor(str):
+    """An empty-text processor with every attribute (each one another stand-in): what a
+    multimodal plugin reads of its processor on a row with no media."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _StandInProcessor()
+
+    def __call__(self, *args, **kwargs):
+        return {}
+
+    def __pow__(self, other):
+        return 1
+
+    def __int__(self):
+        return 1
+
+    def __mul__(self, other):
+        return other
+
+    __rmul__ = __mul__
+
+    def __iter__(self):
+        return iter(())
+
+
+def _check_plugin_leaves_text_alone(plugin, converted, tokenizer, stand_in) -> None:
+    """With no media, the plugin returns each row's messages and some ids unchanged."""
+    for row in converted:
+        messages = row["_prompt"] + row["_response"][:1]
+        if plugin.process_messages(messages, [], [], [], stand_in) != messages:
+            raise SystemExit(f"{type(plugin).__name__} changed a text-only row's messages")
+        ids = tokenizer.encode("plain text", add_special_tokens=False)
+        if plugin.process_token_ids(ids, list(ids), [], [], [], tokenizer, stand_in) != (ids, ids):
+            raise SystemExit(f"{type(plugin).__name__} changed a text-only row's ids")
 
 
 def _compact(input_ids, labels, full):
