@@ -11,7 +11,7 @@ import difflib
 import re
 import tempfile
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,50 @@ INSTALL_HINT = (
 )
 
 
-def check_for_engine(entries: list, file: Path | None, purpose: str, check_files: bool):
-    """The check of the engine the entries name (`engine`, last one wins; builtin by default)."""
+def check_for_engine(
+    entries: list, file: Path | None, purpose: str, check_files: bool, pending=None
+):
+    """The check of the engine the entries name (`engine`, last one wins; builtin by default).
+
+    `pending` (a list): LLaMA-Factory's own parsing is not run but queued there (check_configs
+    runs it once for many files)."""
     engine, location = _engine_of(entries)
+    not_config = _not_a_config(entries, file, purpose)
+    if not_config is not None:
+        return not_config
     if engine == LLAMAFACTORY:
-        return check_llamafactory(entries, file, purpose, check_files)
+        return check_llamafactory(entries, file, purpose, check_files, pending)
     builtin = loader.check_builtin(entries, file, purpose, check_files)
     if engine == AUTO:
-        return _auto(entries, file, purpose, check_files, builtin, location)
+        return _auto(entries, file, purpose, check_files, builtin, location, pending)
     return _name_missing_features(builtin)
+
+
+def check_configs(
+    paths: Iterable[str | Path],
+    overrides: Iterable[str] = (),
+    *,
+    purpose: str | None = None,
+    check_files: bool = True,
+) -> list[ConfigCheck]:
+    """check_config on many files, LLaMA-Factory's parsing in one process for all of them."""
+    overrides = list(overrides)
+    pending: list[tuple[int, Any]] = []
+    checks: list[ConfigCheck] = []
+    for path in paths:
+        file = Path(path)
+        entries = loader._read_file(file)
+        for key, value in loader.parse_overrides(overrides):
+            entries.append(loader._Entry(key, value, Location(file=COMMAND_LINE, column=key)))
+        chosen = purpose or loader.config_purpose(entry.key for entry in entries)
+        queued: list = []
+        checks.append(check_for_engine(entries, file, chosen, check_files, queued))
+        pending += [(len(checks) - 1, item) for item in queued]
+    for purpose_now in ("train", "export"):
+        batch = [(index, item) for index, item in pending if item.purpose == purpose_now]
+        if batch:
+            _run_verdicts(checks, batch)
+    return checks
 
 
 def read_settings(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -52,7 +87,9 @@ def read_settings(path: str | Path | None, overrides: Iterable[str] = ()) -> dic
     return values
 
 
-def check_llamafactory(entries: list, file: Path | None, purpose: str, check_files: bool):
+def check_llamafactory(
+    entries: list, file: Path | None, purpose: str, check_files: bool, pending=None
+):
     """Every key against the host's LLaMA-Factory, then its own argument parsing on the config."""
     from tunedeck.core.engines.llamafactory_host import TUNEDECK_KEYS, all_keys, find_install
 
@@ -66,7 +103,7 @@ def check_llamafactory(entries: list, file: Path | None, purpose: str, check_fil
             hint=INSTALL_HINT,
         )
         return ConfigCheck(None, (problem,), file, purpose)
-    known = all_keys(install) | set(TUNEDECK_KEYS)
+    known = all_keys(install, purpose) | set(TUNEDECK_KEYS)
     problems: list[ConfigProblem] = []
     values, where = _collect(entries, known, install.version, problems)
     config = _summary(values)
@@ -80,9 +117,64 @@ def check_llamafactory(entries: list, file: Path | None, purpose: str, check_fil
         from tunedeck.core.config.checks import check_engine_paths
 
         problems += check_engine_paths(config, where, purpose)
-    if check_files and not _has_errors(problems):
+    run_parse = check_files and not _has_errors(problems)
+    if run_parse and pending is None:
         problems += _llamafactory_verdict(install, values, where, file, purpose)
-    return ConfigCheck(None if _has_errors(problems) else config, tuple(problems), file, purpose)
+    check = ConfigCheck(None if _has_errors(problems) else config, tuple(problems), file, purpose)
+    if run_parse and pending is not None:
+        pending.append(_Pending(install, values, where, file, purpose, config))
+    return check
+
+
+@dataclass(frozen=True)
+class _Pending:
+    install: Any
+    values: dict
+    where: dict
+    file: Path | None
+    purpose: str
+    config: RunConfig
+
+
+def _run_verdicts(checks: list[ConfigCheck], batch: list[tuple[int, _Pending]]) -> None:
+    from tunedeck.core.engines.llamafactory_host import check_files, engine_document
+
+    first = batch[0][1]
+    with tempfile.TemporaryDirectory(prefix="tunedeck-lf-") as folder:
+        snapshots = []
+        for number, (_, item) in enumerate(batch):
+            snapshot = Path(folder) / f"config-{number}.yaml"
+            snapshot.write_text(yaml.safe_dump(engine_document(item.values)), encoding="utf-8")
+            snapshots.append(str(snapshot))
+        verdicts = check_files(first.install, first.purpose, snapshots)
+    for (index, item), verdict in zip(batch, verdicts, strict=True):
+        refusal = _refusal(item.install, verdict, item.where, item.file)
+        if not refusal:
+            continue
+        check = checks[index]
+        checks[index] = replace(check, config=None, problems=(*check.problems, *refusal))
+
+
+def _not_a_config(entries: list, file: Path | None, purpose: str) -> ConfigCheck | None:
+    """One error for a file none of whose keys any engine knows (a token list, a DeepSpeed
+    JSON), instead of one 'unknown key' per line."""
+    from tunedeck.core.config.schema import IGNORED_KEYS
+    from tunedeck.core.engines.llamafactory_host import all_keys, find_install
+
+    keys = [entry.key for entry in entries if entry.location.file != COMMAND_LINE]
+    if len(keys) < 2 or any(key in KNOWN_KEYS or key in IGNORED_KEYS for key in keys):
+        return None
+    install = find_install()
+    if install is not None and any(key in all_keys(install) for key in keys):
+        return None
+    engines = f"tunedeck or LLaMA-Factory {install.version}" if install else "tunedeck"
+    problem = ConfigProblem(
+        None,
+        f"not a run config: none of its {len(keys)} keys is a key of {engines}",
+        Location(file=str(file) if file else None, line=entries[0].location.line),
+        hint="give a training or export config (model_name_or_path, dataset, output_dir, ...)",
+    )
+    return ConfigCheck(None, (problem,), file, purpose)
 
 
 def _engine_of(entries: list) -> tuple[str, Location]:
@@ -106,7 +198,10 @@ def _collect(entries, known, version, problems):
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'?" if close else "see LLaMA-Factory's argument docs"
-            message = f"unknown key: LLaMA-Factory {version} (engine llamafactory) has no such key"
+            message = (
+                f"not a key of LLaMA-Factory {version} on this host (engine llamafactory): "
+                "its argument parser refuses the config"
+            )
             problems.append(ConfigProblem(key, message, entry.location, hint=hint))
             continue
         previous = where.get(key)
@@ -140,9 +235,14 @@ def _llamafactory_verdict(install, values, where, file, purpose) -> list[ConfigP
         snapshot = Path(folder) / "config.yaml"
         snapshot.write_text(yaml.safe_dump(engine_document(values)), encoding="utf-8")
         (verdict,) = check_files(install, purpose, [str(snapshot)])
+    return _refusal(install, verdict, where, file)
+
+
+def _refusal(install, verdict, where, file) -> list[ConfigProblem]:
+    """LLaMA-Factory's refusal as one problem at the key its message names (or the file)."""
     if verdict.ok:
         return []
-    key = _key_named_in(verdict.message or "", where)
+    key = _key_named_in(verdict.message or "", where) or _key_needing(verdict.package, where)
     location = where.get(key) if key else Location(file=str(file) if file else None)
     reason = (verdict.message or verdict.error or "").splitlines()[0]
     if verdict.missing_package:
@@ -156,6 +256,29 @@ def _llamafactory_verdict(install, values, where, file, purpose) -> list[ConfigP
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The keys that make LLaMA-Factory ask for a package whose name the key does not contain.
+_PACKAGE_KEYS = {
+    "jieba": "predict_with_generate",
+    "nltk": "predict_with_generate",
+    "rouge_chinese": "predict_with_generate",
+    "matplotlib": "plot_loss",
+    "liger-kernel": "enable_liger_kernel",
+    "mixture-of-depth": "mixture_of_depths",
+    "galore_torch": "use_galore",
+    "apollo_torch": "use_apollo",
+    "adam-mini": "use_adam_mini",
+}
+
+
+def _key_needing(package: str | None, where: dict[str, Location]) -> str | None:
+    """The config key that asked for `package` (use_badam for badam)."""
+    if not package:
+        return None
+    named = _PACKAGE_KEYS.get(package)
+    if named in where:
+        return named
+    plain = package.replace("-", "_").lower()
+    return next((key for key in where if plain in key), None)
 
 
 def _key_named_in(message: str, where: dict[str, Location]) -> str | None:
@@ -192,7 +315,9 @@ def _feature_warnings_matter(check: ConfigCheck, entries: list) -> list[str]:
     return [key for key in FEATURE_KEYS if key in values and values[key] not in _OFF]
 
 
-def _auto(entries, file, purpose, check_files, builtin: ConfigCheck, location: Location):
+def _auto(
+    entries, file, purpose, check_files, builtin: ConfigCheck, location: Location, pending=None
+):
     from tunedeck.core.engines.llamafactory_host import all_keys, find_install
 
     install = find_install()
@@ -216,7 +341,7 @@ def _auto(entries, file, purpose, check_files, builtin: ConfigCheck, location: L
         )
         checked = _name_missing_features(builtin)
         return replace(checked, problems=(note, *checked.problems))
-    chosen = check_llamafactory(entries, file, purpose, check_files)
+    chosen = check_llamafactory(entries, file, purpose, check_files, pending)
     note = ConfigProblem(
         "engine",
         f"engine auto: llamafactory (LLaMA-Factory {install.version}), for {', '.join(needs)}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ PROBE = Path(__file__).with_name("probe.py")
 PROBE_TIMEOUT = 600
 # Keys tunedeck reads itself and takes out of the YAML LLaMA-Factory gets.
 TUNEDECK_KEYS = ("engine", "nproc_per_node")
+EXPORT_SKIPS = ("TrainingArguments",)  # get_infer_args parses the other four
 COMMANDS = {"train": "train", "quantize": "export"}  # tunedeck's run kind -> llamafactory-cli
 
 
@@ -46,12 +48,19 @@ class Verdict:
     @property
     def missing_package(self) -> bool:
         text = self.message or ""
-        return self.error in ("ImportError", "ModuleNotFoundError") or "pip install" in text
+        missing = ("ImportError", "ModuleNotFoundError", "PackageNotFoundError")
+        return self.error in missing or "pip install" in text or "was not found" in text
 
     @property
     def needs_gpu(self) -> bool:
         text = (self.message or "").lower()
-        return "gpu" in text or "cuda" in text or "npu" in text
+        return any(word in text for word in ("gpu", "cuda", "npu", "device does not support"))
+
+    @property
+    def package(self) -> str | None:
+        """The distribution LLaMA-Factory asked for ('badam>=1.2.1' -> 'badam'), if any."""
+        found = re.search(r"[Tt]he '([A-Za-z0-9_.\-]+)", self.message or "")
+        return re.split(r"[<>=!~ ]", found.group(1))[0] if found else None
 
 
 def find_install() -> Install | None:
@@ -85,8 +94,11 @@ def known_keys(install: Install) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in keys.items()}
 
 
-def all_keys(install: Install) -> frozenset[str]:
-    return frozenset(key for group in known_keys(install).values() for key in group)
+def all_keys(install: Install, purpose: str | None = None) -> frozenset[str]:
+    """Every key the install reads; for 'export' those of `llamafactory-cli export` only."""
+    groups = known_keys(install)
+    skipped = EXPORT_SKIPS if purpose == "export" else ()
+    return frozenset(key for name, keys in groups.items() if name not in skipped for key in keys)
 
 
 def check_files(install: Install, purpose: str, paths: list[str], cwd: str | None = None):
