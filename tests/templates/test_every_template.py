@@ -99,3 +99,23 @@ def test_media_note_names_the_kinds_a_template_lacks():
     )
     assert "<audio> -> <|audio_pad|>" in media_note(row, "qwen3_omni")
     assert media_note(Conversation(prompt=row.prompt, response=row.response), "qwen2_vl") == ""
+
+
+# templates whose behaviour came with the full list: a closing-word-only empty thought, new
+# tool formats, bos/eos inside turns, raw tool tags, vocabulary tokens by id, fused systems
+NEW_BEHAVIOURS = ["glm4_7", "gpt_oss", "gemma4", "seed_oss", "phi4_mini", "lfm2", "chatglm3",
+                  "qwen3_5", "minimax2", "ministral3", "kimi_vl"]  # fmt: skip
+
+
+@pytest.mark.parametrize("template", NEW_BEHAVIOURS)
+def test_data_lengths_counts_what_preview_renders(template, shared_data, tokenizer_dir):
+    from tunedeck.core.datasets import iter_conversations, load_dataset_info
+    from tunedeck.core.templates import NO_CUTOFF, render, token_lengths
+
+    info = load_dataset_info(shared_data)
+    rows = []
+    for name in ("glaive_toolcall_en_demo", "dpo_en_demo", "kto_en_demo", "identity"):
+        rows += list(iter_conversations(info.get(name), info.data_dir))[:12]
+    tokenizer = load_tokenizer(tokenizer_dir, template)
+    rendered = [render(row, template, tokenizer=tokenizer, cutoff_len=NO_CUTOFF) for row in rows]
+    assert list(token_lengths(rows, template, tokenizer)) == [len(r.input_ids) for r in rendered]
