@@ -61,6 +61,7 @@ CASES: dict[str, dict] = {
         "template": "qwen",
         "mask_history": True,
     },
+    "sft efficient_eos breeze": {"dataset": "glaive_toolcall_en_demo", "template": "breeze"},
     "sft val_size max_samples": {
         "dataset": "alpaca_en_demo",
         "template": "llama3",
