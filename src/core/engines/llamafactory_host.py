@@ -85,13 +85,19 @@ def installed_version(venv: str | Path) -> str | None:
 
 def known_keys(install: Install) -> dict[str, tuple[str, ...]]:
     """Every key of the install's argument dataclasses, by class (cached per install)."""
+    if install in _KEYS_SEEN:
+        return _KEYS_SEEN[install]
     cached = _keys_cache(install)
     if cached.is_file():
-        return {k: tuple(v) for k, v in json.loads(cached.read_text("utf-8")).items()}
-    answer = _run_probe(install, ["keys"])
-    keys = answer["keys"]
-    cached.write_text(json.dumps(keys), encoding="utf-8")
-    return {k: tuple(v) for k, v in keys.items()}
+        keys = json.loads(cached.read_text("utf-8"))
+    else:
+        keys = _run_probe(install, ["keys"])["keys"]
+        cached.write_text(json.dumps(keys), encoding="utf-8")
+    _KEYS_SEEN[install] = {k: tuple(v) for k, v in keys.items()}
+    return _KEYS_SEEN[install]
+
+
+_KEYS_SEEN: dict[Install, dict[str, tuple[str, ...]]] = {}  # this process's answers
 
 
 def all_keys(install: Install, purpose: str | None = None) -> frozenset[str]:

@@ -1,0 +1,175 @@
+"""engine llamafactory: `llamafactory-cli train|export CFG` as a tunedeck job, and its checks.
+
+The slow tests train for real on the CPU through the reference venv's LLaMA-Factory (LoRA SFT
+and DPO on the tiny model, two steps) and read its trainer_log.jsonl back as the job's metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "config"))
+from llamafactory_examples import EXAMPLES, localised  # noqa: E402
+
+from tunedeck.core.config import check_config  # noqa: E402
+from tunedeck.core.engines.llamafactory_host import (  # noqa: E402
+    engine_env,
+    find_install,
+    installed_version,
+)
+from tunedeck.core.jobs import JobRegistry, get_backend  # noqa: E402
+from tunedeck.core.jobs.metrics import read_job_metrics  # noqa: E402
+from tunedeck.core.runners.launch import prepare_run  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SHORT = [
+    "bf16=false", "max_steps=2", "logging_steps=1", "save_steps=100", "cutoff_len=64",
+    "max_samples=8", "per_device_train_batch_size=1", "gradient_accumulation_steps=1",
+    "preprocessing_num_workers=1", "dataloader_num_workers=0", "plot_loss=false",
+    "template=default",
+]  # fmt: skip
+
+
+@pytest.fixture
+def llamafactory(reference_python, monkeypatch) -> Path:
+    """The reference venv, found as this host's LLaMA-Factory."""
+    venv = reference_python.parent.parent
+    monkeypatch.setenv("TUNEDECK_LLAMAFACTORY", str(venv))
+    return venv
+
+
+@pytest.fixture
+def sft_yaml(tmp_path, tiny_model) -> Path:
+    return localised(EXAMPLES / "train_lora/qwen3_lora_sft.yaml", tmp_path, tiny_model, tiny_model)
+
+
+def tunedeck(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tunedeck.tui", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_the_host_install_and_its_version_are_found(llamafactory):
+    install = find_install()
+    assert install is not None and install.version == "0.9.5"
+    assert Path(install.cli) == llamafactory / "bin" / "llamafactory-cli"
+    assert installed_version(llamafactory) == "0.9.5"
+
+
+def test_no_install_is_one_error_at_the_engine_key(tmp_path, monkeypatch, sft_yaml):
+    monkeypatch.setenv("TUNEDECK_LLAMAFACTORY", str(tmp_path / "no-venv"))
+    check = check_config(sft_yaml, ["engine=llamafactory"])
+    (error,) = check.errors
+    assert error.key == "engine" and "not installed on this host" in error.message
+    assert "--extras llamafactory" in error.hint
+
+
+def test_a_typo_gets_a_did_you_mean_from_llamafactorys_keys(llamafactory, sft_yaml):
+    check = check_config(sft_yaml, ["engine=llamafactory", "lora_rnak=4"], check_files=False)
+    (error,) = check.errors
+    assert (error.key, error.hint) == ("lora_rnak", "did you mean 'lora_rank'?")
+    assert "LLaMA-Factory 0.9.5" in error.message
+
+
+def test_a_key_no_engine_knows_names_both_engines_and_the_fix(llamafactory, sft_yaml):
+    check = check_config(sft_yaml, ["lora_rnak=4"], check_files=False)
+    error = next(e for e in check.errors if e.key == "lora_rnak")
+    assert "neither the built-in engine nor LLaMA-Factory 0.9.5" in error.message
+    assert error.hint == "did you mean 'lora_rank'?"
+
+
+def test_auto_takes_llamafactory_for_a_reward_model_and_says_so(llamafactory, tmp_path, tiny_model):
+    reward = localised(
+        EXAMPLES / "train_lora/qwen3_lora_reward.yaml", tmp_path, tiny_model, tiny_model
+    )
+    check = check_config(reward, ["engine=auto"], check_files=False)
+    assert check.ok, [str(e) for e in check.errors]
+    assert check.config.engine == "llamafactory"
+    (note,) = [p for p in check.warnings if p.key == "engine"]
+    assert note.message.startswith("engine auto: llamafactory") and "stage" in note.message
+
+
+def test_auto_keeps_the_builtin_engine_when_it_serves_the_config(
+    llamafactory, tmp_path, tiny_model
+):
+    dpo = localised(EXAMPLES / "train_lora/qwen3_lora_dpo.yaml", tmp_path, tiny_model, tiny_model)
+    check = check_config(dpo, ["engine=auto"], check_files=False)
+    assert check.ok and check.config.engine == "builtin"
+
+
+def test_an_export_config_is_checked_as_one_without_being_told(llamafactory, tmp_path, tiny_model):
+    merge = localised(EXAMPLES / "merge_lora/qwen3_gptq.yaml", tmp_path, tiny_model, tiny_model)
+    check = check_config(merge, purpose=None, check_files=False)
+    assert check.purpose == "export" and check.ok, [str(e) for e in check.errors]
+    check = check_config(
+        merge, ["engine=llamafactory", "bf16=true"], purpose=None, check_files=False
+    )
+    (error,) = check.errors  # export parses no TrainingArguments: bf16 is not an export key
+    assert error.key == "bf16" and "LLaMA-Factory 0.9.5" in error.message
+
+
+def test_prepare_run_builds_llamafactory_cli_on_the_yaml_without_tunedecks_keys(
+    llamafactory, sft_yaml
+):
+    overrides = ["engine=llamafactory", "nproc_per_node=2", "max_steps=2"]
+    check = check_config(sft_yaml, overrides, check_files=False)
+    assert check.ok, [str(e) for e in check.errors]
+    backend = get_backend(None)
+    try:
+        spec = prepare_run(
+            "train", check.config, backend=backend, config_path=sft_yaml, overrides=overrides
+        )
+    finally:
+        backend.close()
+    cli, command, snapshot = spec.argv
+    assert (Path(cli), command) == (llamafactory / "bin" / "llamafactory-cli", "train")
+    sent = yaml.safe_load(Path(snapshot).read_text())
+    written = yaml.safe_load(sft_yaml.read_text())
+    assert sent == {**written, "max_steps": 2}  # the user's YAML, override applied, ours out
+    assert spec.env == {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2"}
+    assert "--engine" not in spec.command_line and "engine=llamafactory" in spec.command_line
+
+
+def test_engine_env_is_empty_for_one_process_and_names_the_nodes():
+    assert engine_env(None) == {} and engine_env(1) == {}
+    assert engine_env(4, nodes=2) == {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "4", "NNODES": "2"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "example", ["train_lora/qwen3_lora_sft.yaml", "train_lora/qwen3_lora_dpo.yaml"]
+)
+def test_llamafactory_trains_two_steps_on_the_cpu_as_a_tunedeck_job(
+    llamafactory, tmp_path, tiny_model, example
+):
+    config = localised(EXAMPLES / example, tmp_path, tiny_model, tiny_model)
+    started = tunedeck("train", str(config), *SHORT, "--engine", "llamafactory", "--detach")
+    assert started.returncode == 0, started.stderr
+    job_id = started.stderr.split("job ", 1)[1].split()[0]
+    waited = tunedeck("runs", "wait", job_id)
+    assert waited.returncode == 0, tunedeck("runs", "logs", job_id).stdout[-3000:]
+
+    registry = JobRegistry()
+    try:
+        job = registry.get(job_id)
+    finally:
+        registry.close()
+    assert (job.state, job.exit_code) == ("succeeded", 0)
+    assert Path(job.argv[0]).name == "llamafactory-cli" and job.argv[1] == "train"
+    points = read_job_metrics(job)  # LLaMA-Factory's own trainer_log.jsonl
+    assert [p.step for p in points if p.loss is not None] == [1, 2]
+    assert all(math.isfinite(p.loss) for p in points if p.loss is not None)
+    lines = Path(job.output_dir, "trainer_log.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["total_steps"] == 2
+    assert Path(job.output_dir, "adapter_model.safetensors").is_file()
