@@ -242,7 +242,9 @@ def launch(
     parsed_sweeps = _parse_sweeps(sweeps) if sweeps else None
     local = host in (None, "local")
     # paths name files on the host that runs the job: only a local run can check them here
-    check = check_config(config_path, overrides, purpose=PURPOSES[kind], check_files=local)
+    # a Slurm host whose target is `local` reads this machine's files: they are checked here
+    here = local or _is_this_machine(host)
+    check = check_config(config_path, overrides, purpose=PURPOSES[kind], check_files=here)
     print_check(check)
     if not check.ok or check.config is None:
         return 1
@@ -326,6 +328,13 @@ def _parse_sweeps(values: list[str]):
     from tunedeck.core.runners.sweep import parse_sweeps
 
     return parse_sweeps(values)
+
+
+def _is_this_machine(host: str | None) -> bool:
+    from tunedeck.core.jobs.hosts import load_hosts
+
+    entry = load_hosts().get(host or "")
+    return entry is not None and entry.is_this_machine
 
 
 def _scheduler_note(job) -> str:
