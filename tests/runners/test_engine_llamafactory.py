@@ -173,3 +173,13 @@ def test_llamafactory_trains_two_steps_on_the_cpu_as_a_tunedeck_job(
     lines = Path(job.output_dir, "trainer_log.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["total_steps"] == 2
     assert Path(job.output_dir, "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_hosts_check_reports_the_hosts_llamafactory_version(loop_host, reference_python):
+    done = tunedeck("hosts", "check", loop_host.name, "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)["agent"]["llamafactory"]
+    assert found is not None and found["version"] == "0.9.5"  # the host's ~/.cache/tunedeck/lf-*
+    shown = tunedeck("hosts", "check", loop_host.name)
+    assert f"LLaMA-Factory 0.9.5 ({found['cli']})" in shown.stdout

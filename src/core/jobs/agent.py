@@ -92,6 +92,8 @@ class _Handler:
             return _error(seq, "ProtocolError", f"bad request: {error!r}")
 
     def op_hello(self, request: dict) -> dict:
+        from tunedeck.core.jobs.host_check import llamafactory_report
+
         return {
             "protocol": PROTOCOL,
             "version": __version__,
@@ -99,6 +101,7 @@ class _Handler:
             "python": sys.executable,
             "workdir": os.getcwd(),
             "state_dir": str(state_dir()),
+            "llamafactory": llamafactory_report(),
         }
 
     def op_submit(self, request: dict) -> dict:

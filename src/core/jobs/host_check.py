@@ -48,3 +48,12 @@ def check_here(purpose: str, settings: Mapping[str, Any], min_free: int | None) 
             )
             check = ConfigCheck(None, (*check.problems, problem), check.path)
     return check.to_dict()
+
+
+def llamafactory_report() -> dict | None:
+    """This host's LLaMA-Factory for `hosts check` (its version and CLI), None when absent;
+    read from its metadata, without importing it."""
+    from tunedeck.core.engines.llamafactory_host import find_install
+
+    install = find_install()
+    return None if install is None else {"version": install.version, "cli": install.cli}

@@ -132,6 +132,9 @@ def check(
     protocol = f" (protocol {hello['protocol']})" if "protocol" in hello else ""
     _echo(f"{name}: reachable, tunedeck {hello['version']}{protocol}")
     _echo(f"  host {hello['hostname']}, workdir {hello['workdir']}")
+    if "llamafactory" in hello:
+        lf = hello["llamafactory"]
+        _echo(f"  LLaMA-Factory {lf['version']} ({lf['cli']})" if lf else "  no LLaMA-Factory")
     if slurm is not None:
         _echo(f"  Slurm {slurm.version.split()[-1]}: {len(slurm.partitions)} partition(s)")
         for partition in slurm.partitions:
