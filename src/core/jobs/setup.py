@@ -32,6 +32,8 @@ PYTHONS = ("python3.13", "python3.12", "python3.11", "python3.10", "python3")
 MIN_PYTHON = (3, 10)
 DEFAULT_EXTRAS = ("train",)
 MARKER = "tunedeck-setup.json"
+LLAMAFACTORY_EXTRA = "llamafactory"  # not a tunedeck extra: LLaMA-Factory in its own venv
+LLAMAFACTORY_VERSION = "0.9.5"
 WHEEL_CACHE_ENV = "TUNEDECK_WHEEL_CACHE"
 INDEX_PROBE_TIMEOUT = 20
 # What an online install roughly downloads, for the disk check before it starts (bytes).
@@ -205,6 +207,8 @@ class SetupRun:
         else:
             self.install_offline(python, venv, wheel)
         self.verify(venv)
+        if LLAMAFACTORY_EXTRA in self.options.extras:
+            self.install_llamafactory(python, online)
         self.write_marker(venv, wanted)
         self.record_command(command)
         return self._result(venv, command, changed=True, source=source)
@@ -402,8 +406,25 @@ class SetupRun:
             "torch": self.options.torch if self.wants_torch() else None,
         }
 
+    def install_llamafactory(self, python: RemotePython, online: bool) -> None:
+        """LLaMA-Factory in a venv of its own (it pins torch and transformers), where the
+        llamafactory engine looks: ~/.cache/tunedeck/lf-VERSION."""
+        if not online:
+            raise SetupError(
+                f"{self.host.name}: LLaMA-Factory installs from the host's package index",
+                location=self._where(LLAMAFACTORY_EXTRA),
+                hint="give the host an index (or a proxy) or drop llamafactory from --extras",
+            )
+        venv = f"{python.home}/.cache/tunedeck/lf-{LLAMAFACTORY_VERSION}"
+        self._step(f"installing LLaMA-Factory {LLAMAFACTORY_VERSION} into {venv}")
+        self.make_venv(python, venv)
+        requirement = f"llamafactory=={LLAMAFACTORY_VERSION}"
+        self.pip(
+            [f"{venv}/bin/python", "-m", "pip", "install", "--progress-bar", "off", requirement]
+        )
+
     def extras_suffix(self) -> str:
-        extras = [e for e in self.options.extras if e]
+        extras = [e for e in self.options.extras if e and e != LLAMAFACTORY_EXTRA]
         return f"[{','.join(extras)}]" if extras else ""
 
     def wants_torch(self) -> bool:
