@@ -83,6 +83,7 @@ def test_a_typo_gets_a_did_you_mean_from_llamafactorys_keys(llamafactory, sft_ya
 
 
 def test_a_key_no_engine_knows_names_both_engines_and_the_fix(llamafactory, sft_yaml):
+    check_config(sft_yaml, ["engine=llamafactory"], check_files=False)  # its keys are read
     check = check_config(sft_yaml, ["lora_rnak=4"], check_files=False)
     error = next(e for e in check.errors if e.key == "lora_rnak")
     assert "neither the built-in engine nor LLaMA-Factory 0.9.5" in error.message

@@ -164,8 +164,10 @@ def _not_a_config(entries: list, file: Path | None, purpose: str) -> ConfigCheck
     keys = [entry.key for entry in entries if entry.location.file != COMMAND_LINE]
     if len(keys) < 2 or any(key in KNOWN_KEYS or key in IGNORED_KEYS for key in keys):
         return None
+    if all(_NAME.match(key) for key in keys):
+        return None  # names like keys: each gets its own 'unknown key' and did-you-mean
     install = find_install()
-    if install is not None and any(key in all_keys(install) for key in keys):
+    if install is not None and any(key in all_keys(install, probe=False) for key in keys):
         return None
     engines = f"tunedeck or LLaMA-Factory {install.version}" if install else "tunedeck"
     problem = ConfigProblem(
@@ -175,6 +177,9 @@ def _not_a_config(entries: list, file: Path | None, purpose: str) -> ConfigCheck
         hint="give a training or export config (model_name_or_path, dataset, output_dir, ...)",
     )
     return ConfigCheck(None, (problem,), file, purpose)
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 def _engine_of(entries: list) -> tuple[str, Location]:
@@ -357,8 +362,8 @@ def _name_missing_features(check: ConfigCheck) -> ConfigCheck:
         return check
     from tunedeck.core.engines.llamafactory_host import all_keys, find_install
 
-    install = find_install()
-    lf_keys = all_keys(install) if install is not None else frozenset()
+    install = find_install()  # its keys as far as known: the built-in check never waits on it
+    lf_keys = all_keys(install, probe=False) if install is not None else frozenset()
     named = tuple(_named(problem, install, lf_keys) for problem in check.problems)
     return replace(check, problems=named)
 
@@ -374,12 +379,12 @@ def _named(problem: ConfigProblem, install, lf_keys: frozenset[str]) -> ConfigPr
                 message="a LLaMA-Factory key the built-in engine does not serve",
                 hint=f"run it with engine: llamafactory ({where} knows it)",
             )
-        if install is not None:
+        if lf_keys:
             return replace(
                 problem,
                 message=f"unknown key: neither the built-in engine nor {where} knows it",
             )
-        return problem
+        return problem  # LLaMA-Factory's keys not read yet: `--engine llamafactory` reads them
     if problem.message.startswith("must be one of"):
         return replace(
             problem,

@@ -83,13 +83,16 @@ def installed_version(venv: str | Path) -> str | None:
     return None
 
 
-def known_keys(install: Install) -> dict[str, tuple[str, ...]]:
-    """Every key of the install's argument dataclasses, by class (cached per install)."""
+def known_keys(install: Install, probe: bool = True) -> dict[str, tuple[str, ...]]:
+    """Every key of the install's argument dataclasses, by class (cached per install).
+    probe=False: only what is cached ({} when its python was never asked)."""
     if install in _KEYS_SEEN:
         return _KEYS_SEEN[install]
     cached = _keys_cache(install)
     if cached.is_file():
         keys = json.loads(cached.read_text("utf-8"))
+    elif not probe:
+        return {}
     else:
         keys = _run_probe(install, ["keys"])["keys"]
         cached.write_text(json.dumps(keys), encoding="utf-8")
@@ -100,9 +103,9 @@ def known_keys(install: Install) -> dict[str, tuple[str, ...]]:
 _KEYS_SEEN: dict[Install, dict[str, tuple[str, ...]]] = {}  # this process's answers
 
 
-def all_keys(install: Install, purpose: str | None = None) -> frozenset[str]:
+def all_keys(install: Install, purpose: str | None = None, probe: bool = True) -> frozenset[str]:
     """Every key the install reads; for 'export' those of `llamafactory-cli export` only."""
-    groups = known_keys(install)
+    groups = known_keys(install, probe)
     skipped = EXPORT_SKIPS if purpose == "export" else ()
     return frozenset(key for name, keys in groups.items() if name not in skipped for key in keys)
 
