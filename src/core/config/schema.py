@@ -107,6 +107,16 @@ class RunConfig:
     export_quantization_dataset: str | None = None
     export_quantization_nsamples: int = 128
     export_quantization_maxlen: int = 1024
+    # a Slurm host's resources (tunedeck's own keys; a flag of the same name wins)
+    slurm_nodes: int | None = None
+    slurm_gpus_per_node: int | None = None
+    slurm_time: str | None = None  # Slurm's forms: "30", "2:00:00", "1-00:00:00"
+    slurm_mem: str | None = None  # per node, e.g. "64G"
+    slurm_cpus_per_task: int | None = None
+    slurm_partition: str | None = None
+    slurm_account: str | None = None
+    slurm_qos: str | None = None
+    slurm_requeue: bool | None = None
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -202,6 +212,9 @@ KEY_RULES: dict[str, KeyRule] = {
     "export_quantization_bit": KeyRule(choices=(2, 3, 4, 8)),
     "export_quantization_nsamples": KeyRule(minimum=1),
     "export_quantization_maxlen": KeyRule(minimum=1),
+    "slurm_nodes": KeyRule(minimum=1),
+    "slurm_gpus_per_node": KeyRule(minimum=1),
+    "slurm_cpus_per_task": KeyRule(minimum=1),
 }
 
 IGNORED_KEYS: dict[str, str] = {
@@ -228,6 +241,7 @@ IGNORED_KEYS: dict[str, str] = {
 }
 
 KNOWN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(RunConfig))
+SLURM_KEYS: tuple[str, ...] = tuple(key for key in KNOWN_KEYS if key.startswith("slurm_"))
 
 
 def _split_names(value: str | None) -> tuple[str, ...]:
