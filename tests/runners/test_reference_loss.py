@@ -180,3 +180,20 @@ def _reference_scale(case: str, ours: dict, step: int) -> float:
     every = sum(1 for row in labels for label in row if label != -100)
     predicted = sum(1 for row in labels for label in row[1:] if label != -100)
     return predicted / every
+
+
+def test_a_grown_vocabulary_is_seeded_and_trained_as_llamafactory_does(tmp_path, tiny_model):
+    """Two loads with one seed give the same LoRA and new embedding rows; the embeddings train."""
+    from tunedeck.core.config import RunConfig
+    from tunedeck.core.runners.train import load_model, load_tokenizer
+
+    config = RunConfig(model_name_or_path=str(tiny_model), template="qwen", seed=7)
+    tokenizer = load_tokenizer(config)
+    first, second = (load_model(config, tokenizer).state_dict() for _ in range(2))
+    assert first.keys() == second.keys()
+    assert all(first[k].equal(second[k]) for k in first)
+    model = load_model(config, tokenizer)
+    embeddings = model.get_input_embeddings()
+    assert embeddings.weight.shape[0] == 576 > len(tokenizer)  # padded to a multiple of 64
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("embed_tokens" in n for n in trainable) and any("lm_head" in n for n in trainable)
