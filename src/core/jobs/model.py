@@ -91,6 +91,7 @@ class Job:
     scheduler_id: str | None = None
     scheduler_state: str | None = None
     reason: str | None = None
+    queue_position: int | None = None  # a pending job's place in its partition's queue (1: next)
     # Jobs started together (a sweep) share a group id; `group_index` is this one's place in it.
     group: str | None = None
     group_index: int | None = None
