@@ -103,6 +103,13 @@ def test_a_trainer_run_reads_its_newest_checkpoint_then_the_root_state_at_the_en
     assert [p.eval_loss for p in points if p.eval_loss] == [0.5, 0.25]
     assert points[4].loss == pytest.approx(0.4)
 
+    now = time.time()  # checkpoint-5 written 500 s ago, checkpoint-10 400 s ago: 20 s a step
+    os.utime(run / "checkpoint-5" / "trainer_state.json", (now - 500, now - 500))
+    os.utime(run / "checkpoint-10" / "trainer_state.json", (now - 400, now - 400))
+    os.utime(run, (now, now))  # the folder changed: listed again
+    job = backend.status([job.id])[0]
+    assert job.started_at == pytest.approx(now - 600, abs=1)
+
     (run / "trainer_state.json").write_text(trainer_state(20, 20))
     job = backend.status([job.id])[0]
     assert (job.state, job.progress) == (JobState.SUCCEEDED, 1.0)

@@ -259,9 +259,26 @@ def _with_trainer_state(
         seen,
         fraction=fraction,
         last_loss=loss,
+        started_at=_trainer_start(output_dir),
         end=JobState.SUCCEEDED if finished else None,
         ended_at=stat.st_mtime if finished else None,
     )
+
+
+def _trainer_start(output_dir: str) -> float | None:
+    """When a Trainer run began, from the pace between its first and last checkpoints (a
+    trainer_state.json holds no times); None with fewer than two."""
+    steps = metrics._checkpoint_steps(output_dir)
+    if len(steps) < 2:
+        return None
+    first, last = (
+        _stat(os.path.join(output_dir, f"{metrics.CHECKPOINT_PREFIX}{step}", TRAINER_STATE))
+        for step in (steps[0], steps[-1])
+    )
+    if first is None or last is None or last.st_mtime <= first.st_mtime:
+        return None
+    pace = (last.st_mtime - first.st_mtime) / (steps[-1] - steps[0])
+    return first.st_mtime - steps[0] * pace
 
 
 def _with_run_status(seen: Observation, path: Path, stat: os.stat_result) -> Observation:
