@@ -345,6 +345,8 @@ class RunsScreen(DeckScreen):
                 text.append(f" {inert(job.scheduler_state)}", style="dim")
             if job.reason:
                 text.append(f": {inert(job.reason)}", style="dim")
+            if getattr(job, "queue_position", None):
+                text.append(f", queue position {job.queue_position}", style="dim")
         if job.group:
             text.append(f" · sweep {inert(job.group)}", style="dim")
         if job.message:
@@ -634,6 +636,8 @@ def _state_cell(job: Any, palette: Palette) -> Text:
     style = _state_style(job.state.value, palette)
     if job.state.value == "queued" and job.scheduler_state:
         text = Text(inert(job.scheduler_state.lower()), style=style)
+        if getattr(job, "queue_position", None):
+            text.append(f" #{job.queue_position}", style=style)
         if job.reason:
             text.append(f" ({inert(job.reason)})", style="dim")
         return text
