@@ -636,10 +636,10 @@ def _state_cell(job: Any, palette: Palette) -> Text:
     style = _state_style(job.state.value, palette)
     if job.state.value == "queued" and job.scheduler_state:
         text = Text(inert(job.scheduler_state.lower()), style=style)
-        if getattr(job, "queue_position", None):
-            text.append(f" #{job.queue_position}", style=style)
         if job.reason:
             text.append(f" ({inert(job.reason)})", style="dim")
+        if getattr(job, "queue_position", None):
+            text.append(f" #{job.queue_position}", style=style)
         return text
     return Text(job.state.value, style=style)
 
