@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
@@ -190,7 +190,11 @@ class TunedeckApp(App[None]):
         """Whether the user sees this run now: selected on the Runs screen, the terminal focused."""
         if not self.app_focus or self.current_mode != "runs":
             return False
-        return getattr(self.screen, "selected", None) == job_id
+        try:
+            screen = self.screen
+        except ScreenStackError:  # the app is closing: nothing is on screen
+            return False
+        return getattr(screen, "selected", None) == job_id
 
     def _send_to_terminal(self, sequence: str) -> None:
         """Write a bell or an OSC sequence to the terminal (nothing when headless)."""
