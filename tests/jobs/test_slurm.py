@@ -105,6 +105,30 @@ def test_held_job_is_pending_with_slurms_reason_and_a_cancel_takes_it_off_the_qu
     assert backend.read_log(job).data == b""
 
 
+def test_pending_jobs_are_numbered_in_the_queue_and_move_up_when_one_starts(
+    slurm_host, slurm_cluster
+):
+    backend = get_backend(CLUSTER_NAME)
+    held = Resources(hold=True)
+    jobs = [backend.submit(JobSpec(("true",), f"held-{k}", resources=held)) for k in range(4)]
+    ids = [job.id for job in jobs]
+
+    def positions() -> list:
+        return [job.queue_position for job in backend.status(ids) if job.state == JobState.QUEUED]
+
+    try:
+        wait_for(lambda: positions() == [1, 2, 3, 4], timeout=60, what="places 1..4")
+        listed = {doc["id"]: doc for doc in json.loads(cli("runs", "--json").stdout)}
+        assert [listed[i]["queue_position"] for i in ids] == [1, 2, 3, 4]
+        slurm_cluster.run("scontrol", "release", jobs[0].scheduler_id)
+        assert final(backend, jobs[0]).queue_position is None
+        wait_for(lambda: positions() == [1, 2, 3], timeout=60, what="the rest to move up")
+    finally:
+        for job in jobs:
+            backend.cancel(job, grace=5)
+        backend.close()
+
+
 def test_bad_partition_is_refused_with_slurms_words_at_the_flag_and_records_nothing(slurm_host):
     done = cli("run", "--host", CLUSTER_NAME, "--partition", "nope", "--", "true", check=False)
     assert done.returncode == 1

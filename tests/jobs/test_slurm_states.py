@@ -12,6 +12,7 @@ from tunedeck.core.jobs.slurm_states import (
     exit_code_of,
     gpu_count,
     memory_mb,
+    parse_queue_order,
     parse_sinfo_nodes,
     parse_squeue,
     tunedeck_state,
@@ -93,3 +94,14 @@ def test_an_sbatch_refusal_names_its_flag_in_slurms_words():
         "sbatch: error: Invalid account or account/partition combination specified", "c", Path("s")
     )
     assert account.location.column == "--account"
+
+
+def test_queue_order_numbers_each_partitions_pending_jobs_from_one():
+    text = "41|gpu\n7_2|debug\n42|gpu\n7_3|debug,gpu\n43|gpu\n"
+    assert parse_queue_order(text) == {"41": 1, "7_2": 1, "42": 2, "7_3": 2, "43": 3}
+    assert parse_queue_order(text, wanted={"43", "7_3"}) == {"7_3": 2, "43": 3}
+
+
+def test_squeue_lines_carry_the_partition():
+    entry = parse_squeue("12|PENDING|Priority|N/A|||gpu\n")["12"]
+    assert (entry.partition, entry.reason, entry.start) == ("gpu", "Priority", None)

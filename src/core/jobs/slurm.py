@@ -32,6 +32,8 @@ from tunedeck.core.jobs.slurm_script import (
     render_script,
 )
 from tunedeck.core.jobs.slurm_states import (
+    QUEUE_ORDER_FORMAT,
+    QUEUE_ORDER_SORT,
     SINFO_NODE_FORMAT,
     SQUEUE_FORMAT,
     WHY_MESSAGES,
@@ -39,6 +41,7 @@ from tunedeck.core.jobs.slurm_states import (
     QueueEntry,
     exit_code_of,
     memory_mb,
+    parse_queue_order,
     parse_scontrol_job,
     parse_sinfo_nodes,
     parse_squeue,
@@ -48,6 +51,7 @@ from tunedeck.core.locations import ensure, state_dir
 
 SLURM_TIMEOUT = 60.0
 REFRESH_EVERY = 1.0  # a log follow asks Slurm about its job at most this often
+POSITION_EVERY = 10.0  # the queue's order (one more squeue call) is asked at most this often
 CANCEL_POLL = 0.5
 KILL_WAIT = 30.0
 SIGNAL_LEAD_ENV = "TUNEDECK_SLURM_SIGNAL_LEAD"  # seconds before the limit (tests use less)
@@ -113,6 +117,10 @@ class SlurmBackend:
         # Records as last read or written here, kept until another connection commits.
         self._cache: dict[str, Job] = {}
         self._cache_version: int | None = None
+        # Pending jobs' places in their partitions' queues, as last asked (queue_positions).
+        self._positions: dict[str, int] = {}
+        self._positions_of: frozenset[str] = frozenset()
+        self._positions_at = -POSITION_EVERY
 
     @classmethod
     def for_host(cls, host: Host) -> SlurmBackend:
@@ -332,17 +340,21 @@ class SlurmBackend:
         return self.refresh_many([job])[0]
 
     def refresh_many(self, jobs: Sequence[Job]) -> list[Job]:
-        """Fresh records: squeue once; jobs it no longer lists from sacct or their exit file."""
+        """Fresh records: squeue once (and the queue's order while some are pending, at most
+        every POSITION_EVERY seconds); jobs it no longer lists from sacct or their exit file."""
         active = [job for job in jobs if not job.state.is_final and job.scheduler_id]
         if not active:
             return list(jobs)
         queue = self.squeue({str(job.scheduler_id) for job in active})
+        positions = self.queue_positions(
+            [entry for entry in queue.values() if tunedeck_state(entry.state) == JobState.QUEUED]
+        )
         missing = [job for job in active if job.scheduler_id not in queue]
         accounted = self.sacct([job.scheduler_id for job in missing]) if missing else {}
         fresh = {}
         for job in active:
             entry = queue.get(job.scheduler_id) or accounted.get(job.scheduler_id)
-            updated = self._updated(job, entry)
+            updated = self._updated(job, entry, positions.get(str(job.scheduler_id)))
             if updated is not job:
                 updated = self.registry.update(
                     job.id, lambda current, u=updated: _merge(current, u)
@@ -361,6 +373,30 @@ class SlurmBackend:
                 hint="is slurmctld up? (sinfo; SLURM_CONF in the host's env)",
             )
         return parse_squeue(done.stdout, wanted)
+
+    def queue_positions(self, pending: Sequence[QueueEntry]) -> dict[str, int]:
+        """Each pending job's place in its partition's queue (every user's pending jobs, in
+        Slurm's priority order): one squeue call, asked again only after POSITION_EVERY
+        seconds or for a pending job not placed yet."""
+        if not pending:
+            return {}
+        ids = {entry.scheduler_id for entry in pending}
+        partitions = frozenset(
+            name for entry in pending for name in (entry.partition or "").split(",") if name
+        )
+        recent = time.monotonic() - self._positions_at < POSITION_EVERY
+        if recent and ids <= self._positions.keys() and partitions <= self._positions_of:
+            return self._positions
+        argv = ["squeue", "--noheader", "--array", "--states=PENDING"]
+        argv += [f"--sort={QUEUE_ORDER_SORT}", f"--format={QUEUE_ORDER_FORMAT}"]
+        if partitions:
+            argv.append("--partition=" + ",".join(sorted(partitions)))
+        done = self._run(argv)
+        if done.returncode != 0:
+            return self._positions  # a place in the queue is a detail: the states still count
+        self._positions = parse_queue_order(done.stdout)
+        self._positions_of, self._positions_at = partitions, time.monotonic()
+        return self._positions
 
     def sacct(self, scheduler_ids: list[str]) -> dict[str, QueueEntry]:
         """Finished jobs from Slurm's accounting, when the cluster keeps it."""
@@ -381,13 +417,13 @@ class SlurmBackend:
                 found[parts[0]] = QueueEntry(parts[0], parts[1], parts[2] or None, None, None, None)
         return found
 
-    def _updated(self, job: Job, entry: QueueEntry | None) -> Job:
+    def _updated(self, job: Job, entry: QueueEntry | None, position: int | None = None) -> Job:
         if entry is None:
-            return self._left_queue(job)
+            return self._left_queue(job).evolve(queue_position=None)
         state = tunedeck_state(entry.state)
-        changes: dict = {"scheduler_state": entry.state.split()[0]}
+        changes: dict = {"scheduler_state": entry.state.split()[0], "queue_position": None}
         if state == JobState.QUEUED:
-            changes.update(state=state, reason=entry.pending_reason())
+            changes.update(state=state, reason=entry.pending_reason(), queue_position=position)
         elif not state.is_final:
             changes.update(state=state, reason=None)
             if job.started_at is None:
@@ -653,7 +689,8 @@ def _strip_prefix(line: str) -> str:
 
 def _merge(current: Job, updated: Job) -> Job:
     """The refreshed fields onto the registry's record (a cancel request made meanwhile stays)."""
-    fields = ("state", "scheduler_state", "reason", "started_at", "ended_at", "exit_code")
+    fields = ("state", "scheduler_state", "reason", "queue_position", "started_at", "ended_at")
+    fields += ("exit_code",)
     fields += ("message", "progress", "last_loss")
     if current.state.is_final:
         return current

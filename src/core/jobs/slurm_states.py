@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from tunedeck.core.jobs.model import JobState
 
 # squeue -o fields, one line per job (array tasks one each with -r): id, state, reason,
-# expected start, nodes, exit code is not there (scontrol/sacct/the exit file say it).
-SQUEUE_FORMAT = "%i|%T|%r|%S|%N|%M"
+# expected start, nodes, elapsed, partition; the exit code is not there (scontrol/sacct/the
+# exit file say it).
+SQUEUE_FORMAT = "%i|%T|%r|%S|%N|%M|%P"
+# The queue's order: pending jobs of every user, highest priority first (then by id).
+QUEUE_ORDER_FORMAT = "%i|%P"
+QUEUE_ORDER_SORT = "-p,i"
 SINFO_NODE_FORMAT = "NodeList:|,Partition:|,StateLong:|,CPUsState:|,Memory:|,Gres:|,GresUsed:|"
 
 STATES = {
@@ -67,6 +71,7 @@ class QueueEntry:
     start: str | None  # the expected start of a pending job (squeue --start), else its start
     nodes: str | None
     elapsed: str | None
+    partition: str | None = None
 
     def pending_reason(self) -> str:
         """Slurm's reason with its start estimate, as the Runs screen shows it."""
@@ -94,8 +99,25 @@ def parse_squeue(text: str, wanted: Collection[str] | None = None) -> dict[str, 
             None if start in _NO_TIME else start,
             nodes or None,
             elapsed or None,
+            parts[6] or None if len(parts) > 6 else None,
         )
     return entries
+
+
+def parse_queue_order(text: str, wanted: Collection[str] | None = None) -> dict[str, int]:
+    """Lines in QUEUE_ORDER_FORMAT, in squeue's order, as each job's place in its partition's
+    queue (1: the next to start); only `wanted` ids when given."""
+    seen: dict[str, int] = {}
+    positions = {}
+    for line in text.splitlines():
+        job_id, _, partitions = line.strip().partition("|")
+        if not job_id:
+            continue
+        partition = partitions.split(",")[0]
+        seen[partition] = seen.get(partition, 0) + 1
+        if wanted is None or job_id in wanted:
+            positions[job_id] = seen[partition]
+    return positions
 
 
 def parse_scontrol_job(text: str) -> dict[str, str]:

@@ -18,7 +18,8 @@ from pathlib import Path
 import yaml
 
 from tunedeck.core.config import RunConfig
-from tunedeck.core.jobs import LOCAL_HOST, Backend, Job, JobRegistry, JobSpec, get_backend
+from tunedeck.core.errors import JobError
+from tunedeck.core.jobs import LOCAL_HOST, Backend, Job, JobRegistry, JobSpec, get_backend, submit
 from tunedeck.core.jobs.backend import Resources
 from tunedeck.core.locations import ensure, state_dir
 from tunedeck.core.runners.inputs import SyncOptions, check_on_host, send_inputs
@@ -240,3 +241,30 @@ def _new_job_id() -> str:
         return registry.new_id()
     finally:
         registry.close()
+
+
+def resume_run(job: Job) -> Job:
+    """Start a finished job again on its host; a training run resumes from its last checkpoint."""
+    if not job.argv:
+        raise JobError(
+            f"{job.id} is a watched run: tunedeck does not know the command that started it",
+            hint="start it again the way it was started, with resume_from_checkpoint: true",
+        )
+    if not job.state.is_final:
+        raise JobError(f"{job.id} is still {job.state.value}")
+    argv, command_line = list(job.argv), job.command_line
+    if job.kind == "train" and not any(a.startswith("resume_from_checkpoint=") for a in argv):
+        argv.append("resume_from_checkpoint=true")  # the runner picks the last checkpoint
+        if command_line:
+            command_line += " resume_from_checkpoint=true"
+    return submit(
+        argv,
+        name=job.name,
+        kind=job.kind,
+        host=job.host,
+        cwd=job.cwd,
+        env=dict(job.env),
+        output_dir=job.output_dir,
+        config=job.config,
+        command_line=command_line,
+    )

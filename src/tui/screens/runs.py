@@ -433,33 +433,14 @@ class RunsScreen(DeckScreen):
 
     def action_resume_job(self) -> None:
         job = self._current()
-        if job is None:
-            return
-        if not job.state.is_final:
-            self._say(f"{job.id} is still {job.state.value}", severity="warning")
-            return
-        self.resubmit(job)
+        if job is not None:
+            self.resubmit(job)
 
     @work(thread=True, group="runs-submit", exit_on_error=False)
     def resubmit(self, job: Any) -> None:
-        from tunedeck.core.jobs import submit
+        from tunedeck.core.runners.launch import resume_run
 
-        argv, command_line = list(job.argv), job.command_line
-        if job.kind == "train" and not any(a.startswith("resume_from_checkpoint=") for a in argv):
-            argv.append("resume_from_checkpoint=true")  # the runner picks the last checkpoint
-            if command_line:
-                command_line += " resume_from_checkpoint=true"
-        new = submit(
-            argv,
-            name=job.name,
-            kind=job.kind,
-            host=job.host,
-            cwd=job.cwd,
-            env=dict(job.env),
-            output_dir=job.output_dir,
-            config=job.config,
-            command_line=command_line,
-        )
+        new = resume_run(job)
         self._say(f"re-submitted {job.name} as {new.id}")
         self.post_message(JobSubmitted(new.id))
 
