@@ -10,6 +10,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,8 @@ def test_prepare_run_builds_llamafactory_cli_on_the_yaml_without_tunedecks_keys(
     sent = yaml.safe_load(Path(snapshot).read_text())
     written = yaml.safe_load(sft_yaml.read_text())
     assert sent == {**written, "max_steps": 2}  # the user's YAML, override applied, ours out
-    assert spec.env == {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2"}
+    assert spec.env["FORCE_TORCHRUN"] == "1" and spec.env["NPROC_PER_NODE"] == "2"
+    assert spec.env["PATH"].split(":")[0] == str(llamafactory / "bin")  # its torchrun
     assert "--engine" not in spec.command_line and "engine=llamafactory" in spec.command_line
 
 
@@ -184,3 +186,72 @@ def test_hosts_check_reports_the_hosts_llamafactory_version(loop_host, reference
     assert found is not None and found["version"] == "0.9.5"  # the host's ~/.cache/tunedeck/lf-*
     shown = tunedeck("hosts", "check", loop_host.name)
     assert f"LLaMA-Factory 0.9.5 ({found['cli']})" in shown.stdout
+
+
+def _job(job_id: str):
+    registry = JobRegistry()
+    try:
+        return registry.get(job_id)
+    finally:
+        registry.close()
+
+
+@pytest.mark.slow
+def test_a_cancel_stops_llamafactory_and_its_torchrun_ranks_as_a_tree(
+    llamafactory, tmp_path, tiny_model
+):
+    config = localised(
+        EXAMPLES / "train_lora/qwen3_lora_sft.yaml", tmp_path, tiny_model, tiny_model
+    )
+    long_run = [*SHORT, "max_steps=100000", "save_steps=100000", "nproc_per_node=2"]
+    started = tunedeck("train", str(config), *long_run, "--engine", "llamafactory", "--detach")
+    assert started.returncode == 0, started.stderr
+    job_id = started.stderr.split("job ", 1)[1].split()[0]
+    trainer_log = Path(_job(job_id).output_dir) / "trainer_log.jsonl"
+    deadline = time.monotonic() + 300
+    while not (trainer_log.is_file() and trainer_log.read_text().strip()):
+        job = _job(job_id)
+        assert job.state == "running", tunedeck("runs", "logs", job_id).stdout[-3000:]
+        assert time.monotonic() < deadline, "no step logged"
+        time.sleep(1)
+    job = _job(job_id)
+    assert job.argv[1] == "train" and "NPROC_PER_NODE" in job.env
+    ranks = _descendants(job.pid)
+    assert len(ranks) >= 3  # llamafactory-cli, torchrun, two ranks (in a session of their own)
+    cancelled = tunedeck("runs", "cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    tunedeck("runs", "wait", job_id)
+    assert _job(job_id).state == "cancelled"
+    assert [pid for pid in ranks if Path(f"/proc/{pid}").exists()] == []
+
+
+def _descendants(pid: int) -> list[int]:
+    """pid and every process below it (by parent pid), wherever their group or session."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+@pytest.mark.slow
+def test_llamafactory_trains_on_a_host_over_ssh(llamafactory, loop_host, tmp_path, tiny_model):
+    config = localised(
+        EXAMPLES / "train_lora/qwen3_lora_sft.yaml", tmp_path, tiny_model, tiny_model
+    )
+    argv = ["train", str(config), *SHORT, "--engine", "llamafactory", "--host", loop_host.name]
+    started = tunedeck(*argv, "--no-sync", "--detach")
+    assert started.returncode == 0, started.stderr
+    job_id = started.stderr.split("job ", 1)[1].split()[0]
+    waited = tunedeck("runs", "wait", job_id)
+    assert waited.returncode == 0, tunedeck("runs", "logs", job_id).stdout[-3000:]
+    job = _job(job_id)
+    assert job.argv[2] == "tunedeck.core.engines.run"  # the host's wrapper execs the CLI
+    losses = [p.loss for p in read_job_metrics(job) if p.loss is not None]
+    assert len(losses) == 2

@@ -131,6 +131,12 @@ def engine_env(nproc_per_node: int | None, nodes: int = 1) -> dict[str, str]:
     return env
 
 
+def path_with(cli: str, path: str | None = None) -> str:
+    """PATH with the CLI's own bin folder first: its launcher runs `torchrun` from the PATH."""
+    rest = path if path is not None else os.environ.get("PATH", "")
+    return os.pathsep.join(part for part in (str(Path(cli).parent), rest) if part)
+
+
 def engine_document(values: dict) -> dict:
     """The YAML mapping LLaMA-Factory gets: the user's keys without tunedeck's own."""
     return {key: value for key, value in values.items() if key not in TUNEDECK_KEYS}

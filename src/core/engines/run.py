@@ -12,7 +12,7 @@ import time
 
 import yaml
 
-from tunedeck.core.engines.llamafactory_host import engine_argv, find_install
+from tunedeck.core.engines.llamafactory_host import engine_argv, find_install, path_with
 from tunedeck.core.locations import ensure, state_dir
 
 
@@ -34,6 +34,7 @@ def main(argv: list[str]) -> int:
     path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-llamafactory.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     command = engine_argv(install.cli, argv[0], str(path))
+    os.environ["PATH"] = path_with(install.cli)
     sys.stdout.flush()
     os.execv(command[0], command)
     return 1  # not reached

@@ -21,6 +21,7 @@ from tunedeck.core.engines.llamafactory_host import (
     engine_document,
     engine_env,
     find_install,
+    path_with,
 )
 from tunedeck.core.errors import HostError
 from tunedeck.core.jobs import LOCAL_HOST, Backend, JobSpec
@@ -50,8 +51,12 @@ def llamafactory_spec(
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     snapshot = launch.write_snapshot(text, job_id, name)
     local = host == LOCAL_HOST
+    env = engine_env(config.nproc_per_node)
     if local:
-        argv = engine_argv(_local_cli(), kind, str(snapshot))
+        cli = _local_cli()
+        argv = engine_argv(cli, kind, str(snapshot))
+        if env:
+            env["PATH"] = path_with(cli)
     else:
         python = launch.host_python(backend)
         checked = {**document, "engine": "llamafactory"}
@@ -63,7 +68,7 @@ def llamafactory_spec(
         name=name,
         kind=kind,
         cwd=(cwd or os.getcwd()) if local else cwd,
-        env=engine_env(config.nproc_per_node),
+        env=env,
         output_dir=launch.output_dir_of(kind, config),
         config=text,
         id=job_id,
