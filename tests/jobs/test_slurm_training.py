@@ -200,3 +200,42 @@ def test_train_dry_run_prints_the_sbatch_script_and_submits_nothing(
         for line in lines
     )
     assert json.loads(cli("runs", "--json").stdout) == []
+
+
+def test_resources_come_from_the_configs_slurm_keys_and_a_flag_wins(
+    slurm_local_host, tiny_model, tmp_path
+):
+    keys = {"slurm_time": "45", "slurm_mem": "600M", "slurm_cpus_per_task": 1}
+    config = train_config_file(tmp_path, tiny_model, max_steps=2, slurm_requeue=True, **keys)
+    done = cli("train", str(config), "--host", CLUSTER_NAME, "--dry-run", "--time", "20")
+    lines = done.stdout.splitlines()
+    for line in ("--time=20", "--mem=600M", "--cpus-per-task=1", "--requeue"):
+        assert f"#SBATCH {line}" in lines, done.stdout
+    assert "#SBATCH --time=45" not in lines
+    assert json.loads(cli("runs", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("slurm_time", "soon", "'soon' is not a Slurm time limit"),
+        ("slurm_mem", "lots", "'lots' is not a Slurm memory size"),
+        ("slurm_nodes", 0, "must be >= 1"),
+    ],
+)
+def test_a_bad_slurm_key_is_refused_at_the_key_and_nothing_is_submitted(
+    slurm_local_host, tiny_model, tmp_path, key, value, said
+):
+    config = train_config_file(tmp_path, tiny_model, max_steps=2, **{key: value})
+    done = cli("train", str(config), "--host", CLUSTER_NAME, "--detach", check=False)
+    assert done.returncode != 0 and f"'{key}'" in done.stderr and said in done.stderr, done.stderr
+    assert str(config) in done.stderr
+    assert json.loads(cli("runs", "--json").stdout) == []
+
+
+def test_a_bad_resource_flag_is_refused_at_the_flag(slurm_local_host, tiny_model, tmp_path):
+    config = train_config_file(tmp_path, tiny_model, max_steps=2, slurm_time="30")
+    done = cli("train", str(config), "--host", CLUSTER_NAME, "--dry-run", "--time", "5 min",
+               check=False)  # fmt: skip
+    assert done.returncode != 0 and "'--time'" in done.stderr, done.stderr
+    assert "'5 min' is not a Slurm time limit" in done.stderr and "#!/bin/bash" not in done.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -18,7 +19,8 @@ from pathlib import Path
 import yaml
 
 from tunedeck.core.config import RunConfig
-from tunedeck.core.errors import JobError
+from tunedeck.core.config.schema import SLURM_KEYS
+from tunedeck.core.errors import ConfigError, JobError, Location
 from tunedeck.core.jobs import LOCAL_HOST, Backend, Job, JobRegistry, JobSpec, get_backend, submit
 from tunedeck.core.jobs.backend import Resources
 from tunedeck.core.locations import ensure, state_dir
@@ -89,6 +91,8 @@ def prepare_run(
         raise ValueError(f"kind must be one of {tuple(RUNNERS)}")
     host = host or LOCAL_HOST
     name = name or run_name(kind, config)
+    if resources is None and is_slurm_host(host, backend):
+        resources = run_resources(config, config_path=config_path)
     job_id = _new_job_id()
     if config.engine == "llamafactory":  # llamafactory-cli train|export on the host
         from tunedeck.core.runners.engines import llamafactory_spec
@@ -119,6 +123,54 @@ def prepare_run(
         command_line=_command_line(kind, config_path, overrides, snapshot, host),
         resources=resources,
     )
+
+
+# Slurm's --time forms: minutes, minutes:seconds, hours:minutes:seconds, days-hours[:min[:sec]]
+_SLURM_TIME = re.compile(r"\d+(:\d+){0,2}|\d+-\d+(:\d+){0,2}|unlimited|infinite", re.I)
+_SLURM_MEM = re.compile(r"\d+[KMGT]?", re.I)
+_RESOURCE_FIELDS = ("nodes", "gpus_per_node", "time", "mem", "cpus_per_task", "partition")
+_RESOURCE_FIELDS += ("account", "qos", "requeue", "hold")
+
+
+def run_resources(
+    config: RunConfig, flags: dict | None = None, *, config_path: str | Path | None = None
+) -> Resources | None:
+    """A Slurm run's resources: the config's slurm_* keys, each replaced by the flag of the
+    same name when one was given (flags win); None when neither asks for anything.
+
+    A value Slurm cannot read is refused at its key (or flag) before anything is submitted."""
+    from_keys = {key.removeprefix("slurm_"): getattr(config, key) for key in SLURM_KEYS}
+    from_keys = {name: value for name, value in from_keys.items() if value is not None}
+    given = {name: value for name, value in (flags or {}).items() if value not in (None, False)}
+    unknown = set(given) - set(_RESOURCE_FIELDS)
+    if unknown:
+        raise ValueError(f"not a resource: {sorted(unknown)}")
+    merged = {**from_keys, **given}
+    if not merged:
+        return None
+    for name, value in merged.items():
+        where = (
+            Location(column="--" + name.replace("_", "-"))
+            if name in given
+            else Location(str(config_path) if config_path else None, column=f"slurm_{name}")
+        )
+        _check_resource(name, value, where)
+    return Resources(**merged)
+
+
+def _check_resource(name: str, value, where: Location) -> None:
+    """Refuse a time, memory or count Slurm would not read, located at its key or flag."""
+    said = None
+    if name == "time" and not _SLURM_TIME.fullmatch(str(value).strip()):
+        said = f"{value!r} is not a Slurm time limit (30, 2:00:00, 1-12:00:00)"
+    elif name == "mem" and not _SLURM_MEM.fullmatch(str(value).strip()):
+        said = f"{value!r} is not a Slurm memory size (2000, 500M, 64G)"
+    elif name in ("nodes", "gpus_per_node", "cpus_per_task") and int(value) < 1:
+        said = f"must be at least 1, got {value}"
+    elif name in ("partition", "account", "qos") and not re.fullmatch(r"[\w.+-]+", str(value)):
+        said = f"{value!r} is not a Slurm {name} name"
+    if said:
+        raise ConfigError(said, location=where, hint="see `sbatch --help` for the forms")
 
 
 def multi_node_lines(kind: str, argv: Sequence[str], resources: Resources | None):

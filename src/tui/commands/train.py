@@ -94,13 +94,20 @@ RequeueOption = Annotated[
 
 def resources_from_flags(host: str | None, **flags):
     """The Resources the Slurm flags ask for (None when none was given); refused off Slurm."""
-    from tunedeck.core.errors import Location, UsageError
     from tunedeck.core.jobs.backend import Resources
+
+    given = slurm_flags_given(host, **flags)
+    return Resources(**given) if given else None
+
+
+def slurm_flags_given(host: str | None, **flags) -> dict:
+    """The Slurm flags that were given, by Resources field; refused on a host without Slurm."""
+    from tunedeck.core.errors import Location, UsageError
     from tunedeck.core.runners.launch import is_slurm_host
 
     given = {key: value for key, value in flags.items() if value not in (None, False)}
     if not given:
-        return None
+        return {}
     if not is_slurm_host(host):
         flag = "--" + next(iter(given)).replace("_", "-")
         raise UsageError(
@@ -112,7 +119,7 @@ def resources_from_flags(host: str | None, **flags):
         if key in given and given[key] < 1:
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"{flag} must be at least 1", location=Location(column=flag))
-    return Resources(**given)
+    return given
 
 
 def with_engine(overrides: list[str] | None, engine: str | None) -> list[str]:
@@ -147,7 +154,7 @@ def register(app: typer.Typer) -> None:
         engine: EngineOption = None,
     ) -> None:
         """Train (LoRA, QLoRA, full; sft, pt, dpo, kto) as a job, and follow its log."""
-        resources = resources_from_flags(
+        flags = slurm_flags_given(
             host, nodes=nodes, gpus_per_node=gpus_per_node, time=time, mem=mem,
             cpus_per_task=cpus_per_task, partition=partition, account=account, qos=qos,
             requeue=requeue,
@@ -161,7 +168,7 @@ def register(app: typer.Typer) -> None:
                 detach,
                 yes,
                 no_sync,
-                resources=resources,
+                flags=flags,
                 dry_run=dry_run,
                 sweeps=sweep or [],
             )  # fmt: skip
@@ -192,7 +199,7 @@ def register(app: typer.Typer) -> None:
         engine: EngineOption = None,
     ) -> None:
         """Merge an adapter and GPTQ-quantize a model as a job, and follow its log."""
-        resources = resources_from_flags(
+        flags = slurm_flags_given(
             host, nodes=nodes, gpus_per_node=gpus_per_node, time=time, mem=mem,
             cpus_per_task=cpus_per_task, partition=partition, account=account, qos=qos,
             requeue=requeue,
@@ -206,7 +213,7 @@ def register(app: typer.Typer) -> None:
                 detach,
                 yes,
                 no_sync,
-                resources=resources,
+                flags=flags,
                 dry_run=dry_run,
             )  # fmt: skip
         )
@@ -221,17 +228,18 @@ def launch(
     yes: bool = False,
     no_sync: bool = False,
     *,
-    resources=None,
+    flags: dict | None = None,
     dry_run: bool = False,
     sweeps: list[str] = (),
 ) -> int:
     """Check the config (no torch), submit the runner as a job, follow it unless detached.
 
     On a host, what the run reads is sent first (unless --no-sync) and the host checks it.
-    --dry-run prints what would be submitted; --sweep submits one job per grid point."""
+    --dry-run prints what would be submitted; --sweep submits one job per grid point.
+    On a Slurm host the resources are the config's slurm_* keys, each replaced by its flag."""
     from tunedeck.core.config import check_config
     from tunedeck.core.jobs import get_backend
-    from tunedeck.core.runners.launch import PURPOSES, launch_run
+    from tunedeck.core.runners.launch import PURPOSES, is_slurm_host, launch_run, run_resources
     from tunedeck.tui.commands.config import print_check
     from tunedeck.tui.console import note
 
@@ -249,6 +257,9 @@ def launch(
     if not check.ok or check.config is None:
         return 1
     name = config_path.stem
+    resources = None
+    if is_slurm_host(host):
+        resources = run_resources(check.config, flags, config_path=config_path)
     backend = get_backend(host)
     try:
         if dry_run:
