@@ -271,6 +271,21 @@ def pull(
         )
 
 
+@runs_app.command("resume")
+def resume(
+    job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the new job as JSON."),
+) -> None:
+    """Start a finished job again on its host; a training run resumes from its last checkpoint."""
+    from tunedeck.core.runners.launch import resume_run
+
+    job = resume_run(_find(job_id))
+    if as_json:
+        _print_json(job.to_public_dict())
+    else:
+        _echo(f"job {job.id} started: {job.kind} {job.name} on {job.host}")
+
+
 @runs_app.command("rm")
 def rm(job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough).")) -> None:
     """Forget a finished job and delete its log; a watched run is forgotten in any state, its
