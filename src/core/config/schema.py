@@ -68,6 +68,9 @@ class RunConfig:
     neat_packing: bool = False  # packing with attention kept within each packed example
     mix_strategy: str = "concat"
     interleave_probs: str | None = None  # comma list of floats, one per dataset
+    preprocessing_num_workers: int | None = None  # processes tokenizing; None: one, as LLaMA-Factory
+    tokenized_path: str | None = None  # prepared data saved there, or loaded when it exists
+    overwrite_cache: bool = False  # prepare the data again even when a cached copy matches
     # output
     output_dir: str | None = None
     overwrite_output_dir: bool = False
@@ -215,11 +218,10 @@ KEY_RULES: dict[str, KeyRule] = {
     "slurm_nodes": KeyRule(minimum=1),
     "slurm_gpus_per_node": KeyRule(minimum=1),
     "slurm_cpus_per_task": KeyRule(minimum=1),
+    "preprocessing_num_workers": KeyRule(minimum=1),
 }
 
 IGNORED_KEYS: dict[str, str] = {
-    "overwrite_cache": "tunedeck tokenizes in the run itself and keeps no cache",
-    "preprocessing_num_workers": "tokenizing runs in one process",
     "plot_loss": "the loss plot is drawn by the tunedeck app from trainer_log.jsonl",
     "report_to": "progress goes to trainer_log.jsonl",
     "ddp_timeout": "the torch default timeout is used",
@@ -227,7 +229,6 @@ IGNORED_KEYS: dict[str, str] = {
     "enable_liger_kernel": "not supported",
     "use_unsloth": "not supported",
     "deepspeed": "DeepSpeed is not supported; plain DDP is used",
-    "tokenized_path": "tokenizing runs in each run",
     "do_eval": "evaluation runs when val_size or eval_dataset is set",
     "do_predict": "not supported",
     "enable_thinking": "the template's default is used",
