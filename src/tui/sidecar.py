@@ -17,6 +17,7 @@ and answers JSON lines on stdout. Tokenizers stay loaded between requests. The a
   {"op": "launch_data", "config": RunConfig.to_dict()}  ->  streamed: {"progress": [stage,
                                            name, done, total]}, then {"ok": true,
                                            "check": LaunchDataCheck.to_dict()}
+  {"op": "batches", "config": path, "count"}  ->  {"ok": true, "preview": BatchPreview.to_dict()}
   {"op": "validate", "data_dir"}       ->  streamed: {"progress": [name, done, total]},
                                            {"report": DatasetReport.to_dict()} and
                                            {"failed": [name, error]} lines, then
@@ -39,6 +40,7 @@ from tunedeck.core.errors import TunedeckError
 if TYPE_CHECKING:
     from tunedeck.core.config.launch_check import LaunchDataCheck
     from tunedeck.core.datasets import DatasetReport, DatasetStats
+    from tunedeck.core.runners.batch_sources import BatchPreview
     from tunedeck.core.templates import Rendered, Segment
     from tunedeck.core.templates.probe import TemplateProbe
 
@@ -153,6 +155,13 @@ class SidecarClient:
             elif "check" in message:
                 yield LaunchDataCheck.from_dict(message["check"])
 
+    def batches(self, config: str, count: int) -> BatchPreview:
+        """A run config's first `count` training batches, each row's source (core batch_sources)."""
+        from tunedeck.core.runners.batch_sources import BatchPreview
+
+        answer = self._request(op="batches", config=config, count=count)
+        return BatchPreview.from_dict(answer["preview"])
+
     def close(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
@@ -265,6 +274,8 @@ def main() -> None:
                 answer = _template_probe(request)
             elif request.get("op") == "launch_data":
                 answer = _launch_data(request)
+            elif request.get("op") == "batches":
+                answer = _batches(request)
             else:
                 answer = _answer(request, tokenizers)
         except Exception as error:  # every failure goes back as a message, never a crash
@@ -323,6 +334,14 @@ def _launch_data(request: dict) -> dict:
 
     check = check_launch_data(RunConfig.from_dict(request["config"]), progress=progress)
     return {"ok": True, "check": check.to_dict()}
+
+
+def _batches(request: dict) -> dict:
+    from tunedeck.core.config import load_config
+    from tunedeck.core.runners.batch_sources import batch_preview
+
+    preview = batch_preview(load_config(request["config"]), int(request["count"]))
+    return {"ok": True, "preview": preview.to_dict()}
 
 
 def _answer(request: dict, tokenizers: dict) -> dict:
