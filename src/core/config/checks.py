@@ -19,10 +19,12 @@ STAGE_KINDS = {
     "sft": ("sft", "multimodal"),
     "pt": ("pretrain", "sft"),
     "dpo": ("ranking",),
+    "rm": ("ranking",),
     "kto": ("kto",),
 }
 _STAGE_NEEDS = {
     "dpo": "a ranking dataset (ranking: true)",
+    "rm": "a ranking dataset (ranking: true)",
     "kto": "a dataset with a kto_tag column",
 }
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")

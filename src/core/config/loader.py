@@ -481,6 +481,7 @@ _LIST_KEYS = {
     "lora_target",
     "additional_target",
     "freeze_trainable_modules",
+    "report_to",
 }
 
 
@@ -507,6 +508,8 @@ def _coerce(key: str, value: Any) -> Any:
         raise ValueError("needs a value")
     if key in _LIST_KEYS and isinstance(value, list):
         value = ",".join(str(v) for v in value)
+    if "dict" in kinds and isinstance(value, dict):
+        return value
     if isinstance(value, bool):
         if "bool" in kinds:
             return value
@@ -596,7 +599,7 @@ def _check_combinations(
         )
     if not config.output_dir:
         problem("output_dir", "is required to train")
-    if config.stage in ("sft", "dpo", "kto") and not config.template:
+    if config.stage in ("sft", "dpo", "kto", "rm") and not config.template:
         problem("template", f"is required for stage {config.stage}", "for example template: llama3")
     if config.bf16 and config.fp16:
         problem("fp16", "bf16 and fp16 cannot both be true")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-STAGES = ("sft", "pt", "dpo", "kto")
+STAGES = ("sft", "pt", "dpo", "kto", "rm")
+ATTENTION = ("auto", "disabled", "sdpa", "fa2", "fa3")  # flash_attn, as LLaMA-Factory names them
 FINETUNING_TYPES = ("lora", "full", "freeze")
 LR_SCHEDULERS = (
     "linear",
@@ -35,6 +36,8 @@ class RunConfig:
     model_name_or_path: str = ""
     adapter_name_or_path: str | None = None
     trust_remote_code: bool = False
+    flash_attn: str = "auto"  # the model's attn_implementation (ATTENTION)
+    enable_liger_kernel: bool = False
     # method
     stage: str = "sft"
     do_train: bool = True
@@ -66,6 +69,7 @@ class RunConfig:
     mask_history: bool = False
     packing: bool | None = None
     neat_packing: bool = False  # packing with attention kept within each packed example
+    enable_thinking: bool | None = True  # reasoning templates: train the thought or not
     mix_strategy: str = "concat"
     interleave_probs: str | None = None  # comma list of floats, one per dataset
     preprocessing_num_workers: int | None = None  # processes tokenizing; None: one, as LLaMA-Factory
@@ -100,6 +104,9 @@ class RunConfig:
     dataloader_num_workers: int = 0
     resume_from_checkpoint: bool | str | None = None
     nproc_per_node: int | None = None
+    report_to: str = "none"  # comma list: tensorboard, wandb, mlflow, trackio, none
+    deepspeed: str | dict | None = None  # a DeepSpeed JSON file or its contents (ZeRO-2/3)
+    ddp_timeout: int = 180000000  # seconds, LLaMA-Factory's default
     use_cpu: bool = False  # also implied for a multi-process run on a machine without CUDA
     # export (merge + GPTQ quantization)
     export_dir: str | None = None
@@ -175,6 +182,8 @@ class KeyRule:
 KEY_RULES: dict[str, KeyRule] = {
     "engine": KeyRule(choices=("builtin", "llamafactory", "auto")),
     "stage": KeyRule(choices=STAGES),
+    "flash_attn": KeyRule(choices=ATTENTION),
+    "ddp_timeout": KeyRule(minimum=1),
     "finetuning_type": KeyRule(choices=FINETUNING_TYPES),
     "quantization_bit": KeyRule(choices=(4, 8)),
     "quantization_method": KeyRule(choices=("bnb",)),
@@ -223,15 +232,9 @@ KEY_RULES: dict[str, KeyRule] = {
 
 IGNORED_KEYS: dict[str, str] = {
     "plot_loss": "the loss plot is drawn by the tunedeck app from trainer_log.jsonl",
-    "report_to": "progress goes to trainer_log.jsonl",
-    "ddp_timeout": "the torch default timeout is used",
-    "flash_attn": "the model's default attention is used",
-    "enable_liger_kernel": "not supported",
     "use_unsloth": "not supported",
-    "deepspeed": "DeepSpeed is not supported; plain DDP is used",
     "do_eval": "evaluation runs when val_size or eval_dataset is set",
     "do_predict": "not supported",
-    "enable_thinking": "the template's default is used",
     "export_hub_model_id": "tunedeck never uploads",
     "upcast_layernorm": "not supported",
     "disable_gradient_checkpointing": "use gradient_checkpointing",
