@@ -1,0 +1,454 @@
+"""A run's encoded data on disk: streamed to memory-mapped Arrow files, cached by what made them.
+
+`prepare_dataset` gives the trainer the same examples in the same order as encode.encode_dataset
+(rows read, mixed, split, encoded in chunks of PREPROCESSING_BATCH), without holding them in
+memory: the rows are spooled to an Arrow file (pickled values), taken back chunk by chunk in the
+mixed/split order, encoded by `preprocessing_num_workers` processes and appended to train.arrow /
+eval.arrow. The folder is keyed by the data files (size, mtime, content hash), their
+dataset_info entries, the template, the tokenizer, cutoff, stage, masking and packing flags and
+this code; a second run with the same inputs reads it. meta.json is written last and lists the
+files' sizes and row counts: a folder without it, or that disagrees with it, is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunedeck.core.config import RunConfig
+from tunedeck.core.datasets import load_dataset_info
+from tunedeck.core.datasets.conversation import RowLocation
+from tunedeck.core.datasets.convert import converter_for
+from tunedeck.core.datasets.readers import data_files, read_file_rows
+from tunedeck.core.errors import TunedeckError
+from tunedeck.core.locations import cache_dir
+from tunedeck.core.runners import encode
+
+FORMAT = 1
+META_FILE = "meta.json"
+SPOOL_FILE = "rows.spool.arrow"
+PARTS = ("train", "eval")
+_OWN_FILES = {META_FILE, SPOOL_FILE, "train.arrow", "eval.arrow"}
+# the config keys the encoded examples depend on (besides data files, tokenizer and code)
+KEY_FIELDS = (
+    "stage",
+    "template",
+    "cutoff_len",
+    "max_samples",
+    "val_size",
+    "seed",
+    "train_on_prompt",
+    "mask_history",
+    "packing",
+    "neat_packing",
+    "mix_strategy",
+    "interleave_probs",
+    "datasets",
+    "eval_datasets",
+)
+_SOURCES = ("encode.py", "prepared.py")
+_SOURCE_PACKAGES = ("templates", "datasets")
+Status = Callable[..., None]
+
+
+@dataclass
+class PreparedData:
+    """The trainer's datasets (memory-mapped `datasets.Dataset`s) and where they came from."""
+
+    train: Any
+    eval: Any | None
+    tokens: int  # training tokens in one pass over `train`
+    folder: Path
+    from_cache: bool
+
+
+def prepare_dataset(config: RunConfig, tokenizer, status: Status | None = None) -> PreparedData:
+    """The run's encoded data: read from tokenized_path or the cache when it matches, else built."""
+    say = status or _silent
+    key = cache_key(config, tokenizer)
+    folder = Path(config.tokenized_path) if config.tokenized_path else cache_root() / key
+    if not config.overwrite_cache:
+        meta = read_meta(folder, None if config.tokenized_path else key)
+        if meta is not None:
+            say(
+                "tokenizing", f"prepared data read from {folder} ({meta['rows']['train']} examples)"
+            )
+            return _loaded(folder, meta, from_cache=True)
+    meta = build(config, tokenizer, folder, key, say)
+    return _loaded(folder, meta, from_cache=False)
+
+
+def cache_root() -> Path:
+    return cache_dir() / "prepared"
+
+
+def cache_key(config: RunConfig, tokenizer) -> str:
+    """A digest of everything the encoded examples depend on."""
+    info = load_dataset_info(config.dataset_dir)
+    names = list(config.datasets) + list(config.eval_datasets or ())
+    document = {
+        "format": FORMAT,
+        "config": {name: _plain(getattr(config, name, None)) for name in KEY_FIELDS},
+        "datasets": [_dataset_fingerprint(info, name) for name in names],
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "code": _code_fingerprint(),
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """The tokenizer's vocabulary, merges, special and added tokens, as one digest."""
+    digest = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(
+        tokenizer, "_tokenizer", None
+    )
+    if backend is not None and hasattr(backend, "to_str"):
+        digest.update(backend.to_str().encode())
+    else:
+        digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "add_bos_token", "add_eos_token"):
+        digest.update(repr(getattr(tokenizer, name, None)).encode())
+    digest.update(repr(getattr(tokenizer, "chat_template", None)).encode())
+    return digest.hexdigest()
+
+
+def read_meta(folder: Path, key: str | None) -> dict[str, Any] | None:
+    """The folder's meta.json when it is complete and its files agree with it; None otherwise."""
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT or (key is not None and meta.get("key") != key):
+            return None
+        for part, size in meta["sizes"].items():
+            if (folder / f"{part}.arrow").stat().st_size != size:
+                return None
+        return meta
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def build(config: RunConfig, tokenizer, folder: Path, key: str, say: Status) -> dict[str, Any]:
+    """Spool the rows, encode them in order into train.arrow / eval.arrow, then write meta.json."""
+    target = folder
+    folder = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    spool = folder / SPOOL_FILE
+    train_lengths, eval_lengths = _spool_rows(config, spool)
+    train_order, eval_order = row_orders(config, train_lengths, eval_lengths)
+    rows, sizes, tokens = {}, {}, 0
+    with _Encoder(config, tokenizer) as encoder:
+        for part, order in zip(PARTS, (train_order, eval_order), strict=True):
+            if part == "eval" and not order:
+                continue
+            count, part_tokens = _write_part(folder / f"{part}.arrow", spool, order, encoder, say)
+            rows[part], sizes[part] = count, (folder / f"{part}.arrow").stat().st_size
+            tokens = part_tokens if part == "train" else tokens
+    spool.unlink()
+    meta = {"format": FORMAT, "key": key, "rows": rows, "sizes": sizes, "tokens": tokens}
+    (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    _replace_folder(folder, target)
+    say("tokenizing", f"prepared {rows['train']} examples into {target}")
+    return meta
+
+
+def _replace_folder(built: Path, target: Path) -> None:
+    """Put the finished folder in place of the old one, which must hold prepared data only."""
+    if target.exists():
+        strangers = [p.name for p in target.iterdir() if p.name not in _OWN_FILES]
+        if strangers:
+            shutil.rmtree(built)
+            raise TunedeckError(
+                f"{target} holds other files ({', '.join(sorted(strangers)[:3])}), "
+                "not prepared data",
+                hint="point tokenized_path at a new or empty folder",
+            )
+        shutil.rmtree(target)
+    os.replace(built, target)
+
+
+def row_orders(
+    config: RunConfig, train_lengths: list[int], eval_lengths: list[int]
+) -> tuple[list[int], list[int]]:
+    """Indices into the spool of the training and held-out rows, in encode_dataset's order."""
+    offsets = _offsets(train_lengths + eval_lengths)
+    parts = [list(range(offsets[i], offsets[i] + n)) for i, n in enumerate(train_lengths)]
+    train, held = encode.split_rows(encode.mixed_rows(config, parts), config.val_size, config.seed)
+    if eval_lengths:
+        start = len(train_lengths)
+        held = encode.mixed_rows(
+            config,
+            [
+                list(range(offsets[start + i], offsets[start + i] + n))
+                for i, n in enumerate(eval_lengths)
+            ],
+        )
+    return train, held
+
+
+def _spool_rows(config: RunConfig, spool: Path) -> tuple[list[int], list[int]]:
+    """Every dataset's rows (max_samples each) appended to one Arrow file; their counts."""
+    import pyarrow as pa
+
+    info = load_dataset_info(config.dataset_dir)
+    schema = pa.schema([("dataset", pa.string()), ("path", pa.string()), ("row", pa.int64()),
+                        ("value", pa.binary())])  # fmt: skip
+    lengths: list[int] = []
+    with pa.OSFile(str(spool), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for name in list(config.datasets) + list(config.eval_datasets or ()):
+            count = 0
+            for batch in _batched(_raw_rows(info, name, config.max_samples), 1000):
+                columns = list(zip(*batch, strict=True))
+                arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
+                writer.write_batch(pa.record_batch(arrays, schema=schema))
+                count += len(batch)
+            lengths.append(count)
+    split = len(config.datasets)
+    return lengths[:split], lengths[split:]
+
+
+def _raw_rows(info, name: str, limit: int | None) -> Iterator[tuple]:
+    """(dataset, path, row, pickled value or None for an unreadable row) in file order."""
+    spec = info.get(name)
+    files, kind = data_files(spec, info.data_dir)
+    count = 0
+    for path in files:
+        for row, _line, value, error in read_file_rows(path, kind):
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield name, str(path), row, None if error is not None else pickle.dumps(value, 5)
+
+
+def _write_part(
+    target: Path, spool: Path, order: list[int], encoder: _Encoder, say: Status
+) -> tuple[int, int]:
+    """Encode the spooled rows in `order`, chunk by chunk, appending them to `target`."""
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(pa.memory_map(str(spool))).read_all()
+    chunks = (
+        table.take(order[start : start + encode.PREPROCESSING_BATCH]).to_pylist()
+        for start in range(0, len(order), encode.PREPROCESSING_BATCH)
+    )
+    writer, sink, count, tokens = None, None, 0, 0
+    meter = _Meter(len(order), say, target.stem)
+    try:
+        for done, examples in encoder.map(chunks):
+            meter.advance(done)
+            if not examples:
+                continue
+            batch = pa.RecordBatch.from_pylist(examples, schema=_example_schema(examples[0]))
+            if writer is None:
+                sink = pa.OSFile(str(target), "wb")
+                writer = pa.ipc.new_stream(sink, batch.schema)
+            writer.write_batch(batch)
+            count += len(examples)
+            tokens += sum(encode._token_count(e) for e in examples)
+    finally:
+        if writer is not None:
+            writer.close()
+            sink.close()
+    if writer is None:
+        _write_empty(target)
+    return count, tokens
+
+
+def _example_schema(example: dict[str, Any]):
+    """Token lists as list<int64>, kto's label as bool, in the example's key order."""
+    import pyarrow as pa
+
+    return pa.schema([(k, pa.bool_() if k == "label" else pa.list_(pa.int64())) for k in example])
+
+
+def _write_empty(target: Path) -> None:
+    import pyarrow as pa
+
+    with pa.OSFile(str(target), "wb") as sink, pa.ipc.new_stream(sink, pa.schema([])):
+        pass
+
+
+class _Encoder:
+    """Encodes chunks of spooled rows in order: in this process, or in a pool of workers with at
+    most two chunks per worker in flight (so memory stays bounded)."""
+
+    def __init__(self, config: RunConfig, tokenizer):
+        self.config, self.tokenizer = config, tokenizer
+        self.workers = max(1, int(config.preprocessing_num_workers or 1))
+        self.pool = None
+
+    def __enter__(self) -> _Encoder:
+        if self.workers > 1:
+            import multiprocessing
+
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self.pool = multiprocessing.get_context(method).Pool(
+                self.workers, initializer=_init_worker, initargs=(self.config, self.tokenizer)
+            )
+        else:
+            _init_worker(self.config, self.tokenizer)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def map(self, chunks: Iterator[list[dict]]) -> Iterator[tuple[int, list[dict]]]:
+        """(rows in the chunk, its examples) for each chunk, in order."""
+        if self.pool is None:
+            for chunk in chunks:
+                yield len(chunk), _encode_spooled(chunk)
+            return
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append((len(chunk), self.pool.apply_async(_encode_spooled, (chunk,))))
+            if len(pending) >= 2 * self.workers:
+                size, result = pending.popleft()
+                yield size, result.get()
+        while pending:
+            size, result = pending.popleft()
+            yield size, result.get()
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(config: RunConfig, tokenizer) -> None:
+    _WORKER.update(config=config, tokenizer=tokenizer, converters={})
+
+
+def _encode_spooled(chunk: list[dict]) -> list[dict]:
+    """One chunk of spooled rows converted and encoded as encode.encode_rows encodes a chunk."""
+    config, tokenizer = _WORKER["config"], _WORKER["tokenizer"]
+    conversations = [c for c in (_conversation(row) for row in chunk) if c is not None]
+    return encode._encode_chunk(conversations, config, tokenizer)
+
+
+def _conversation(row: dict):
+    if row["value"] is None:
+        return None
+    converters = _WORKER["converters"]
+    if row["dataset"] not in converters:
+        info = load_dataset_info(_WORKER["config"].dataset_dir)
+        converters[row["dataset"]] = converter_for(info.get(row["dataset"]), info.data_dir)
+    value = pickle.loads(row["value"])
+    conversation, _ = converters[row["dataset"]].convert(
+        value, RowLocation(row["path"], row["row"])
+    )
+    return conversation
+
+
+class _Meter:
+    """Rows/s and ETA lines through the run's status writer, every few seconds."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, total: int, say: Status, part: str):
+        self.total, self.say, self.part = total, say, part
+        self.done, self.start = 0, time.monotonic()
+        self.last = self.start
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        now = time.monotonic()
+        if now - self.last < self.EVERY_S and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        eta = (self.total - self.done) / rate if rate else 0
+        self.say(
+            "tokenizing",
+            f"{self.part}: {self.done}/{self.total} rows, {rate:.0f} rows/s, ETA {eta:.0f}s",
+            rows_done=self.done,
+            rows_total=self.total,
+        )
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def _loaded(folder: Path, meta: dict[str, Any], from_cache: bool) -> PreparedData:
+    from datasets import Dataset
+
+    def part(name: str):
+        return Dataset.from_file(str(folder / f"{name}.arrow")) if name in meta["rows"] else None
+
+    return PreparedData(
+        train=part("train"),
+        eval=part("eval") if meta["rows"].get("eval") else None,
+        tokens=meta["tokens"],
+        folder=folder,
+        from_cache=from_cache,
+    )
+
+
+# --- fingerprints ------------------------------------------------------------------------------
+
+
+def _dataset_fingerprint(info, name: str) -> dict[str, Any]:
+    spec = info.get(name)
+    files, kind = data_files(spec, info.data_dir)
+    return {
+        "name": name,
+        "spec": repr(spec),
+        "kind": kind,
+        "files": [_file_fingerprint(path) for path in files],
+    }
+
+
+def _file_fingerprint(path: Path) -> list[Any]:
+    stat = path.stat()
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "blake2b").hexdigest()
+    return [path.name, stat.st_size, stat.st_mtime_ns, digest]
+
+
+def _code_fingerprint() -> str:
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    paths = [here / name for name in _SOURCES]
+    for package in _SOURCE_PACKAGES:
+        paths += sorted((here.parent / package).glob("*.py"))
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _offsets(lengths: list[int]) -> list[int]:
+    offsets, total = [], 0
+    for length in lengths:
+        offsets.append(total)
+        total += length
+    return offsets
+
+
+def _batched(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _silent(*_args: Any, **_kwargs: Any) -> None:
+    return None
