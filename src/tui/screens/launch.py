@@ -112,6 +112,7 @@ class LaunchScreen(DeckScreen):
         Binding("ctrl+w", "save_yaml", "Save YAML", id="launch.save"),
         Binding("ctrl+y", "copy_command", "Copy cmd", id="launch.copy"),
         Binding("ctrl+o", "open_row", "Open row", id="launch.open_row"),
+        Binding("ctrl+b", "batches", "Batches", show=False, id="launch.batches"),
     ]
 
     def __init__(self) -> None:
@@ -504,6 +505,12 @@ class LaunchScreen(DeckScreen):
             ),
         )
 
+    def action_batches(self) -> None:
+        """The first training batches of the form's base YAML (the Batches view)."""
+        from tunedeck.tui.screens.batches import open_batches
+
+        open_batches(self.app, self.values("train").get("config"))
+
     def command_line(self, kind: str, values: dict, overrides: list[str]) -> str:
         base = values.get("config")
         text = rerun_command(
@@ -517,7 +524,10 @@ class LaunchScreen(DeckScreen):
 
     @on(Input.Submitted, "#train-config")
     def _load_base(self, event: Input.Submitted) -> None:
+        from tunedeck.tui.screens.batches import remember_config
+
         if event.value.strip():
+            remember_config(event.value.strip())
             self.load_base(event.value.strip())
 
     @work(thread=True, exclusive=True, group="launch-base")
