@@ -53,6 +53,7 @@ class PreviewScreen(DeckScreen):
             "left_square_bracket,ctrl+b", "step(-1)", "Prev", key_display="[", id="preview.prev"
         ),
         Binding("ctrl+l", "lengths", "Lengths", id="preview.lengths"),
+        Binding("b", "batches", "Batches", id="preview.batches"),
         Binding("ctrl+r", "render", "Render", show=False, id="preview.render"),
     ]
 
@@ -191,6 +192,12 @@ class PreviewScreen(DeckScreen):
         if new != self.index:
             self.index = new
             self.action_render()
+
+    def action_batches(self) -> None:
+        """A run config's first training batches (the config last used, else asked for)."""
+        from tunedeck.tui.screens.batches import open_batches
+
+        open_batches(self.app)
 
     def action_render(self) -> None:
         request = self._request()
