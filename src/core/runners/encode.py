@@ -1,7 +1,7 @@
 """A run's data as a trainer takes it, built the way LLaMA-Factory builds it: rows of each dataset
 (max_samples first), mixed (mix_strategy), split (val_size), then encoded in chunks of
 PREPROCESSING_BATCH rows: sft/pt input_ids/labels/attention_mask (packed or not), prompt/chosen/
-rejected ids for dpo, prompt/completion/label for kto.
+rejected ids for dpo and rm, prompt/completion/label for kto.
 
 Plain Python over the converter and the templates (the same ids and labels `tunedeck data
 preview` shows): no torch, so it is tested, and can run, without the training extra. val_size and
@@ -28,6 +28,7 @@ from tunedeck.core.templates import IGNORE_INDEX, NO_CUTOFF, render
 # LLaMA-Factory maps its preprocessing over batches of this many rows (preprocessing_batch_size):
 # packing never crosses a batch, and packed pre-training drops each batch's last partial block.
 PREPROCESSING_BATCH = 1000
+PAIRWISE_STAGES = ("dpo", "rm")  # prompt, chosen and rejected ids (LLaMA-Factory's pairwise rows)
 MIX_STRATEGIES = ("concat", "interleave_under", "interleave_over", "interleave_once")
 
 Row = Conversation | None  # None: a row the converter rejects (kept for max_samples' count)
@@ -182,7 +183,7 @@ def encode_conversation(
         return None
     if config.stage == "sft" and len(conversation.response) != 1:
         return None
-    if config.stage == "dpo" and len(conversation.response) < 2:
+    if config.stage in PAIRWISE_STAGES and len(conversation.response) < 2:
         return None
     rendered = render(
         conversation,
@@ -191,6 +192,7 @@ def encode_conversation(
         cutoff_len=data_cutoff(config),
         train_on_prompt=config.train_on_prompt,
         mask_history=config.mask_history,
+        enable_thinking=config.enable_thinking,
     )
     ids, labels = list(rendered.input_ids or ()), list(rendered.labels or ())
     if not ids:
@@ -198,7 +200,7 @@ def encode_conversation(
     if config.stage == "sft":
         return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
     prompt_len = _prompt_length(labels)
-    if config.stage == "dpo":
+    if config.stage in PAIRWISE_STAGES:
         if rendered.rejected is None:
             return None
         rejected_ids = list(rendered.rejected.input_ids or ())
