@@ -18,6 +18,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "config"))
 from llamafactory_examples import EXAMPLES, localised  # noqa: E402
+from slurm_nodes import slurm_two_nodes  # noqa: E402,F401 - fixture
 
 from tunedeck.core.config import check_config  # noqa: E402
 from tunedeck.core.engines.llamafactory_host import (  # noqa: E402
@@ -25,9 +26,11 @@ from tunedeck.core.engines.llamafactory_host import (  # noqa: E402
     find_install,
     installed_version,
 )
-from tunedeck.core.jobs import JobRegistry, get_backend  # noqa: E402
+from tunedeck.core.jobs import JobRegistry, JobState, get_backend  # noqa: E402
+from tunedeck.core.jobs.backend import Resources  # noqa: E402
 from tunedeck.core.jobs.metrics import read_job_metrics  # noqa: E402
-from tunedeck.core.runners.launch import prepare_run  # noqa: E402
+from tunedeck.core.jobs.slurm import SlurmBackend  # noqa: E402
+from tunedeck.core.runners.launch import launch_run, prepare_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = [
@@ -255,3 +258,42 @@ def test_llamafactory_trains_on_a_host_over_ssh(llamafactory, loop_host, tmp_pat
     assert job.argv[2] == "tunedeck.core.engines.run"  # the host's wrapper execs the CLI
     losses = [p.loss for p in read_job_metrics(job) if p.loss is not None]
     assert len(losses) == 2
+
+
+@pytest.mark.slow
+def test_llamafactory_trains_across_two_slurm_nodes_one_cli_per_node(
+    llamafactory,
+    slurm_two_nodes,  # noqa: F811 - the fixture imported above
+    tiny_model,
+    tmp_path,
+):
+    config = localised(
+        EXAMPLES / "train_lora/qwen3_lora_sft.yaml", tmp_path, tiny_model, tiny_model
+    )
+    overrides = [*SHORT, "engine=llamafactory"]
+    check = check_config(config, overrides)
+    assert check.ok, [str(e) for e in check.errors]
+    backend = SlurmBackend("cluster2", env=slurm_two_nodes.env)
+    job = launch_run(
+        "train",
+        check.config,
+        host="cluster2",
+        config_path=config,
+        overrides=overrides,
+        backend=backend,
+        resources=Resources(nodes=2),
+    )
+    deadline = time.monotonic() + 600
+    while not (job := backend.status([job.id])[0]).state.is_final:
+        assert time.monotonic() < deadline, f"job still {job.state.value} {job.reason}"
+        time.sleep(1)
+    text = backend.read_log(job).data.decode()
+    assert (job.state, job.exit_code) == (JobState.SUCCEEDED, 0), text[-4000:]
+    script = Path(job.script_path).read_text()
+    assert "NNODES=2" in script and 'NODE_RANK="$SLURM_NODEID"' in script
+    # one launcher per node, each starting torchrun for its one process, both at n1's address
+    assert text.count("Initializing 1 distributed tasks at: 127.0.0.2:") == 2
+    lines = Path(check.config.output_dir, "trainer_log.jsonl").read_text().splitlines()
+    logged = [json.loads(line) for line in lines if "loss" in json.loads(line)]
+    assert [record["current_steps"] for record in logged] == [1, 2]  # rank 0 alone writes
+    assert logged[0]["epoch"] == pytest.approx(0.125)  # 2 of 16 rows a step: a world of two

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,7 @@ def llamafactory_spec(
             launch.check_on_host(backend, host, launch.PURPOSES[kind], checked)
         argv = remote_argv(python, kind, document)
     return JobSpec(
+        launch_lines=slurm_lines(resources),
         argv=tuple(argv),
         name=name,
         kind=kind,
@@ -74,6 +76,33 @@ def llamafactory_spec(
         id=job_id,
         command_line=launch._command_line(kind, config_path, overrides, snapshot, host),
         resources=resources,
+    )
+
+
+def slurm_lines(resources) -> tuple[str, ...] | None:
+    """The sbatch body for more than one process: one llamafactory-cli per node through srun,
+    each told NNODES, NODE_RANK ($SLURM_NODEID), NPROC_PER_NODE and the first node's address;
+    LLaMA-Factory's launcher starts torchrun on each. None for a single process."""
+    if resources is None:
+        return None
+    nodes, procs = resources.nodes or 1, resources.gpus_per_node or 1
+    if nodes <= 1 and procs <= 1:
+        return None
+    from tunedeck.core.runners.distributed import DEFAULT_PORT, PORT_SPREAD
+
+    node_rank = 'NODE_RANK="$SLURM_NODEID" exec "$@"'
+    return (
+        'MASTER_NODE="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)"',
+        'MASTER_ADDR="$(scontrol show node "$MASTER_NODE" | sed -n \'s/.*NodeAddr=\\([^ ]*\\).*/\\1/p\')"',
+        'export MASTER_ADDR="${MASTER_ADDR:-$MASTER_NODE}"',
+        f"export MASTER_PORT=$(({DEFAULT_PORT} + SLURM_JOB_ID % {PORT_SPREAD}))",
+        f"export FORCE_TORCHRUN=1 NNODES={nodes} NPROC_PER_NODE={procs}",
+        "trap 'scancel --signal=TERM \"$SLURM_JOB_ID\"' TERM",
+        f"setsid -w srun --nodes {nodes} --ntasks-per-node 1 --kill-on-bad-exit=1"
+        f' bash -c {shlex.quote(node_rank)} llamafactory "${{ARGV[@]}}" &',
+        "SRUN_PID=$!",
+        'while kill -0 "$SRUN_PID" 2>/dev/null; do wait "$SRUN_PID"; done',
+        'wait "$SRUN_PID"',
     )
 
 
