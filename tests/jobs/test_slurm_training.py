@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import replace
@@ -148,6 +150,73 @@ def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_complet
     assert status["phase"] == "done" and status["current_steps"] == steps
     assert logged_steps(out) == list(range(1, steps + 1))  # each step's loss logged once
     backend.close()
+
+
+@pytest.mark.timeout(900)
+def test_a_term_to_every_process_saves_one_checkpoint_then_the_job_requeues_and_resumes(
+    slurm_local_host, slurm_cluster, tiny_model, tmp_path
+):
+    # What a preemption does to a job: TERM to the batch script and to every process of it
+    # (the runner gets it from Slurm and once more from the script).
+    steps = 40
+    config = load_config(train_config_file(tmp_path, tiny_model, max_steps=steps))
+    out = Path(config.output_dir)
+    backend = get_backend(CLUSTER_NAME)
+    resources = Resources(requeue=True)
+    job = launch_run("train", config, host=CLUSTER_NAME, backend=backend, resources=resources)
+    sid = job.scheduler_id
+    wait_for(
+        lambda: (out / "trainer_log.jsonl").exists() and len(logged_steps(out)) >= 2,
+        timeout=300,
+        interval=0.1,
+        what="two logged steps",
+    )
+    slurm_cluster.run("scancel", "--signal=TERM", "--full", sid)
+    wait_for(
+        lambda: "requeued to resume" in backend.read_log(job).data.decode(),
+        timeout=120,
+        interval=0.5,
+        what="the job to requeue itself",
+    )
+    first_run = backend.read_log(job).data.decode()
+    assert "stopped at once" not in first_run, first_run[-2000:]
+    assert len(list(out.glob("checkpoint-*"))) == 1, first_run[-2000:]
+    slurm_cluster.run("scontrol", "update", f"JobId={sid}", "StartTime=now")
+    ended = final(backend, job, timeout=600)
+    log = backend.read_log(ended).data.decode()
+    assert (ended.state, ended.exit_code) == (JobState.SUCCEEDED, 0), log[-2000:]
+    assert "restart 1: resuming from the last checkpoint" in log
+    assert logged_steps(out) == list(range(1, steps + 1))
+    backend.close()
+
+
+def test_in_a_slurm_job_a_second_term_soon_after_the_first_still_ends_with_one_checkpoint(
+    tiny_model, tmp_path
+):
+    # Preempted, the runner gets TERM from Slurm and again from the batch script's trap.
+    config = train_config_file(tmp_path, tiny_model, max_steps=100000)
+    out = tmp_path / "out"
+    log = tmp_path / "runner.log"
+    env = {**os.environ, "SLURM_JOB_ID": "4242"}
+    argv = [sys.executable, "-m", "tunedeck.core.runners.train", str(config)]
+    with open(log, "wb") as sink:
+        runner = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(
+            lambda: (out / "trainer_log.jsonl").exists() and len(logged_steps(out)) >= 2,
+            timeout=300,
+            interval=0.1,
+            what="two logged steps",
+        )
+        runner.send_signal(signal.SIGTERM)
+        wait_for(lambda: "stopping after this step" in log.read_text(), timeout=60)
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=300) == 143, log.read_text()[-2000:]
+    finally:
+        runner.kill()
+    status = json.loads((out / "run_status.json").read_text())
+    assert status["phase"] == "cancelled" and "checkpoint saved" in status["message"], status
+    assert len(list(out.glob("checkpoint-*"))) == 1
 
 
 def _seconds(elapsed: str) -> int:

@@ -2,8 +2,8 @@
 
 Signals: the first SIGTERM/SIGINT asks the runner to stop at the next safe point (training: after
 the current step, with a checkpoint); before that point is reached the runner stops at once. A
-second signal exits at once (under torchrun: one arriving more than FORWARD_WINDOW seconds after
-the first). Cancelled runs exit with 128 + signal number (130, 143).
+second signal exits at once (under torchrun or in a Slurm job: one arriving more than
+FORWARD_WINDOW seconds after the first). Cancelled runs exit with 128 + signal number (130, 143).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from tunedeck.core.config import RunConfig, load_config
 from tunedeck.core.errors import TunedeckError
 from tunedeck.core.runners import progress
 
-# Under torchrun a rank gets a job's signal twice: from its process group, then from torchrun.
+# Under torchrun a rank gets a job's signal twice: from its process group, then from torchrun;
+# in a Slurm job that is preempted every process gets TERM from Slurm and from the batch script.
 FORWARD_WINDOW = 5.0
 
 
@@ -89,8 +90,9 @@ def install_stop_handlers(output_dir: str | None) -> StopRequest:
 
     def handle(signum: int, _frame) -> None:
         name = signal.Signals(signum).name
-        if under_torchrun() and stop.requested and time.monotonic() - stop.at < FORWARD_WINDOW:
-            return  # torchrun passing on the signal this rank already got from its process group
+        repeated = stop.requested and time.monotonic() - stop.at < FORWARD_WINDOW
+        if repeated and (under_torchrun() or under_slurm()):
+            return  # the same stop passed on again (torchrun, or Slurm's batch script)
         if stop.requested or not stop.stoppable:
             stop.signum = stop.signum or signum
             _write_cancelled(stop, f"stopped at once by {name}")
@@ -120,6 +122,11 @@ def _write_cancelled(stop: StopRequest, message: str) -> None:
 
 def under_torchrun() -> bool:
     return os.environ.get("LOCAL_RANK") is not None
+
+
+def under_slurm() -> bool:
+    """True inside a Slurm job (its batch script passes a stop on to the runner)."""
+    return os.environ.get("SLURM_JOB_ID") is not None
 
 
 def torchrun_nproc(nproc_per_node: int | None) -> int:
