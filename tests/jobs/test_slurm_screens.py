@@ -1,4 +1,5 @@
-"""The Hosts screen on a Slurm host: its partitions, nodes and GPUs in use, probed through the pool."""
+"""Screens with a Slurm host: Hosts (partitions, nodes and GPUs in use, probed through the pool)
+and Launch (the sbatch script the run would submit)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from slurm_cluster import CLUSTER_NAME
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Select, Static
 
+from tunedeck.core.jobs.registry import JobRegistry
+from tunedeck.core.locations import state_dir
 from tunedeck.tui.app import TunedeckApp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
@@ -40,3 +43,37 @@ async def _hosts_screen_shows_slurm() -> None:
         text = str(detail.render())
         assert "slurm-wlm 22.05" in text or "slurm 2" in text
         assert "debug*: 1 node(s) (1 idle), CPUs 0/2 in use" in text
+
+
+TINY_MODEL = Path(__file__).resolve().parents[2] / "examples" / "workspace" / "models" / "tiny"
+
+
+def test_launch_screen_shows_the_sbatch_script_for_a_slurm_host(slurm_local_host, tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("slurm_time: '45'\nslurm_cpus_per_task: 1\n")
+    asyncio.run(_launch_screen_shows_sbatch(base, tmp_path / "out"))
+    assert JobRegistry().list() == []
+    assert not list((state_dir() / "runs").glob("*.yaml"))  # a preview keeps no snapshot
+
+
+async def _launch_screen_shows_sbatch(base: Path, out: Path) -> None:
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(160, 60)) as pilot:
+        await pilot.press("4")
+        await settle_until(pilot, lambda: app.current_mode == "launch", "launch screen")
+        screen = app.screen
+        await settle_until(pilot, lambda: CLUSTER_NAME in screen.choices["hosts"], "host listed")
+        values = {"config": str(base), "dataset": "demo_alpaca", "output_dir": str(out)}
+        values["model_name_or_path"] = str(TINY_MODEL)
+        for key, value in values.items():
+            screen.query_one(f"#train-{key}").value = value
+        screen.query_one("#train-host", Select).value = CLUSTER_NAME
+        panel = screen.query_one("#launch-sbatch", Static)
+        await settle_until(pilot, lambda: "#!/bin/bash" in str(panel.render()), "the script")
+        lines = str(panel.render()).splitlines()
+        assert lines[1] == f"sbatch script on {CLUSTER_NAME}"
+        for line in ("--time=45", "--cpus-per-task=1", "--partition=debug", "--no-requeue"):
+            assert f"#SBATCH {line}" in lines
+        assert any("tunedeck.core.runners.train" in line for line in lines)
+        screen.query_one("#train-host", Select).value = "local"
+        await settle_until(pilot, lambda: not str(panel.render()).strip(), "no script off Slurm")

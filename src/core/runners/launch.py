@@ -85,8 +85,11 @@ def prepare_run(
     cwd: str | None = None,
     sync: SyncOptions | None = None,
     resources: Resources | None = None,
+    keep_snapshot: bool = True,
 ) -> JobSpec:
-    """The JobSpec launch_run submits (snapshot written, inputs sent): nothing is started."""
+    """The JobSpec launch_run submits (snapshot written, inputs sent): nothing is started.
+
+    Without `keep_snapshot` the snapshot is named but not written (a preview)."""
     if kind not in RUNNERS:
         raise ValueError(f"kind must be one of {tuple(RUNNERS)}")
     host = host or LOCAL_HOST
@@ -102,7 +105,7 @@ def prepare_run(
             config_path=config_path, overrides=overrides, cwd=cwd, resources=resources,
         )  # fmt: skip
     text = config_yaml(config)
-    snapshot = write_snapshot(text, job_id, name)
+    snapshot = write_snapshot(text, job_id, name) if keep_snapshot else snapshot_path(job_id, name)
     local = host == LOCAL_HOST
     python = sys.executable if local else host_python(backend)
     if local:
@@ -203,6 +206,36 @@ def submission_preview(spec: JobSpec, host: str | None, backend: Backend | None 
             backend.close()
 
 
+def launch_preview(
+    kind: str,
+    config: RunConfig,
+    *,
+    host: str | None,
+    config_path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    name: str | None = None,
+) -> str | None:
+    """The sbatch script a run of `config` on a Slurm `host` would submit, its resources from
+    the config's slurm_* keys (the Launch screen); None off Slurm. Nothing is written."""
+    if not is_slurm_host(host):
+        return None
+    backend = get_backend(host)
+    try:
+        spec = prepare_run(
+            kind,
+            config,
+            backend=backend,
+            host=host,
+            config_path=config_path,
+            overrides=overrides,
+            name=name,
+            keep_snapshot=False,
+        )
+        return submission_preview(spec, host, backend)
+    finally:
+        backend.close()
+
+
 def is_slurm_host(host: str | None, backend: Backend | None = None) -> bool:
     """True for a hosts.toml entry with `scheduler = "slurm"` (or a backend that says so)."""
     if backend is not None and getattr(backend, "scheduler", None) == "slurm":
@@ -246,10 +279,16 @@ def config_yaml(config: RunConfig) -> str:
 
 def write_snapshot(text: str, job_id: str, name: str) -> Path:
     """Keep the config a job ran with in <state>/runs, named by time, job id and run name."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    snapshot = ensure(state_dir() / "runs") / f"{stamp}-{job_id}-{name}.yaml"
+    snapshot = snapshot_path(job_id, name)
+    ensure(snapshot.parent)
     snapshot.write_text(text, encoding="utf-8")
     return snapshot
+
+
+def snapshot_path(job_id: str, name: str) -> Path:
+    """Where a job's config snapshot is kept: <state>/runs/<time>-<job id>-<name>.yaml."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return state_dir() / "runs" / f"{stamp}-{job_id}-{name}.yaml"
 
 
 def host_python(backend: Backend) -> str:
