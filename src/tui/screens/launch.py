@@ -145,6 +145,7 @@ class LaunchScreen(DeckScreen):
                 yield Static("", id="launch-problems")
                 yield Static("", id="launch-fit")
                 yield Static("", id="launch-data")
+                yield Static("", id="launch-sbatch")
                 yield Static("", id="launch-command")
                 yield Static("", id="launch-yaml")
 
@@ -303,6 +304,7 @@ class LaunchScreen(DeckScreen):
         self.check = check
         self.checked_form = (kind, values, overrides)
         self._follow_up(kind, values, overrides, check, folder)
+        self._ask_sbatch(kind, values, overrides, check)
         self._show_problems()
         command = Text("\ncommand\n", style="bold")
         command.append(inert(self.command_line(kind, values, overrides)) + "\n")
@@ -313,6 +315,48 @@ class LaunchScreen(DeckScreen):
             inert_lines(yaml.safe_dump(document, sort_keys=False)) if document else "(empty)\n"
         )
         self.query_one("#launch-yaml", Static).update(body)
+
+    # The sbatch script of a Slurm host ----------------------------------------------------
+
+    def _ask_sbatch(self, kind: str, values: dict, overrides: list[str], check: Any) -> None:
+        """Preview the sbatch script when the config is valid (off Slurm the panel stays empty)."""
+        config = getattr(check, "config", None)
+        if config is None:
+            self._wanted.pop("sbatch", None)
+            self.query_one("#launch-sbatch", Static).update("")
+            return
+        base, host = values.get("config"), values.get("host", "local")
+        key = (kind, repr(config), host, base, tuple(overrides))
+        if self._wanted.get("sbatch") != key:
+            self._wanted["sbatch"] = key
+            self.run_sbatch_preview(key, kind, config, host, base, overrides)
+
+    @work(thread=True, exclusive=True, group="launch-sbatch", exit_on_error=False)
+    def run_sbatch_preview(self, key: tuple, kind: str, config: Any, host: str, base, overrides):
+        """The script core would submit on a Slurm host (None elsewhere)."""
+        from tunedeck.core.runners.launch import launch_preview
+
+        try:
+            script: Any = launch_preview(
+                kind, config, host=host, config_path=base, overrides=overrides if base else ()
+            )
+        except TunedeckError as error:
+            script = error
+        self.from_thread(self._show_sbatch, key, host, script)
+
+    def _show_sbatch(self, key: tuple, host: str, script: Any) -> None:
+        if self._wanted.get("sbatch") != key:
+            return  # the form moved on
+        panel = self.query_one("#launch-sbatch", Static)
+        if script is None:
+            panel.update("")
+            return
+        text = Text(f"\nsbatch script on {inert(host)}\n", style="bold")
+        if isinstance(script, TunedeckError):
+            text.append(inert(str(script)) + "\n", style=Palette.of(self.app).colour("failed"))
+        else:
+            text.append(inert_lines(script))
+        panel.update(text)
 
     def _show_problems(self) -> None:
         """The config check's problems, the template warning among them."""
