@@ -5,7 +5,7 @@ adapter_name_or_path is set, and, when export_quantization_bit is set, GPTQ-quan
 with calibration samples packed from export_quantization_dataset. The result (model + tokenizer)
 goes to export_dir, which also receives run_status.json and trainer_log.jsonl as the run goes.
 
-Backend: GPTQModel; auto-gptq only where a working one imports (it does not with transformers 5).
+Backend: GPTQModel (auto-gptq 0.7.1, its last release, cannot import with transformers 5).
 Exit codes: 0 done, 1 failed, 130 / 143 cancelled by SIGINT / SIGTERM (quantization cannot resume,
 so a signal stops it at once).
 """
@@ -96,11 +96,10 @@ def _merge_and_quantize(config: RunConfig, out: Path, status: progress.StatusWri
         print(f"quantized layer {index + 1}/{layers}", flush=True)
 
     hook = LayerProgress(layer_done)
-    quantizer = gptqmodel_quantize if backend.name == "gptqmodel" else auto_gptq_quantize
     model_dir = source.absolute()
     # GPTQModel writes its per-module log to ./logs: keep it inside the export folder
     with _working_directory(out):
-        model = quantizer(model_dir, samples, config, on_layer=hook)
+        model = gptqmodel_quantize(model_dir, samples, config, on_layer=hook)
     status("saving", f"saving to {out}", **extra)
     model.save(out)
     tokenizer.save_pretrained(str(out))
@@ -127,20 +126,13 @@ class Backend:
 
 
 def pick_backend() -> Backend:
-    """GPTQModel when it imports, else a working auto-gptq, else MissingExtraError('gptq')."""
+    """GPTQModel when it imports, else MissingExtraError('gptq')."""
     _cap_cpu_workers()
     try:
         import gptqmodel
-
-        return Backend("gptqmodel", gptqmodel.__version__)
     except ImportError:
-        pass
-    try:
-        import auto_gptq
-
-        return Backend("auto_gptq", auto_gptq.__version__)
-    except Exception:  # noqa: BLE001 - auto-gptq fails in many ways with recent transformers
         raise MissingExtraError("gptqmodel", "gptq") from None
+    return Backend("gptqmodel", gptqmodel.__version__)
 
 
 def _cap_cpu_workers() -> None:
@@ -166,29 +158,6 @@ def gptqmodel_quantize(source: Path, samples: list[list[int]], config: RunConfig
     calibration = [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in samples]
     model.quantize(calibration, batch_size=min(4, len(calibration)))
     return _Saver(lambda out: model.save(str(out), max_shard_size=f"{config.export_size}GB"))
-
-
-def auto_gptq_quantize(source: Path, samples: list[list[int]], config: RunConfig, *, on_layer):
-    """Quantize with auto-gptq (only reached where a working auto-gptq imports)."""
-    import torch
-    from auto_gptq import AutoGPTQForCausalLM, BaseQuantizeConfig
-
-    quantize_config = BaseQuantizeConfig(
-        bits=config.export_quantization_bit, group_size=group_size_for(source), desc_act=False
-    )
-    model = AutoGPTQForCausalLM.from_pretrained(
-        str(source), quantize_config, trust_remote_code=config.trust_remote_code
-    )
-    examples = [
-        {
-            "input_ids": torch.tensor([ids]),
-            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-        }
-        for ids in samples
-    ]
-    model.quantize(examples)
-    on_layer.layer_complete(layer_idx=_layer_count(source) - 1, submodule_finalized=True)
-    return _Saver(lambda out: model.save_quantized(str(out), use_safetensors=True))
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 
 Reads a run config, tokenizes the dataset with tunedeck's converter and template (encode.py: the
 same ids and labels `tunedeck data preview` shows), loads the model (bitsandbytes 4/8-bit for
-QLoRA), adds LoRA, trains with transformers' Trainer (trl's DPOTrainer/KTOTrainer for dpo/kto)
-and writes output_dir/trainer_log.jsonl and output_dir/run_status.json as it goes.
+QLoRA), adds LoRA, trains with transformers' Trainer (trl's DPOTrainer/KTOTrainer for dpo/kto, a
+value head and the pairwise loss for rm: reward.py) and writes output_dir/trainer_log.jsonl and output_dir/run_status.json as it goes.
 
 Exit codes: 0 done, 1 failed, 130 / 143 cancelled by SIGINT / SIGTERM (after saving a checkpoint).
 """
@@ -32,7 +32,8 @@ from tunedeck.core.runners.common import (
     torchrun_nproc,
     world_size,
 )
-from tunedeck.core.runners.encode import EncodedData, encode_dataset
+from tunedeck.core.runners.encode import EncodedData
+from tunedeck.core.runners.prepared import prepare_dataset
 
 MODULE = "tunedeck.core.runners.train"
 
@@ -62,9 +63,9 @@ def run_training(config: RunConfig, stop: StopRequest) -> int:
         if resume_from is None and config.overwrite_output_dir and is_main_process():
             _clear_previous_run(out)
         tokenizer = load_tokenizer(config)
-        model = load_model(config, tokenizer)
         status("tokenizing", f"tokenizing {config.dataset}")
-        data = encode_dataset(config, tokenizer)
+        data = prepare_dataset(config, tokenizer, status)
+        model = load_model(config, tokenizer)
         if not data.train:
             raise TunedeckError(
                 f"no usable rows in {config.dataset}", hint="check it with `tunedeck data validate`"
@@ -120,11 +121,46 @@ def compute_dtype(config: RunConfig):
 
 
 def load_model(config: RunConfig, tokenizer):
-    """The base model (quantized through bitsandbytes when quantization_bit is set) plus adapters."""
-    import torch
+    """The base model (quantized through bitsandbytes when quantization_bit is set) plus adapters,
+    and for stage rm a value head."""
     from transformers import AutoModelForCausalLM, set_seed
 
     set_seed(config.seed)  # as LLaMA-Factory: new embedding rows and LoRA weights from the seed
+    model = AutoModelForCausalLM.from_pretrained(
+        config.model_name_or_path, **model_arguments(config)
+    )
+    model.config.use_cache = False
+    resized = _fit_embeddings(model, tokenizer)
+    if config.quantization_bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model = apply_finetuning(config, model, train_embeddings=resized)
+    if config.stage == "rm":
+        from tunedeck.core.runners.reward import with_value_head
+
+        return with_value_head(model, config.adapter_name_or_path)
+    return model
+
+
+# flash_attn (LLaMA-Factory's names) -> transformers' attn_implementation; auto: the model's own
+ATTENTION_IMPLEMENTATIONS = {
+    "disabled": "eager",
+    "sdpa": "sdpa",
+    "fa2": "flash_attention_2",
+    "fa3": "flash_attention_3",
+}
+
+
+def model_arguments(config: RunConfig) -> dict[str, Any]:
+    """from_pretrained keyword arguments: dtype, bitsandbytes quantization, attn_implementation."""
+    import torch
+
     dtype = compute_dtype(config)
     kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
     if config.quantization_bit:
@@ -139,24 +175,14 @@ def load_model(config: RunConfig, tokenizer):
             )
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and not _zero3(config):
             kwargs["device_map"] = {"": _local_device()}
     kwargs["dtype"] = (
         dtype if config.quantization_bit or config.finetuning_type != "full" else torch.float32
     )
-    model = AutoModelForCausalLM.from_pretrained(config.model_name_or_path, **kwargs)
-    model.config.use_cache = False
-    resized = _fit_embeddings(model, tokenizer)
-    if config.quantization_bit:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=config.gradient_checkpointing
-        )
-    elif config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    return apply_finetuning(config, model, train_embeddings=resized)
+    if config.flash_attn in ATTENTION_IMPLEMENTATIONS:
+        kwargs["attn_implementation"] = ATTENTION_IMPLEMENTATIONS[config.flash_attn]
+    return kwargs
 
 
 def apply_finetuning(config: RunConfig, model, train_embeddings: bool = False):
@@ -277,13 +303,101 @@ def training_arguments(config: RunConfig, has_eval: bool) -> dict[str, Any]:
         "fp16": config.fp16,
         "seed": config.seed,
         "dataloader_num_workers": config.dataloader_num_workers,
-        "report_to": [],
+        "report_to": reporters(config),
+        "deepspeed": deepspeed_config(config),
+        "ddp_timeout": config.ddp_timeout,
+        "use_liger_kernel": config.enable_liger_kernel,
+        "liger_kernel_config": _liger_config(config),
         "disable_tqdm": True,
         "remove_unused_columns": False,
         "include_num_input_tokens_seen": "non_padding",
         "ddp_find_unused_parameters": False,
         "use_cpu": config.use_cpu or (world_size() > 1 and not _cuda_available()),
     }
+
+
+REPORTERS = ("tensorboard", "wandb", "mlflow", "trackio", "none", "all")
+
+
+def reporters(config: RunConfig) -> list[str]:
+    """report_to as the Trainer takes it: the integrations to log to ([] for none)."""
+    names = [n.strip() for n in str(config.report_to).split(",") if n.strip()]
+    unknown = [n for n in names if n not in REPORTERS]
+    if unknown:
+        raise TunedeckError(
+            f"report_to: unknown integration {unknown[0]!r}", hint=", ".join(REPORTERS)
+        )
+    return [] if not names or names == ["none"] else names
+
+
+def deepspeed_config(config: RunConfig) -> str | dict | None:
+    """The DeepSpeed config for TrainingArguments: a JSON file path or its contents (a mapping)."""
+    value = config.deepspeed
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        import json
+
+        return json.loads(value)
+    return value or None
+
+
+def _zero3(config: RunConfig) -> bool:
+    return _zero_stage(config) == 3
+
+
+def _zero_stage(config: RunConfig) -> int:
+    value = deepspeed_config(config)
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(Path(value).read_text())
+        except (OSError, ValueError):
+            return 0
+    stage = ((value or {}).get("zero_optimization") or {}).get("stage", 0)
+    return int(stage) if str(stage).isdigit() else 0
+
+
+def _liger_config(config: RunConfig) -> dict[str, bool] | None:
+    """Preference and reward stages need the logits: no fused linear cross-entropy there."""
+    if not config.enable_liger_kernel or config.stage in ("sft", "pt"):
+        return None
+    return {"fused_linear_cross_entropy": False}
+
+
+# keys that need a package the training extra does not bring: (key is set, module, pip name)
+OPTIONAL_PACKAGES = (
+    ("deepspeed", "deepspeed", "deepspeed"),
+    ("enable_liger_kernel", "liger_kernel", "liger-kernel"),
+)
+
+
+def require_packages(config: RunConfig) -> None:
+    """Refuse, before loading anything, a key whose package is not installed here."""
+    import importlib.util
+
+    for key, module, package in OPTIONAL_PACKAGES:
+        if getattr(config, key) and importlib.util.find_spec(module) is None:
+            raise TunedeckError(
+                f"{key} needs the '{module}' package, which is not installed here",
+                hint=f"pip install {package}, or remove {key} from the config",
+            )
+    for name in reporters(config):
+        wanted = {"tensorboard": ("tensorboard", "tensorboardX")}.get(name, (name,))
+        if name != "all" and not any(importlib.util.find_spec(m) for m in wanted):
+            raise TunedeckError(
+                f"report_to {name} needs the '{wanted[0]}' package, which is not installed here",
+                hint=f"pip install {wanted[0]}, or set report_to: none",
+            )
+
+
+def _arguments_before_model(config: RunConfig):
+    """With ZeRO-3, TrainingArguments must exist while the model loads (its weights are then
+    partitioned as they load); None otherwise."""
+    if not _zero3(config):
+        return None
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**training_arguments(config, has_eval=False))
 
 
 def _cuda_available() -> bool:
@@ -293,12 +407,12 @@ def _cuda_available() -> bool:
 
 
 def build_trainer(config: RunConfig, model, tokenizer, data: EncodedData, stop: StopRequest):
-    """A Trainer (sft, pt) or trl's DPOTrainer / KTOTrainer, with our progress and stop callbacks."""
-    from datasets import Dataset
+    """A Trainer (sft, pt), trl's DPOTrainer / KTOTrainer, or the reward trainer (rm), with our
+    progress and stop callbacks."""
 
     callbacks = [_progress_callback_class()(config, stop)]
-    train_set = Dataset.from_list(data.train)
-    eval_set = Dataset.from_list(data.eval) if data.eval else None
+    train_set = _as_dataset(data.train)
+    eval_set = _as_dataset(data.eval) if data.eval else None
     arguments = training_arguments(config, eval_set is not None)
     if config.stage in ("sft", "pt"):
         from transformers import Trainer, TrainingArguments
@@ -336,6 +450,14 @@ def build_trainer(config: RunConfig, model, tokenizer, data: EncodedData, stop: 
         )
     if config.stage == "kto":
         return _kto_trainer(config, model, tokenizer, data, arguments, callbacks)
+    if config.stage == "rm":
+        from transformers import TrainingArguments
+
+        from tunedeck.core.runners.reward import reward_trainer
+
+        return reward_trainer(
+            model, TrainingArguments(**arguments), train_set, eval_set, tokenizer, callbacks
+        )
     raise TunedeckError(f"stage {config.stage} is not supported by this runner")
 
 
@@ -377,7 +499,6 @@ def _kto_trainer(config: RunConfig, model, tokenizer, data: EncodedData, argumen
     KTO reads batches in order (each example's KL term uses its batch neighbours' completions),
     so the examples are shuffled here, once, with the run's seed.
     """
-    from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 
     class PretokenizedKTOTrainer(KTOTrainer):
@@ -390,8 +511,9 @@ def _kto_trainer(config: RunConfig, model, tokenizer, data: EncodedData, argumen
                 )
             return dataset
 
-    train = list(data.train)
-    random.Random(config.seed).shuffle(train)
+    order = list(range(len(data.train)))
+    random.Random(config.seed).shuffle(order)  # the permutation shuffling the examples makes
+    train = _as_dataset(data.train).select(order)
     return PretokenizedKTOTrainer(
         model=model,
         args=KTOConfig(
@@ -401,11 +523,18 @@ def _kto_trainer(config: RunConfig, model, tokenizer, data: EncodedData, argumen
             undesirable_weight=config.kto_rejected_weight,
             max_length=config.cutoff_len,
         ),
-        train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(data.eval) if data.eval else None,
+        train_dataset=train,
+        eval_dataset=_as_dataset(data.eval) if data.eval else None,
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+
+
+def _as_dataset(examples):
+    """A prepared (memory-mapped) Dataset as it is; a list of examples as a Dataset."""
+    from datasets import Dataset
+
+    return examples if isinstance(examples, Dataset) else Dataset.from_list(examples)
 
 
 def _with_mismatched_completions(batch: dict[str, list]) -> dict[str, list]:
