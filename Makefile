@@ -11,12 +11,12 @@ TINY := $(WORKSPACE)/models/tiny
 TORCH ?= torch==2.14.1
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint bench venv sysdeps
+.PHONY: run test lint bench venv sysdeps reference
 
 run: venv $(TINY)/config.json
 	$(VENV)/bin/tunedeck tui $(WORKSPACE)/data
 
-test: venv sysdeps
+test: venv sysdeps reference
 	$(VENV)/bin/pytest
 
 lint: venv
@@ -24,6 +24,16 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests bench themes
 
 venv: $(VENV)/.installed
+
+# LLaMA-Factory 0.9.5 in a venv of its own (never a dependency of tunedeck): the reference the
+# equality tests compare with. Kept between runs; TUNEDECK_LF_VENV points elsewhere.
+LF_VENV ?= $(or $(TUNEDECK_LF_VENV),$(HOME)/.cache/tunedeck/lf-0.9.5)
+reference: $(LF_VENV)/.installed
+
+$(LF_VENV)/.installed:
+	test -x $(LF_VENV)/bin/python || python3 -m venv $(LF_VENV)
+	$(LF_VENV)/bin/pip -q install llamafactory==0.9.5
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
