@@ -104,6 +104,8 @@ def write_slurm_conf(
         "SlurmdTimeout=30",
         "MinJobAge=600",
         "KillWait=5",
+        # pending jobs (a requeued one too) are looked at every 2 s, not every 60 s
+        "SchedulerParameters=sched_interval=2",
         *extra,
     ]
     for node in nodes:
