@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunedeck.core.config.schema import SLURM_KEYS
 from tunedeck.core.locations import cache_dir, ensure
 
 INSTALL_ENV = "TUNEDECK_LLAMAFACTORY"  # a venv folder or a llamafactory-cli path
@@ -22,7 +23,7 @@ DEFAULT_VENVS = "~/.cache/tunedeck"  # `hosts setup --extras llamafactory` insta
 PROBE = Path(__file__).with_name("probe.py")
 PROBE_TIMEOUT = 600
 # Keys tunedeck reads itself and takes out of the YAML LLaMA-Factory gets.
-TUNEDECK_KEYS = ("engine", "nproc_per_node")
+TUNEDECK_KEYS = ("engine", "nproc_per_node", *SLURM_KEYS)
 EXPORT_SKIPS = ("TrainingArguments",)  # get_infer_args parses the other four
 COMMANDS = {"train": "train", "quantize": "export"}  # tunedeck's run kind -> llamafactory-cli
 
