@@ -450,7 +450,7 @@ class SlurmBackend:
             state = JobState.CANCELLED
         message = WHY_MESSAGES.get(slurm_state)
         if why == "timelimit":
-            message = "stopped before its time limit; checkpoint saved"
+            message = "stopped by Slurm's signal (time limit or preemption); checkpoint saved"
         progress = metrics.read_job_progress(job)
         return {
             "state": state,

@@ -3,8 +3,10 @@
 Every resource is an `#SBATCH` line, so the script alone says what was asked for. The body runs
 the job's argv in the background and waits; the time-limit signal (`--signal=B:TERM@N`, sent to
 this shell only) and a cancel's `scancel --batch --signal=TERM` are passed once to the whole
-process group, so the runner saves a checkpoint. With requeue, a run stopped by the time limit
-(not by a cancel) puts itself back in the queue, and its next start resumes from the checkpoint.
+process group, so the runner saves a checkpoint (a preemption's TERM to every process reaches the
+runner twice: it takes the second as the same stop). With requeue, a run stopped by Slurm's
+signal (not by a cancel) puts itself back in the queue, and its next start resumes from the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def _run_lines(options: ScriptOptions) -> list[str]:
         'WHY=""',
         'if [ -e "$TUNEDECK_CANCEL" ]; then WHY=cancel; elif [ -n "$STOPPED" ]; then WHY=timelimit; fi',
         f'if [ "$WHY" = timelimit ] && [ {requeue} = 1 ]; then',
-        '  echo "tunedeck: stopped before the time limit; requeued to resume from its checkpoint"',
+        '  echo "tunedeck: stopped by Slurm (time limit or preemption); requeued to resume"',
         '  scontrol requeue "$SLURM_JOB_ID" && exit 0',
         "fi",
         'echo "$CODE $WHY" > "$TUNEDECK_EXIT"',
