@@ -121,6 +121,7 @@ class SlurmBackend:
         self._positions: dict[str, int] = {}
         self._positions_of: frozenset[str] = frozenset()
         self._positions_at = -POSITION_EVERY
+        self.position_every = POSITION_EVERY
 
     @classmethod
     def for_host(cls, host: Host) -> SlurmBackend:
@@ -376,7 +377,7 @@ class SlurmBackend:
 
     def queue_positions(self, pending: Sequence[QueueEntry]) -> dict[str, int]:
         """Each pending job's place in its partition's queue (every user's pending jobs, in
-        Slurm's priority order): one squeue call, asked again only after POSITION_EVERY
+        Slurm's priority order): one squeue call, asked again only after `position_every`
         seconds or for a pending job not placed yet."""
         if not pending:
             return {}
@@ -384,7 +385,7 @@ class SlurmBackend:
         partitions = frozenset(
             name for entry in pending for name in (entry.partition or "").split(",") if name
         )
-        recent = time.monotonic() - self._positions_at < POSITION_EVERY
+        recent = time.monotonic() - self._positions_at < self.position_every
         if recent and ids <= self._positions.keys() and partitions <= self._positions_of:
             return self._positions
         argv = ["squeue", "--noheader", "--array", "--states=PENDING"]
