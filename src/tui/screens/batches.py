@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -49,8 +49,13 @@ class BatchesScreen(DeckScreen):
     """A run config's first batches; Enter on a row opens it in Preview; Esc goes back."""
 
     MODE = "preview"
+    DEFAULT_CSS = """
+    BatchesScreen #batches-config { width: 1fr; }
+    BatchesScreen #batches-count { width: 8; }
+    BatchesScreen #batches-table { height: 1fr; }
+    """
     BINDINGS = [
-        Binding("enter", "open_row", "Open row", id="batches.open_row"),
+        Binding("enter", "enter", "Open row", priority=True, id="batches.open_row"),
         Binding("ctrl+r", "load", "Reload", id="batches.reload"),
         Binding("escape", "back", "Back", id="batches.back"),
     ]
@@ -85,9 +90,12 @@ class BatchesScreen(DeckScreen):
     def on_unmount(self) -> None:
         self._sidecar.close()
 
-    @on(Input.Submitted)
-    def _submitted(self) -> None:
-        self.action_load()
+    def action_enter(self) -> None:
+        """Enter in a field reads the batches; on the table it opens the row."""
+        if isinstance(self.focused, Input):
+            self.action_load()
+        else:
+            self.action_open_row()
 
     def action_load(self) -> None:
         config = self.query_one("#batches-config", Input).value.strip()
@@ -113,7 +121,7 @@ class BatchesScreen(DeckScreen):
             super().worker_failed(group, error)
             return
         self.error = error
-        text = Text(inert(error), style=Palette.of(self.app).style("error"))
+        text = Text(inert(str(error)), style=Palette.of(self.app).style("error"))
         if getattr(error, "hint", None):
             text.append(f"  hint: {inert(error.hint)}", style="dim")
         self._status(text)
@@ -136,12 +144,8 @@ class BatchesScreen(DeckScreen):
                     f"{row.trained:,}",
                     f"{row.padded - row.tokens:,}",
                 )
-        self._status(status_text(config, preview))
+        self._status(status_text(preview))
         table.focus()
-
-    @on(DataTable.RowSelected)
-    def _row_selected(self) -> None:
-        self.action_open_row()
 
     def action_open_row(self) -> None:
         """Open the row under the cursor in Preview, as the run encodes it."""
@@ -198,12 +202,12 @@ def batch_cell(batch) -> str:
     return f"{batch.step}  {len(batch.rows)}×{batch.rows[0].padded}"
 
 
-def status_text(config: str, preview: BatchPreview) -> Text:
+def status_text(preview: BatchPreview) -> Text:
     """What the table shows and how the rows were encoded."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"{len(preview.batches)} batches", style="bold")
-    text.append(f" of {inert(config)} · {preview.template or 'hf'} · cutoff {preview.cutoff_len}")
-    text.append(" · packed" if preview.packed else " · Enter opens a row in Preview", style="dim")
+    text.append(f" · template {preview.template or 'hf'} · cutoff {preview.cutoff_len}")
+    text.append(" · packed" if preview.packed else " · Enter: the row in Preview", style="dim")
     return text
 
 
