@@ -91,7 +91,16 @@ def test_a_second_run_reads_the_cache_without_encoding_again(tmp_path, tokenizer
 
 @pytest.mark.parametrize(
     "change",
-    ["data", "mtime", "template", "cutoff_len", "train_on_prompt", "packing", "tokenizer"],
+    [
+        "data",
+        "mtime",
+        "template",
+        "cutoff_len",
+        "train_on_prompt",
+        "packing",
+        "thinking",
+        "tokenizer",
+    ],
 )
 def test_a_change_in_any_input_misses_the_cache(change, tmp_path, tokenizer):
     folder = _data_folder(tmp_path, _alpaca(30))
@@ -115,6 +124,8 @@ def test_a_change_in_any_input_misses_the_cache(change, tmp_path, tokenizer):
         config = replace(config, train_on_prompt=True)
     elif change == "packing":
         config = replace(config, packing=True)
+    elif change == "thinking":
+        config = replace(config, enable_thinking=not config.enable_thinking)
     else:
         other_tokenizer = load_tokenizer(TOKENIZER_DIR, TEMPLATE)
         other_tokenizer.add_tokens(["<extra_token>"])

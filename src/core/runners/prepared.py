@@ -52,6 +52,7 @@ KEY_FIELDS = (
     "neat_packing",
     "mix_strategy",
     "interleave_probs",
+    "enable_thinking",
     "datasets",
     "eval_datasets",
 )
@@ -166,7 +167,7 @@ def build(config: RunConfig, tokenizer, folder: Path, key: str, say: Status) -> 
 def _replace_folder(built: Path, target: Path) -> None:
     """Put the finished folder in place of the old one, which must hold prepared data only."""
     if target.exists():
-        strangers = [p.name for p in target.iterdir() if p.name not in _OWN_FILES]
+        strangers = [p.name for p in target.iterdir() if not _own_file(p.name)]
         if strangers:
             shutil.rmtree(built)
             raise TunedeckError(
@@ -174,8 +175,18 @@ def _replace_folder(built: Path, target: Path) -> None:
                 "not prepared data",
                 hint="point tokenized_path at a new or empty folder",
             )
-        shutil.rmtree(target)
-    os.replace(built, target)
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.replace(built, target)
+    except OSError:  # another process (a rank of the same run) put the same data in place first
+        shutil.rmtree(built)
+        if read_meta(target, None) is None:
+            raise
+
+
+def _own_file(name: str) -> bool:
+    """Files of a prepared folder: ours, and the `datasets` cache files a trainer's map leaves."""
+    return name in _OWN_FILES or (name.startswith("cache-") and name.endswith(".arrow"))
 
 
 def row_orders(
