@@ -13,7 +13,9 @@ Differences by design, asserted as such:
 - kto step 2 with a template that adds tokens (the embeddings trained beside LoRA): LLaMA-Factory's
   own KTO trainer (on trl 0.24) and trl 1.x's KTOTrainer, which the runner uses, update them
   differently; step 1 (policy = reference) is equal, and so is step 2 without new tokens.
-- rm: the runner has no reward-model stage; its config check refuses `stage: rm`.
+- rm: no difference. The value head (dropout 0.1, a Linear on the last hidden state) is created
+  right after LoRA with the same draws as trl's AutoModelForCausalLMWithValueHead, and the pairwise
+  loss (-logsigmoid(chosen - rejected) at each row's last token) does not count labels.
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tunedeck.core.config import load_config
-from tunedeck.core.errors import TunedeckError
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -87,6 +86,8 @@ CASES: dict[str, dict] = {
     "dpo": {"stage": "dpo", "dataset": "dpo_en_demo", "template": "llama3"},
     "kto": {"stage": "kto", "dataset": "kto_en_demo", "template": "default"},
     "kto new tokens": {"stage": "kto", "dataset": "kto_en_demo", "template": "llama3"},
+    "rm": {"stage": "rm", "dataset": "dpo_en_demo", "template": "default"},
+    "rm new tokens": {"stage": "rm", "dataset": "dpo_en_demo", "template": "llama3"},
 }
 FIRST_LABEL_COUNTED = {"sft train_on_prompt qwen", "pt packing"}
 STEP_2_DIFFERS = {"kto new tokens"}
@@ -135,8 +136,8 @@ def test_step_losses_equal_llamafactory(trained, case):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [c for c in CASES if CASES[c].get("stage", "sft") in LM_STAGES])
 def test_first_batches_are_llamafactorys(trained, case):
-    """sft and pt: the same rows in the same order, padded alike (ids and labels); dpo and kto
-    batches are built inside two different preference trainers and are not recorded."""
+    """sft and pt: the same rows in the same order, padded alike (ids and labels); dpo, kto and rm
+    batches are built inside trainers with their own loss and are not recorded."""
     reference, ours = trained["reference"][case], trained["tunedeck"][case]
     assert len(reference["batches"]) == len(ours["batches"]) == 2
     for theirs, mine in zip(reference["batches"], ours["batches"], strict=True):
@@ -153,15 +154,6 @@ def test_first_label_counting_is_the_only_sft_pt_difference(trained):
             assert (scale != 1.0) == (case in FIRST_LABEL_COUNTED), case
 
 
-def test_the_runner_refuses_reward_model_training(tmp_path, tiny_model, shared_data):
-    path = tmp_path / "rm.yaml"
-    keys = {**COMMON, "stage": "rm", "dataset": "dpo_en_demo", "template": "llama3"}
-    keys.update(model_name_or_path=str(tiny_model), dataset_dir=str(shared_data))
-    path.write_text(json.dumps({**keys, "output_dir": str(tmp_path / "out")}))
-    with pytest.raises(TunedeckError, match="stage"):
-        load_config(path)
-
-
 def _arguments(engine: str, keys: dict, model: Path, data: Path, out: Path) -> dict:
     arguments = {**COMMON, **keys, "output_dir": str(out)}
     arguments.update(model_name_or_path=str(model), dataset_dir=str(data))
@@ -173,7 +165,7 @@ def _arguments(engine: str, keys: dict, model: Path, data: Path, out: Path) -> d
 
 
 def _reference_scale(case: str, ours: dict, step: int) -> float:
-    """predicted / all trained labels of our batch at `step` (1.0 for dpo and kto)."""
+    """predicted / all trained labels of our batch at `step` (1.0 for dpo, kto and rm)."""
     if not ours.get("batches"):
         return 1.0
     labels = ours["batches"][step]["labels"]
