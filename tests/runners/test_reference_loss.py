@@ -119,6 +119,7 @@ def trained(tmp_path_factory, tiny_model, shared_data, reference_python):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT + 60)  # the first one waits for both engines' runs
 @pytest.mark.parametrize("case", list(CASES))
 def test_step_losses_equal_llamafactory(trained, case):
     reference, ours = trained["reference"][case], trained["tunedeck"][case]
@@ -134,6 +135,7 @@ def test_step_losses_equal_llamafactory(trained, case):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT + 60)  # the first one waits for both engines' runs
 @pytest.mark.parametrize("case", [c for c in CASES if CASES[c].get("stage", "sft") in LM_STAGES])
 def test_first_batches_are_llamafactorys(trained, case):
     """sft and pt: the same rows in the same order, padded alike (ids and labels); dpo, kto and rm
@@ -146,6 +148,7 @@ def test_first_batches_are_llamafactorys(trained, case):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT + 60)
 def test_first_label_counting_is_the_only_sft_pt_difference(trained):
     """The scale is 1 exactly where the first label of every row is masked."""
     for case, keys in CASES.items():
