@@ -94,15 +94,17 @@ def test_a_key_no_engine_knows_names_both_engines_and_the_fix(llamafactory, sft_
     assert error.hint == "did you mean 'lora_rank'?"
 
 
-def test_auto_takes_llamafactory_for_a_reward_model_and_says_so(llamafactory, tmp_path, tiny_model):
-    reward = localised(
-        EXAMPLES / "train_lora/qwen3_lora_reward.yaml", tmp_path, tiny_model, tiny_model
+def test_auto_takes_llamafactory_for_a_feature_the_builtin_lacks_and_says_so(
+    llamafactory, tmp_path, tiny_model
+):
+    loraplus = localised(
+        EXAMPLES / "extras/loraplus/llama3_lora_sft.yaml", tmp_path, tiny_model, tiny_model
     )
-    check = check_config(reward, ["engine=auto"], check_files=False)
+    check = check_config(loraplus, ["engine=auto"], check_files=False)
     assert check.ok, [str(e) for e in check.errors]
     assert check.config.engine == "llamafactory"
     (note,) = [p for p in check.warnings if p.key == "engine"]
-    assert note.message.startswith("engine auto: llamafactory") and "stage" in note.message
+    assert note.message == "engine auto: llamafactory (LLaMA-Factory 0.9.5), for loraplus_lr_ratio"
 
 
 def test_auto_keeps_the_builtin_engine_when_it_serves_the_config(
