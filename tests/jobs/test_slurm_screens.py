@@ -16,7 +16,7 @@ from tunedeck.core.locations import state_dir
 from tunedeck.tui.app import TunedeckApp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
-from pilot_tools import EXAMPLE_DATA, settle_until  # noqa: E402
+from pilot_tools import EXAMPLE_DATA, settle_until, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +77,35 @@ async def _launch_screen_shows_sbatch(base: Path, out: Path) -> None:
         assert any("tunedeck.core.runners.train" in line for line in lines)
         screen.query_one("#train-host", Select).value = "local"
         await settle_until(pilot, lambda: not str(panel.render()).strip(), "no script off Slurm")
+
+
+def test_runs_screen_shows_each_pending_jobs_place_in_the_queue(slurm_local_host):
+    from tunedeck.core.jobs import JobSpec, get_backend
+    from tunedeck.core.jobs.backend import Resources
+
+    backend = get_backend(CLUSTER_NAME)
+    held = Resources(hold=True)
+    jobs = [backend.submit(JobSpec(("true",), f"held-{k}", resources=held)) for k in range(2)]
+    try:
+        asyncio.run(_runs_screen_shows_places([job.id for job in jobs]))
+    finally:
+        for job in jobs:
+            backend.cancel(job, grace=5)
+        backend.close()
+
+
+async def _runs_screen_shows_places(ids: list[str]) -> None:
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("3")
+        await wait_until(pilot, lambda: app.current_mode == "runs", "runs screen", timeout=60)
+        table = app.screen.query_one("#jobs-table", DataTable)
+
+        def cell(job_id: str) -> str:
+            return str(table.get_row(job_id)[4]) if job_id in table.rows else ""
+
+        await wait_until(pilot, lambda: cell(ids[1]).endswith("#2"), "the second placed", 60)
+        assert cell(ids[0]).startswith("pending (JobHeldUser") and cell(ids[0]).endswith("#1")
+        table.move_cursor(row=table.get_row_index(ids[1]))
+        detail = app.screen.query_one("#job-detail", Static)
+        await wait_until(pilot, lambda: "queue position 2" in str(detail.render()), "detail", 60)
