@@ -277,10 +277,10 @@ def _write_part(
 
 
 def _example_schema(example: dict[str, Any]):
-    """Token lists as list<int64>, kto's label as bool, in the example's key order."""
+    """Token lists as list<int32> (ids, labels and masks fit), kto's label as bool."""
     import pyarrow as pa
 
-    return pa.schema([(k, pa.bool_() if k == "label" else pa.list_(pa.int64())) for k in example])
+    return pa.schema([(k, pa.bool_() if k == "label" else pa.list_(pa.int32())) for k in example])
 
 
 def _write_empty(target: Path) -> None:
