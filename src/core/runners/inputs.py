@@ -84,10 +84,17 @@ def local_model_paths(config: RunConfig) -> list[str]:
 
 
 def send_inputs(
-    backend, host: str, kind: str, config: RunConfig, options: SyncOptions
+    backend,
+    host: str,
+    kind: str,
+    config: RunConfig,
+    options: SyncOptions,
+    settings: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], SyncResult | None]:
-    """Send what the run reads to the host's store; returns the settings to send and what moved."""
-    settings = config.changed()
+    """Send what the run reads to the host's store; returns the settings to send and what moved.
+
+    `settings`: the mapping whose paths are renamed (default the config's changed keys)."""
+    settings = dict(config.changed() if settings is None else settings)
     paths = local_model_paths(config)
     present = (
         set(backend.request("store_have", hashes=[], paths=paths)["paths"]) if paths else set()
