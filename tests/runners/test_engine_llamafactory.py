@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "config"))
-from llamafactory_examples import EXAMPLES, localised  # noqa: E402
+from llamafactory_examples import DATA, EXAMPLES, localised  # noqa: E402
 from slurm_nodes import slurm_two_nodes  # noqa: E402,F401 - fixture
 
 from tunedeck.core.config import check_config  # noqa: E402
@@ -258,6 +258,36 @@ def test_llamafactory_trains_on_a_host_over_ssh(llamafactory, loop_host, tmp_pat
     assert waited.returncode == 0, tunedeck("runs", "logs", job_id).stdout[-3000:]
     job = _job(job_id)
     assert job.argv[2] == "tunedeck.core.engines.run"  # the host's wrapper execs the CLI
+    losses = [p.loss for p in read_job_metrics(job) if p.loss is not None]
+    assert len(losses) == 2
+
+
+@pytest.mark.slow
+def test_llamafactory_on_a_host_with_sync_trains_from_the_store_paths(
+    llamafactory, loop_host, remote_home, tmp_path, tiny_model
+):
+    config = localised(
+        EXAMPLES / "train_lora/qwen3_lora_sft.yaml", tmp_path, tiny_model, tiny_model
+    )
+    argv = ["train", str(config), *SHORT, "--engine", "llamafactory", "--host", loop_host.name]
+    started = tunedeck(*argv, "--detach")  # sync on: model and data sent to the host's store
+    assert started.returncode == 0, started.stderr
+    job_id = started.stderr.split("job ", 1)[1].split()[0]
+    waited = tunedeck("runs", "wait", job_id)
+    assert waited.returncode == 0, tunedeck("runs", "logs", job_id).stdout[-3000:]
+    job = _job(job_id)
+    assert (job.state, job.exit_code) == ("succeeded", 0)
+    inputs = Path(loop_host.workdir, ".tunedeck", "inputs")
+    ran_here = remote_home.rglob("*-llamafactory.yaml")  # what the host's wrapper wrote
+    (ran,) = [p for p in ran_here if str(tmp_path) in p.read_text()]  # this run's output_dir
+    document = yaml.safe_load(ran.read_text())
+    data = Path(document["dataset_dir"])  # the data folder's tree in the host's store
+    assert (data.parent.parent, data.name) == (inputs, "data"), data
+    assert (data / "dataset_info.json").is_file() and str(DATA) not in ran.read_text()
+    written = yaml.safe_load(config.read_text())
+    assert document["dataset"] == written["dataset"]
+    # the same account: the host has the model at this very path, so it is named as written
+    assert document["model_name_or_path"] == str(tiny_model)
     losses = [p.loss for p in read_job_metrics(job) if p.loss is not None]
     assert len(losses) == 2
 

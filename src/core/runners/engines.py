@@ -42,6 +42,7 @@ def llamafactory_spec(
     overrides: Sequence[str],
     cwd: str | None,
     resources=None,
+    sync=None,
 ) -> JobSpec:
     """The JobSpec of `llamafactory-cli train|export` for a config checked with that engine."""
     from tunedeck.core.config.engine_check import read_settings
@@ -60,8 +61,9 @@ def llamafactory_spec(
             env["PATH"] = path_with(cli)
     else:
         python = launch.host_python(backend)
-        checked = {**document, "engine": "llamafactory"}
-        if hasattr(backend, "request"):
+        if hasattr(backend, "request"):  # an agent: sync, then the host's own check
+            document = synced_document(backend, host, kind, config, document, sync)
+            checked = {**document, "engine": "llamafactory"}
             launch.check_on_host(backend, host, launch.PURPOSES[kind], checked)
         argv = remote_argv(python, kind, document)
     return JobSpec(
@@ -77,6 +79,17 @@ def llamafactory_spec(
         command_line=launch._command_line(kind, config_path, overrides, snapshot, host),
         resources=resources,
     )
+
+
+def synced_document(backend, host: str, kind: str, config: RunConfig, document: dict, sync):
+    """The YAML mapping with its local model, adapter, dataset_dir and calibration paths sent to
+    the host's store and named there, as for the built-in engine; unchanged without sync."""
+    if sync is None or not sync.enabled:
+        return document
+    from tunedeck.core.runners.inputs import send_inputs
+
+    synced, _ = send_inputs(backend, host, kind, config, sync, settings=document)
+    return synced
 
 
 def slurm_lines(resources) -> tuple[str, ...] | None:
