@@ -6,6 +6,7 @@ or file found looser is tightened, with one warning on stderr.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -74,3 +75,18 @@ def create_private(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     os.fchmod(fd, PRIVATE_FILE)
     os.close(fd)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` whole with `text`, 0600 from its first byte (never a half-written file)."""
+    ensure(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    create_private(tmp)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string (a JSON string is one: the same escapes)."""
+    return json.dumps(text, ensure_ascii=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +12,7 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from tunedeck.core.locations import PRIVATE_FILE, config_dir, create_private, ensure, tighten
+from tunedeck.core.locations import PRIVATE_FILE, config_dir, tighten, toml_string, write_private
 
 DEFAULT_COMMAND = "tunedeck"
 SLURM = "slurm"
@@ -162,29 +160,18 @@ def remove_host(name: str) -> None:
 def _save(hosts: dict[str, Host]) -> None:
     lines = ["# tunedeck hosts: `tunedeck hosts add NAME TARGET` writes this file.", ""]
     for host in hosts.values():
-        lines.append(f"[hosts.{_string(host.name)}]")
-        lines.append(f"target = {_string(host.target)}")
+        lines.append(f"[hosts.{toml_string(host.name)}]")
+        lines.append(f"target = {toml_string(host.target)}")
         if host.workdir:
-            lines.append(f"workdir = {_string(host.workdir)}")
-        lines.append(f"command = {_string(host.command)}")
+            lines.append(f"workdir = {toml_string(host.workdir)}")
+        lines.append(f"command = {toml_string(host.command)}")
         if host.ssh_options:
-            lines.append(f"ssh_options = [{', '.join(_string(o) for o in host.ssh_options)}]")
+            lines.append(f"ssh_options = [{', '.join(toml_string(o) for o in host.ssh_options)}]")
         for key in ("scheduler", "partition", "account", "qos"):
             if getattr(host, key):
-                lines.append(f"{key} = {_string(getattr(host, key))}")
+                lines.append(f"{key} = {toml_string(getattr(host, key))}")
         if host.env:
-            pairs = ", ".join(f"{_string(k)} = {_string(v)}" for k, v in host.env.items())
+            pairs = ", ".join(f"{toml_string(k)} = {toml_string(v)}" for k, v in host.env.items())
             lines.append(f"env = {{ {pairs} }}")
         lines.append("")
-    path = hosts_file()
-    ensure(path.parent)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.unlink(missing_ok=True)
-    create_private(tmp)
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _string(text: str) -> str:
-    # A JSON string is a valid TOML basic string (same escapes).
-    return json.dumps(text, ensure_ascii=False)
+    write_private(hosts_file(), "\n".join(lines))

@@ -13,14 +13,13 @@ it), and a run folder found once is never looked into again by the scan.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from tunedeck.core.errors import JobError, Location, UsageError
-from tunedeck.core.locations import config_dir, create_private, ensure
+from tunedeck.core.locations import config_dir, toml_string, write_private
 
 try:
     import tomllib
@@ -260,19 +259,13 @@ def _save(stale: float, folders: list[WatchedFolder]) -> None:
     if stale != STALE_AFTER:
         lines += [f"stale_after = {stale:g}", ""]
     for folder in folders:
-        lines += ["[[folders]]", f"host = {_string(folder.host)}", f"path = {_string(folder.path)}"]
+        lines += [
+            "[[folders]]",
+            f"host = {toml_string(folder.host)}",
+            f"path = {toml_string(folder.path)}",
+        ]
         lines.append("")
-    path = watch_file()
-    ensure(path.parent)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.unlink(missing_ok=True)
-    create_private(tmp)
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    write_private(watch_file(), "\n".join(lines))
 
 
 # -- discovery across hosts ---------------------------------------------------------------------
