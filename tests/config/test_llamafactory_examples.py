@@ -54,6 +54,72 @@ VERDICT_ON_CPU = {
     "extras/mod/llama3_full_sft.yaml": "mixture_of_depths",
 }
 
+# The built-in engine's refusals, by file (the keys named); every other file is accepted.
+BUILTIN_REFUSES = {
+    "train_lora/qwen3_lora_kto.yaml": {"per_device_train_batch_size"},
+    "train_lora/qwen3_lora_sft_ray.yaml": {"ray_num_workers"},
+    "train_full/qwen3vl_full_sft.yaml": {
+        "freeze_language_model",
+        "freeze_multi_modal_projector",
+        "freeze_vision_tower",
+    },
+    "extras/adam_mini/qwen2_full_sft.yaml": {"use_adam_mini"},
+    "extras/apollo/llama3_full_sft.yaml": {
+        "apollo_layerwise",
+        "apollo_rank",
+        "apollo_scale",
+        "apollo_scale_type",
+        "apollo_target",
+        "pure_bf16",
+        "use_apollo",
+    },
+    "extras/asft/llama2_full_asft.yaml": {"asft_alpha", "use_asft_loss"},
+    "extras/asft/qwen2_full_asft.yaml": {"asft_alpha", "use_asft_loss"},
+    "extras/badam/llama3_full_sft.yaml": {
+        "badam_mode",
+        "badam_switch_interval",
+        "badam_switch_mode",
+        "badam_verbose",
+        "use_badam",
+    },
+    "extras/dft/qwen2_full_sft.yaml": {"use_dft_loss"},
+    "extras/eaft/qwen25_05b_eaft_full.yaml": {"use_eaft_loss"},
+    "extras/fp8/llama3_fp8_deepspeed_sft.yaml": {
+        "fp8",
+        "fp8_backend",
+        "fp8_enable_fsdp_float8_all_gather",
+        "run_name",
+    },
+    "extras/fp8/llama3_fp8_fsdp_sft.yaml": {
+        "fp8",
+        "fp8_backend",
+        "fp8_enable_fsdp_float8_all_gather",
+        "fsdp",
+        "fsdp_transformer_layer_cls_to_wrap",
+        "run_name",
+    },
+    "extras/galore/llama3_full_sft.yaml": {
+        "galore_layerwise",
+        "galore_rank",
+        "galore_scale",
+        "galore_target",
+        "pure_bf16",
+        "use_galore",
+    },
+    "extras/llama_pro/llama3_freeze_sft.yaml": {"use_llama_pro"},
+    "extras/loraplus/llama3_lora_sft.yaml": {"loraplus_lr_ratio"},
+    "extras/mod/llama3_full_sft.yaml": {"mixture_of_depths", "pure_bf16"},
+    "extras/multi_tokens/tokens_cfg.yaml": {None},
+    "extras/muon/qwen2_full_sft.yaml": {"use_muon"},
+    "extras/nlg_eval/llama3_lora_predict.yaml": {"predict_with_generate"},
+    "extras/oft/llama3_oft_sft.yaml": {"finetuning_type", "oft_block_size", "oft_target"},
+    "extras/oft/qwen2_5vl_oft_sft.yaml": {"finetuning_type", "oft_block_size", "oft_target"},
+    "extras/pissa/llama3_lora_sft.yaml": {"pissa_convert", "pissa_init", "pissa_iter"},
+    "extras/qoft/llama3_oft_sft_awq.yaml": {"finetuning_type", "oft_block_size", "oft_target"},
+    "extras/qoft/llama3_oft_sft_bnb_npu.yaml": {"finetuning_type", "oft_block_size", "oft_target"},
+    "extras/qoft/llama3_oft_sft_gptq.yaml": {"finetuning_type", "oft_block_size", "oft_target"},
+}
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
@@ -172,3 +238,17 @@ def test_builtin_engine_accepts_or_names_each_feature_it_lacks(examples):
                     assert "the built-in engine does not serve" in error.message, str(error)
                     assert "engine: llamafactory" in error.hint
     assert refused
+    named = {
+        name: {e.key for e in check.errors} for name, check in zip(examples, checks, strict=True)
+    }
+    assert {name: keys for name, keys in named.items() if keys} == BUILTIN_REFUSES
+    accepted = {folder: 0 for folder in FOLDERS}
+    for name, check in zip(examples, checks, strict=True):
+        accepted[name.split("/")[0]] += check.ok
+    assert accepted == {
+        "train_lora": 8,
+        "train_qlora": 5,
+        "train_full": 1,
+        "merge_lora": 4,
+        "extras": 1,
+    }

@@ -23,8 +23,10 @@ from tunedeck.core.config.schema import KNOWN_KEYS, RunConfig
 from tunedeck.core.engines import AUTO, BUILTIN, ENGINES, LLAMAFACTORY
 from tunedeck.core.errors import Location, Severity
 
-# Keys whose effect the built-in engine would drop (auto takes LLaMA-Factory for them).
-FEATURE_KEYS = ("deepspeed", "enable_liger_kernel", "use_unsloth", "neat_packing", "report_to")
+# Keys the built-in engine reads but drops ("not supported" in schema.IGNORED_KEYS): auto takes
+# LLaMA-Factory for them when set. report_to, deepspeed, neat_packing, enable_liger_kernel, ...
+# reach the built-in trainer now and are not among them.
+FEATURE_KEYS = ("use_unsloth", "upcast_layernorm", "do_predict")
 _OFF = (None, False, "none", [], "", ["none"])
 INSTALL_HINT = (
     "install it on the host (`tunedeck hosts setup HOST --extras llamafactory`) or point "
