@@ -306,16 +306,22 @@ class _Encoder:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self.pool = multiprocessing.get_context(method).Pool(
-                self.workers, initializer=_init_worker, initargs=(self.config, self.tokenizer)
+                self.workers,
+                initializer=_init_worker,
+                initargs=(self.config, self.tokenizer, True),
             )
         else:
             _init_worker(self.config, self.tokenizer)
         return self
 
-    def __exit__(self, *_exc) -> None:
-        if self.pool is not None:
+    def __exit__(self, exc_type, *_exc) -> None:
+        if self.pool is None:
+            return
+        if exc_type is None:
+            self.pool.close()
+        else:
             self.pool.terminate()
-            self.pool.join()
+        self.pool.join()
 
     def map(self, chunks: Iterator[list[dict]]) -> Iterator[tuple[int, list[dict]]]:
         """(rows in the chunk, its examples) for each chunk, in order."""
@@ -337,7 +343,14 @@ class _Encoder:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(config: RunConfig, tokenizer) -> None:
+def _init_worker(config: RunConfig, tokenizer, child: bool = False) -> None:
+    """A worker's config, tokenizer and converters; a child process drops the runner's stop
+    handlers (SIGTERM ends it; SIGINT is the parent's to handle)."""
+    if child:
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER.update(config=config, tokenizer=tokenizer, converters={})
 
 
