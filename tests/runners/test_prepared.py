@@ -183,3 +183,33 @@ def _data_folder(tmp_path: Path, rows: list[dict]) -> Path:
     (folder / "d.json").write_text(json.dumps(rows))
     (folder / "dataset_info.json").write_text(json.dumps({"d": {"file_name": "d.json"}}))
     return folder
+
+
+# The runner's stop handlers are installed before the data is prepared; forked workers must not
+# keep them, or closing the pool waits on workers that ignore SIGTERM.
+UNDER_STOP_HANDLERS = """
+import signal, sys
+from tunedeck.core.config import RunConfig
+from tunedeck.core.runners.prepared import prepare_dataset
+from tunedeck.core.templates import load_tokenizer
+signal.signal(signal.SIGTERM, lambda *_: None)
+tokenizer_dir, data_dir = sys.argv[1:3]
+config = RunConfig(template="llama3", dataset_dir=data_dir, dataset="d", preprocessing_num_workers=2)
+print(len(prepare_dataset(config, load_tokenizer(tokenizer_dir, "llama3")).train))
+"""
+
+
+def test_workers_finish_under_the_runners_stop_handlers(tmp_path):
+    import subprocess
+    import sys
+
+    folder = _data_folder(tmp_path, _alpaca(PREPROCESSING_BATCH + 200))
+    done = subprocess.run(
+        [sys.executable, "-c", UNDER_STOP_HANDLERS, str(TOKENIZER_DIR), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,  # a guard against the hang, not a timing assertion
+        env={**os.environ},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == str(PREPROCESSING_BATCH + 200)
