@@ -33,6 +33,7 @@ from textual.events import DescendantFocus
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane
 
+from tunedeck.core.engines import BUILTIN, ENGINES
 from tunedeck.core.errors import TunedeckError
 from tunedeck.core.jobs.pool import HostList
 from tunedeck.core.jobs.store import human_bytes
@@ -86,6 +87,7 @@ TRAIN_FIELDS = (
     Field("save_steps", "save_steps", placeholder="default: 500"),
     Field("output_dir", "output_dir", placeholder="output/my-run"),
     Field("host", "host", "hosts", "local"),
+    Field("engine", "engine", ENGINES, BUILTIN),
     Field("gpu_mem", "GPU mem", placeholder="e.g. 24GiB (default: the host's GPUs)"),
 )
 QUANTIZE_FIELDS = (
@@ -131,6 +133,7 @@ class LaunchScreen(DeckScreen):
         self._shown: dict[str, tuple] = {}  # per follow-up check, the inputs of what is shown
         self._hidden = True  # the form is not a valid training config: no follow-up shown
         self._host_gpus: dict[str, tuple[float, list, str]] = {}
+        self.base_engine = BUILTIN  # the engine the loaded base YAML names (the field's default)
         self._pool: Any = None
         self._sidecar = SidecarClient()
 
@@ -252,6 +255,8 @@ class LaunchScreen(DeckScreen):
         """`key=value` overrides for the config checker (values parsed as YAML there)."""
         items: dict[str, str] = {}
         for key, value in values.items():
+            if key == "engine" and value == self.base_engine:
+                continue  # the base YAML's own engine (builtin without one): no override
             if key not in NOT_CONFIG_KEYS:
                 items[key] = _comma_list(value) if key in MULTIPLE_KEYS else value
         if kind == "train":
@@ -589,6 +594,9 @@ class LaunchScreen(DeckScreen):
 
     def _fill_from_document(self, document: dict) -> None:
         self._loading = True
+        engine = document.get("engine", BUILTIN)
+        self.base_engine = engine if engine in ENGINES else BUILTIN
+        self.query_one("#train-engine", Select).value = self.base_engine
         for field in TRAIN_FIELDS:
             value = document.get(field.key)
             if field.key in NOT_CONFIG_KEYS or value is None:
