@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from pilot_tools import EXAMPLE_DATA, Posted, screen_text, settle_until, wait_until
+from reference_venv import reference_python  # noqa: F401 - fixture
 from runners.conftest import tiny_model  # noqa: F401 - fixture
 from sshd_server import BOX_USER, box_account, remote_box, remote_home, sshd  # noqa: F401
 from textual.widgets import DataTable, Input, Select, Static
@@ -216,3 +217,38 @@ async def test_a_run_from_a_base_yaml_records_the_yaml_and_the_form_as_its_comma
     while not (record := JobRegistry().get(job.id)).state.is_final:
         await asyncio.sleep(0.5)
     assert record.state.value == "succeeded", record.message
+
+
+async def test_the_engine_field_llamafactory_clears_the_builtin_not_served_problem(
+    tiny_model,  # noqa: F811
+    reference_python,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    from tunedeck.core.engines.llamafactory_host import all_keys, find_install
+
+    monkeypatch.setenv("TUNEDECK_LLAMAFACTORY", str(reference_python.parent.parent))
+    all_keys(find_install())  # LLaMA-Factory's keys read: the built-in check names them
+    base = tmp_path / "loraplus.yaml"
+    base.write_text(
+        f"model_name_or_path: {tiny_model}\ndataset: demo_alpaca\ndataset_dir: {EXAMPLE_DATA}\n"
+        f"output_dir: {tmp_path / 'out'}\ntemplate: default\nloraplus_lr_ratio: 16.0\n"
+    )
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await _open_launch(pilot, app)
+        field = screen.query_one("#train-config", Input)
+        field.value = str(base)
+        field.focus()
+        await pilot.press("enter")
+        engine = screen.query_one("#train-engine", Select)
+        await settle_until(
+            pilot, lambda: "does not serve" in _problems(app), "the built-in engine's problem"
+        )
+        assert engine.value == "builtin" and "loraplus_lr_ratio" in _problems(app)
+        engine.value = "llamafactory"
+        await wait_until(pilot, lambda: _valid(app), "valid with LLaMA-Factory", timeout=180)
+        assert "does not serve" not in _problems(app)
+        command = str(screen.query_one("#launch-command", Static).render())
+        assert "'engine=\"llamafactory\"'" in command.replace("\n", "")  # the command names it
+        assert screen.check.config.engine == "llamafactory"
