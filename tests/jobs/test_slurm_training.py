@@ -22,6 +22,7 @@ from tunedeck.core.jobs import Job, JobState, get_backend
 from tunedeck.core.jobs.backend import Resources
 from tunedeck.core.jobs.hosts import add_host
 from tunedeck.core.jobs.slurm import SIGNAL_LEAD_ENV
+from tunedeck.core.locations import state_dir
 from tunedeck.core.runners.launch import launch_run
 
 pytestmark = pytest.mark.slow
@@ -301,6 +302,7 @@ def test_train_dry_run_prints_the_sbatch_script_and_submits_nothing(
         for line in lines
     )
     assert json.loads(cli("runs", "--json").stdout) == []
+    assert not list((state_dir() / "runs").glob("*.yaml"))  # a preview keeps no snapshot
 
 
 def test_resources_come_from_the_configs_slurm_keys_and_a_flag_wins(

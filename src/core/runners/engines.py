@@ -43,6 +43,7 @@ def llamafactory_spec(
     cwd: str | None,
     resources=None,
     sync=None,
+    keep_snapshot: bool = True,
 ) -> JobSpec:
     """The JobSpec of `llamafactory-cli train|export` for a config checked with that engine."""
     from tunedeck.core.config.engine_check import read_settings
@@ -51,7 +52,10 @@ def llamafactory_spec(
     settings = read_settings(config_path, overrides) if config_path else config.changed()
     document = engine_document(settings)
     text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-    snapshot = launch.write_snapshot(text, job_id, name)
+    if keep_snapshot:
+        snapshot = launch.write_snapshot(text, job_id, name)
+    else:  # a preview: named, not written
+        snapshot = launch.snapshot_path(job_id, name)
     local = host == LOCAL_HOST
     env = engine_env(config.nproc_per_node)
     if local:

@@ -103,7 +103,7 @@ def prepare_run(
         return llamafactory_spec(
             kind, config, backend=backend, host=host, job_id=job_id, name=name,
             config_path=config_path, overrides=overrides, cwd=cwd, resources=resources,
-            sync=sync,
+            sync=sync, keep_snapshot=keep_snapshot,
         )  # fmt: skip
     text = config_yaml(config)
     snapshot = write_snapshot(text, job_id, name) if keep_snapshot else snapshot_path(job_id, name)

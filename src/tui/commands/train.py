@@ -304,6 +304,7 @@ def preview(kind, config, host, config_path, overrides, name, backend, resources
         overrides=overrides,
         name=name,
         resources=resources,
+        keep_snapshot=False,
     )
     typer.echo(submission_preview(spec, host, backend).rstrip("\n"))
     return 0
