@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make run` (the app on the example workspace) and `make test`.
+# Two commands on a fresh machine: `make run` (the app on the example workspace) and `make test`
+# (the suite; some tests read the example workspace, so it builds its demo model too).
 # Each one creates or updates the virtual environment itself.
 SHELL := /bin/bash
 VENV ?= .venv
@@ -16,7 +17,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 run: venv $(TINY)/config.json
 	$(VENV)/bin/tunedeck tui $(WORKSPACE)/data
 
-test: venv sysdeps reference
+test: venv sysdeps reference $(TINY)/config.json
 	$(VENV)/bin/pytest
 
 lint: venv
