@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -242,9 +243,13 @@ def test_in_a_slurm_job_a_second_term_soon_after_the_first_still_ends_with_one_c
             what="two logged steps",
         )
         runner.send_signal(signal.SIGTERM)
-        wait_for(lambda: "stopping after this step" in log.read_text(), timeout=60)
+        time.sleep(0.05)  # apart (not one pending signal), as close as a preemption sends them
         runner.send_signal(signal.SIGTERM)
-        assert runner.wait(timeout=300) == 143, log.read_text()[-2000:]
+        # 143, or the second TERM landing after the stop while the interpreter shuts down: the
+        # batch script's shell sees 143 for both, and the stop below is what counts.
+        code = runner.wait(timeout=300)
+        assert code in (143, -signal.SIGTERM), log.read_text()[-2000:]
+        assert "stopped at once" not in log.read_text()
     finally:
         runner.kill()
     status = json.loads((out / "run_status.json").read_text())

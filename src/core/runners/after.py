@@ -1,7 +1,8 @@
-"""Start a command once another job on this box has ended: one sweep point after the other.
+"""Start a command once earlier jobs on this box have ended: one sweep point after the other.
 
-`python -m tunedeck.core.runners.after JOB_ID -- ARGV...` runs as a job itself. It waits until
-JOB_ID is final in this box's registry (succeeded, failed, cancelled or lost: a failed point does
+`python -m tunedeck.core.runners.after JOB_ID[,JOB_ID...] -- ARGV...` runs as a job itself. It
+waits until every JOB_ID (the points before it: one cancelled while it waited still leaves the
+earlier ones to wait for, so no two points ever run at once) is final in this box's registry (succeeded, failed, cancelled or lost: a failed point does
 not stop the rest), showing itself as queued meanwhile, then execs ARGV in its own process, so
 the job's pid, group, log and cancel stay the same. A SIGTERM while waiting ends it at once.
 """
@@ -19,9 +20,9 @@ POLL = 0.5  # seconds between looks at the previous job
 EXIT_USAGE = 2
 
 
-def after_argv(python: str, previous_id: str, argv: Sequence[str]) -> list[str]:
-    """The argv of a job that runs `argv` once job `previous_id` has ended."""
-    return [python, "-m", MODULE, previous_id, "--", *argv]
+def after_argv(python: str, previous_ids: Sequence[str], argv: Sequence[str]) -> list[str]:
+    """The argv of a job that runs `argv` once every job of `previous_ids` has ended."""
+    return [python, "-m", MODULE, ",".join(previous_ids), "--", *argv]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,11 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) < 3 or args[1] != "--":
         print(f"usage: python -m {MODULE} JOB_ID -- COMMAND [ARG ...]", file=sys.stderr)
         return EXIT_USAGE
-    previous_id, command = args[0], args[2:]
-    _exit_on_signals(previous_id)
+    previous_ids, command = args[0].split(","), args[2:]
+    _exit_on_signals(previous_ids[-1])
     own_id = os.environ.get("TUNEDECK_JOB_ID")
-    ended = wait_for_end(previous_id, own_id)
-    print(f"job {previous_id} {ended}: starting", file=sys.stderr, flush=True)
+    ended = wait_for_end(previous_ids, own_id)
+    print(f"job {previous_ids[-1]} {ended}: starting", file=sys.stderr, flush=True)
     _mark_started(own_id)
     try:
         os.execvp(command[0], command)
@@ -42,21 +43,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 127 if isinstance(error, FileNotFoundError) else 126
 
 
-def wait_for_end(previous_id: str, own_id: str | None) -> str:
-    """Block until job `previous_id` is final (or unknown here); its state's name."""
+def wait_for_end(previous_ids: Sequence[str], own_id: str | None) -> str:
+    """Block until every job of `previous_ids` is final (or unknown here); the last one's state."""
     from tunedeck.core.jobs import JobRegistry
     from tunedeck.core.jobs.local import LocalBackend
 
     registry = JobRegistry()
     backend = LocalBackend(registry)
-    shown_queued = False
+    shown_for = None
     try:
         while True:
-            found = backend.status([previous_id])
-            if not found or found[0].state.is_final:
-                return found[0].state.value if found else "is not known here"
-            if not shown_queued:
-                shown_queued = _show_queued(registry, own_id, found[0])
+            found = {job.id: job for job in backend.status(list(previous_ids))}
+            waiting = [found[i] for i in previous_ids if i in found and not found[i].state.is_final]
+            if not waiting:
+                last = found.get(previous_ids[-1])
+                return last.state.value if last else "is not known here"
+            nearest = waiting[-1]
+            if shown_for != nearest.id and _show_queued(registry, own_id, nearest):
+                shown_for = nearest.id
             time.sleep(POLL)
     finally:
         registry.close()

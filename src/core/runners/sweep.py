@@ -142,18 +142,18 @@ def submit_grid(backend: Backend, specs: Sequence[JobSpec]) -> list[Job]:
 def submit_one_after_another(
     backend: Backend, specs: Sequence[JobSpec], *, python: str
 ) -> list[Job]:
-    """Submit every spec now; each after the first waits for the one before it to end.
+    """Submit every spec now; each after the first waits for all the ones before it to end.
 
     `python` runs tunedeck on the backend's host (the waiting part of each later job).
     """
     jobs: list[Job] = []
-    previous: JobSpec | None = None
+    earlier: list[str] = []
     for spec in specs:
-        if previous is not None:
-            assert previous.id is not None  # prepare_run chose it
-            spec = replace(spec, argv=tuple(after_argv(python, previous.id, spec.argv)))
+        if earlier:
+            spec = replace(spec, argv=tuple(after_argv(python, earlier, spec.argv)))
         jobs.append(backend.submit(spec))
-        previous = spec
+        assert spec.id is not None  # prepare_run chose it
+        earlier.append(spec.id)
     return jobs
 
 
