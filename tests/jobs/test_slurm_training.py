@@ -143,8 +143,8 @@ def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_complet
         interval=0.5,
         what="the job to requeue itself",
     )
-    requeued = backend.status([job.id])[0]
-    assert requeued.state in (JobState.QUEUED, JobState.RUNNING), requeued
+    wait_until_pending(slurm_cluster, sid)
+    assert backend.status([job.id])[0].state is JobState.QUEUED
     assert len(list(out.glob("checkpoint-*"))) == 1, "no checkpoint saved at the signal"
     # Its time back for the rest; Slurm would hold a requeued job two minutes (BeginTime).
     slurm_cluster.run("scontrol", "update", f"JobId={sid}", "TimeLimit=30", "StartTime=now")
@@ -154,12 +154,24 @@ def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_complet
         JobState.SUCCEEDED,
         "COMPLETED",
         0,
-    ), log[-2000:]
+    ), (ended, log[-2000:])
     assert "restart 1: resuming from the last checkpoint" in log
     status = json.loads((out / "run_status.json").read_text())
     assert status["phase"] == "done" and status["current_steps"] == steps
     assert logged_steps(out) == list(range(1, steps + 1))  # each step's loss logged once
     backend.close()
+
+
+def wait_until_pending(slurm_cluster, scheduler_id: str) -> None:
+    """Until a requeued job's first run has wholly ended (squeue shows COMPLETING till then):
+    starting it again before that would race its own clean-up on the node."""
+    wait_for(
+        lambda: slurm_cluster.run("squeue", "-h", "-j", scheduler_id, "-o", "%T").stdout.strip()
+        == "PENDING",
+        timeout=120,
+        interval=0.5,
+        what=f"Slurm job {scheduler_id} pending again",
+    )
 
 
 def runner_pid(scheduler_id: str) -> int:
@@ -215,10 +227,11 @@ def test_a_term_to_every_process_saves_one_checkpoint_then_the_job_requeues_and_
     first_run = backend.read_log(job).data.decode()
     assert "stopped at once" not in first_run, first_run[-2000:]
     assert len(list(out.glob("checkpoint-*"))) == 1, first_run[-2000:]
+    wait_until_pending(slurm_cluster, sid)
     slurm_cluster.run("scontrol", "update", f"JobId={sid}", "StartTime=now")
     ended = final(backend, job, timeout=600)
     log = backend.read_log(ended).data.decode()
-    assert (ended.state, ended.exit_code) == (JobState.SUCCEEDED, 0), log[-2000:]
+    assert (ended.state, ended.exit_code) == (JobState.SUCCEEDED, 0), (ended, log[-2000:])
     assert "restart 1: resuming from the last checkpoint" in log
     assert logged_steps(out) == list(range(1, steps + 1))
     backend.close()

@@ -118,6 +118,8 @@ def test_a_waiting_run_cancels_at_once_and_the_next_one_still_runs(tmp_path):
     long, middle, last = submit_one_after_another(backend, specs, python=sys.executable)
     middle = _wait(backend, middle, lambda j: j.state is JobState.QUEUED and j.message)
     assert middle.message == f"waiting for job {long.id}"
+    last = _wait(backend, last, lambda j: j.state is JobState.QUEUED and j.message)
+    assert last.message == f"waiting for job {middle.id}"
     assert backend.status([long.id])[0].state is JobState.RUNNING
 
     cancelled = backend.cancel(middle, grace=10)
@@ -129,7 +131,9 @@ def test_a_waiting_run_cancels_at_once_and_the_next_one_still_runs(tmp_path):
     log = Path(middle.log_path).read_text()
     assert f"SIGTERM received while waiting for job {long.id}" in log
     assert "middle-ran" not in log
-    assert backend.status([last.id])[0].state is JobState.QUEUED  # still behind the middle one
+    last = _wait(backend, last, lambda j: j.message == f"waiting for job {long.id}")
+    assert last.state is JobState.QUEUED  # still behind the long one
+    assert "last-ran" not in Path(last.log_path).read_text()
 
     backend.cancel(long, grace=10)
     last = _wait(backend, last)

@@ -67,7 +67,8 @@ def wait_for_end(previous_ids: Sequence[str], own_id: str | None) -> str:
 
 
 def _show_queued(registry, own_id: str | None, previous) -> bool:
-    """Record this job as queued behind `previous`, once the supervisor recorded it running."""
+    """Record this job as queued behind `previous` (the nearest earlier job still to end), once
+    the supervisor recorded it running."""
     from tunedeck.core.jobs import JobState
 
     if own_id is None:
@@ -77,7 +78,7 @@ def _show_queued(registry, own_id: str | None, previous) -> bool:
         return False  # the supervisor has not written its 'running' yet: it would win
 
     def queue(job):
-        if job.state is not JobState.RUNNING or job.cancel_requested_at:
+        if job.state not in (JobState.RUNNING, JobState.QUEUED) or job.cancel_requested_at:
             return None
         return job.evolve(state=JobState.QUEUED, message=f"waiting for job {previous.id}")
 
