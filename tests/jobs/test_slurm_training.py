@@ -166,8 +166,10 @@ def wait_until_pending(slurm_cluster, scheduler_id: str) -> None:
     """Until a requeued job's first run has wholly ended (squeue shows COMPLETING till then):
     starting it again before that would race its own clean-up on the node."""
     wait_for(
-        lambda: slurm_cluster.run("squeue", "-h", "-j", scheduler_id, "-o", "%T").stdout.strip()
-        == "PENDING",
+        lambda: (
+            slurm_cluster.run("squeue", "-h", "-j", scheduler_id, "-o", "%T").stdout.strip()
+            == "PENDING"
+        ),
         timeout=120,
         interval=0.5,
         what=f"Slurm job {scheduler_id} pending again",

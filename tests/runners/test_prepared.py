@@ -213,3 +213,41 @@ def test_workers_finish_under_the_runners_stop_handlers(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == str(PREPROCESSING_BATCH + 200)
+
+
+# A second rank of a torchrun node: it waits for the first rank's build and reads it.
+OTHER_RANK = """
+import sys
+from tunedeck.core.config import RunConfig
+from tunedeck.core.runners.prepared import prepare_dataset
+from tunedeck.core.templates import load_tokenizer
+tokenizer_dir, data_dir = sys.argv[1:3]
+config = RunConfig(template="llama3", dataset_dir=data_dir, dataset="d")
+say = lambda phase, message, **_: print(message, flush=True)
+prepared = prepare_dataset(config, load_tokenizer(tokenizer_dir, "llama3"), say)
+print("examples", len(prepared.train), "from cache", prepared.from_cache, flush=True)
+"""
+
+
+def test_a_second_local_rank_waits_for_the_first_ranks_build(tmp_path, tokenizer):
+    import subprocess
+    import sys
+
+    folder = _data_folder(tmp_path, _alpaca(40))
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_RANK, str(TOKENIZER_DIR), str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LOCAL_RANK": "1"},
+    )
+    try:
+        assert "waiting for local rank 0" in other.stdout.readline()
+        assert other.poll() is None  # it waits: nothing is built yet
+        built = prepare_dataset(
+            _config(folder, stage="sft", dataset="d", max_samples=None), tokenizer
+        )
+        out, _ = other.communicate(timeout=120)
+    finally:
+        other.kill()
+    assert not built.from_cache
+    assert out.strip().splitlines()[-1] == "examples 40 from cache True"

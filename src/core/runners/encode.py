@@ -172,6 +172,7 @@ def encode_conversation(
             tokenizer=tokenizer,
             stage="pt",
             cutoff_len=config.cutoff_len,
+            explain=False,
         )
         ids = list(rendered.input_ids or ())
         return {
@@ -193,6 +194,7 @@ def encode_conversation(
         train_on_prompt=config.train_on_prompt,
         mask_history=config.mask_history,
         enable_thinking=config.enable_thinking,
+        explain=False,
     )
     ids, labels = list(rendered.input_ids or ()), list(rendered.labels or ())
     if not ids:
@@ -288,7 +290,12 @@ def chunk_examples(texts: list[list[int]], block: int, tokenizer=None) -> list[d
 def _pretrain_ids(conversation: Conversation, config: RunConfig, tokenizer) -> list[int]:
     """A text's ids for the packed stream: whole, with the template's eos and without bos."""
     rendered = render(
-        conversation, config.template, tokenizer=tokenizer, stage="pt", cutoff_len=NO_CUTOFF
+        conversation,
+        config.template,
+        tokenizer=tokenizer,
+        stage="pt",
+        cutoff_len=NO_CUTOFF,
+        explain=False,
     )
     ids = list(rendered.input_ids or ())
     return ids[1:] if _adds_bos(tokenizer) and ids else ids

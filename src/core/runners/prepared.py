@@ -2,12 +2,14 @@
 
 `prepare_dataset` gives the trainer the same examples in the same order as encode.encode_dataset
 (rows read, mixed, split, encoded in chunks of PREPROCESSING_BATCH), without holding them in
-memory: the rows are spooled to an Arrow file (pickled values), taken back chunk by chunk in the
-mixed/split order, encoded by `preprocessing_num_workers` processes and appended to train.arrow /
-eval.arrow. The folder is keyed by the data files (size, mtime, content hash), their
-dataset_info entries, the template, the tokenizer, cutoff, stage, masking and packing flags and
-this code; a second run with the same inputs reads it. meta.json is written last and lists the
-files' sizes and row counts: a folder without it, or that disagrees with it, is rebuilt.
+memory: the rows are spooled to one file (pickled values, found by offset), and
+`preprocessing_num_workers` processes each read a chunk of them in the mixed/split order, encode
+it and send back one Arrow record batch, appended in order to train.arrow / eval.arrow. The
+folder is keyed by the data files (size, mtime, content hash), their dataset_info entries, the
+template, the tokenizer, cutoff, stage, masking and packing flags and this code; a second run with
+the same inputs reads it. meta.json is written last and lists the files' sizes and row counts: a
+folder without it, or that disagrees with it, is rebuilt. Under torchrun the first rank of each
+node builds it and the node's other ranks wait for it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import pickle
 import shutil
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from tunedeck.core.runners import encode
 
 FORMAT = 1
 META_FILE = "meta.json"
-SPOOL_FILE = "rows.spool.arrow"
+SPOOL_FILE = "rows.spool"
 PARTS = ("train", "eval")
 _OWN_FILES = {META_FILE, SPOOL_FILE, "train.arrow", "eval.arrow"}
 # the config keys the encoded examples depend on (besides data files, tokenizer and code)
@@ -59,6 +62,8 @@ KEY_FIELDS = (
 _SOURCES = ("encode.py", "prepared.py")
 _SOURCE_PACKAGES = ("templates", "datasets")
 Status = Callable[..., None]
+WAIT_POLL_S = 1.0  # how often a waiting rank looks for the build
+PROCESS_START_MARGIN_S = 10.0
 
 
 @dataclass
@@ -77,6 +82,9 @@ def prepare_dataset(config: RunConfig, tokenizer, status: Status | None = None) 
     say = status or _silent
     key = cache_key(config, tokenizer)
     folder = Path(config.tokenized_path) if config.tokenized_path else cache_root() / key
+    if _local_rank() > 0:
+        meta = _wait_for_build(folder, None if config.tokenized_path else key, config, say)
+        return _loaded(folder, meta, from_cache=True)
     if not config.overwrite_cache:
         meta = read_meta(folder, None if config.tokenized_path else key)
         if meta is not None:
@@ -86,6 +94,33 @@ def prepare_dataset(config: RunConfig, tokenizer, status: Status | None = None) 
             return _loaded(folder, meta, from_cache=True)
     meta = build(config, tokenizer, folder, key, say)
     return _loaded(folder, meta, from_cache=False)
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK") or 0)
+
+
+def _wait_for_build(folder: Path, key: str | None, config: RunConfig, say: Status) -> dict:
+    """The folder's meta once this node's first rank has built it (torchrun ends every rank
+    if that one fails); with overwrite_cache, only a build newer than this process counts."""
+    newer_than = _process_start() if config.overwrite_cache else 0.0
+    say("tokenizing", f"waiting for local rank 0 to prepare the data in {folder}")
+    while True:
+        meta = read_meta(folder, key)
+        if meta is not None and meta.get("built_at", 0.0) >= newer_than:
+            return meta
+        time.sleep(WAIT_POLL_S)
+
+
+def _process_start() -> float:
+    """When this process started (its ranks start together under torchrun), with a margin."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0.0  # no /proc: any complete build counts
+    started_ago = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - started_ago - PROCESS_START_MARGIN_S
 
 
 def cache_root() -> Path:
@@ -145,19 +180,19 @@ def build(config: RunConfig, tokenizer, folder: Path, key: str, say: Status) -> 
     folder = target.with_name(f".{target.name}.{os.getpid()}.partial")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    spool = folder / SPOOL_FILE
-    train_lengths, eval_lengths = _spool_rows(config, spool)
-    train_order, eval_order = row_orders(config, train_lengths, eval_lengths)
+    spool = _spool_rows(config, folder / SPOOL_FILE)
+    train_order, eval_order = row_orders(config, spool.train_lengths, spool.eval_lengths)
     rows, sizes, tokens = {}, {}, 0
-    with _Encoder(config, tokenizer) as encoder:
+    with _Encoder(config, tokenizer, spool) as encoder:
         for part, order in zip(PARTS, (train_order, eval_order), strict=True):
             if part == "eval" and not order:
                 continue
-            count, part_tokens = _write_part(folder / f"{part}.arrow", spool, order, encoder, say)
+            count, part_tokens = _write_part(folder / f"{part}.arrow", order, encoder, say)
             rows[part], sizes[part] = count, (folder / f"{part}.arrow").stat().st_size
             tokens = part_tokens if part == "train" else tokens
-    spool.unlink()
-    meta = {"format": FORMAT, "key": key, "rows": rows, "sizes": sizes, "tokens": tokens}
+    spool.path.unlink()
+    meta = {"format": FORMAT, "key": key, "rows": rows, "sizes": sizes, "tokens": tokens,
+            "built_at": time.time()}  # fmt: skip
     (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     _replace_folder(folder, target)
     say("tokenizing", f"prepared {rows['train']} examples into {target}")
@@ -208,29 +243,48 @@ def row_orders(
     return train, held
 
 
-def _spool_rows(config: RunConfig, spool: Path) -> tuple[list[int], list[int]]:
-    """Every dataset's rows (max_samples each) appended to one Arrow file; their counts."""
-    import pyarrow as pa
+@dataclass
+class Spool:
+    """Every row of the run's datasets in one flat file, each a pickled (source, row, value),
+    found by its byte offset: a worker reads just the rows of its chunk, in any order, with
+    pread (no memory map, so nothing of the file stays resident)."""
 
+    path: Path
+    sources: list[tuple[str, str]]  # (dataset name, data file) a row's source index points at
+    offsets: array  # row i is bytes offsets[i]:offsets[i + 1]
+    train_lengths: list[int]
+    eval_lengths: list[int]
+
+    def read(self, fd: int, indices: list[int]) -> Iterator[tuple[str, str, int, Any]]:
+        """(dataset, path, row, value or None for an unreadable row) of each index, in order."""
+        for i in indices:
+            start = self.offsets[i]
+            record = os.pread(fd, self.offsets[i + 1] - start, start)
+            source, row, value = pickle.loads(record)
+            yield (*self.sources[source], row, value)
+
+
+def _spool_rows(config: RunConfig, path: Path) -> Spool:
+    """Every dataset's rows (max_samples each) appended to the spool file."""
     info = load_dataset_info(config.dataset_dir)
-    schema = pa.schema([("dataset", pa.string()), ("path", pa.string()), ("row", pa.int64()),
-                        ("value", pa.binary())])  # fmt: skip
-    lengths: list[int] = []
-    with pa.OSFile(str(spool), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+    sources: list[tuple[str, str]] = []
+    offsets, lengths = array("q", [0]), []
+    with path.open("wb", buffering=1 << 20) as out:
         for name in list(config.datasets) + list(config.eval_datasets or ()):
             count = 0
-            for batch in _batched(_raw_rows(info, name, config.max_samples), 1000):
-                columns = list(zip(*batch, strict=True))
-                arrays = [pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)]
-                writer.write_batch(pa.record_batch(arrays, schema=schema))
-                count += len(batch)
+            for file, row, value in _raw_rows(info, name, config.max_samples):
+                if not sources or sources[-1] != (name, file):
+                    sources.append((name, file))
+                out.write(pickle.dumps((len(sources) - 1, row, value), 5))
+                offsets.append(out.tell())
+                count += 1
             lengths.append(count)
     split = len(config.datasets)
-    return lengths[:split], lengths[split:]
+    return Spool(path, sources, offsets, lengths[:split], lengths[split:])
 
 
-def _raw_rows(info, name: str, limit: int | None) -> Iterator[tuple]:
-    """(dataset, path, row, pickled value or None for an unreadable row) in file order."""
+def _raw_rows(info, name: str, limit: int | None) -> Iterator[tuple[str, int, Any]]:
+    """(path, row, value or None for an unreadable row) in file order."""
     spec = info.get(name)
     files, kind = data_files(spec, info.data_dir)
     count = 0
@@ -239,34 +293,30 @@ def _raw_rows(info, name: str, limit: int | None) -> Iterator[tuple]:
             if limit is not None and count >= limit:
                 return
             count += 1
-            yield name, str(path), row, None if error is not None else pickle.dumps(value, 5)
+            yield str(path), row, None if error is not None else value
 
 
-def _write_part(
-    target: Path, spool: Path, order: list[int], encoder: _Encoder, say: Status
-) -> tuple[int, int]:
+def _write_part(target: Path, order: list[int], encoder: _Encoder, say: Status) -> tuple[int, int]:
     """Encode the spooled rows in `order`, chunk by chunk, appending them to `target`."""
     import pyarrow as pa
 
-    table = pa.ipc.open_stream(pa.memory_map(str(spool))).read_all()
     chunks = (
-        table.take(order[start : start + encode.PREPROCESSING_BATCH]).to_pylist()
+        order[start : start + encode.PREPROCESSING_BATCH]
         for start in range(0, len(order), encode.PREPROCESSING_BATCH)
     )
     writer, sink, count, tokens = None, None, 0, 0
     meter = _Meter(len(order), say, target.stem)
     try:
-        for done, examples in encoder.map(chunks):
+        for done, batch, batch_tokens in encoder.map(chunks):
             meter.advance(done)
-            if not examples:
+            if batch is None:
                 continue
-            batch = pa.RecordBatch.from_pylist(examples, schema=_example_schema(examples[0]))
             if writer is None:
                 sink = pa.OSFile(str(target), "wb")
                 writer = pa.ipc.new_stream(sink, batch.schema)
             writer.write_batch(batch)
-            count += len(examples)
-            tokens += sum(encode._token_count(e) for e in examples)
+            count += batch.num_rows
+            tokens += batch_tokens
     finally:
         if writer is not None:
             writer.close()
@@ -276,11 +326,16 @@ def _write_part(
     return count, tokens
 
 
-def _example_schema(example: dict[str, Any]):
-    """Token lists as list<int32> (ids, labels and masks fit), kto's label as bool."""
+def _record_batch(examples: list[dict[str, Any]]):
+    """Examples as one Arrow record batch: token lists as list<int32>, kto's label as bool."""
     import pyarrow as pa
 
-    return pa.schema([(k, pa.bool_() if k == "label" else pa.list_(pa.int32())) for k in example])
+    columns, fields = [], []
+    for key in examples[0]:
+        kind = pa.bool_() if key == "label" else pa.list_(pa.int32())
+        columns.append(pa.array([example[key] for example in examples], type=kind))
+        fields.append(pa.field(key, kind))
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
 
 
 def _write_empty(target: Path) -> None:
@@ -291,31 +346,32 @@ def _write_empty(target: Path) -> None:
 
 
 class _Encoder:
-    """Encodes chunks of spooled rows in order: in this process, or in a pool of workers with at
-    most two chunks per worker in flight (so memory stays bounded)."""
+    """Encodes chunks of spool indices in order: in this process, or in a pool of workers with
+    at most two chunks per worker in flight (so memory stays bounded). A worker reads its rows
+    from the spool and sends back one Arrow record batch."""
 
-    def __init__(self, config: RunConfig, tokenizer):
-        self.config, self.tokenizer = config, tokenizer
+    def __init__(self, config: RunConfig, tokenizer, spool: Spool):
+        self.config, self.tokenizer, self.spool = config, tokenizer, spool
         self.workers = max(1, int(config.preprocessing_num_workers or 1))
         self.pool = None
 
     def __enter__(self) -> _Encoder:
+        args = (self.config, self.tokenizer, self.spool)
         if self.workers > 1:
             import multiprocessing
 
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             self.pool = multiprocessing.get_context(method).Pool(
-                self.workers,
-                initializer=_init_worker,
-                initargs=(self.config, self.tokenizer, True),
+                self.workers, initializer=_init_worker, initargs=(*args, True)
             )
         else:
-            _init_worker(self.config, self.tokenizer)
+            _init_worker(*args)
         return self
 
     def __exit__(self, exc_type, *_exc) -> None:
         if self.pool is None:
+            _close_worker()
             return
         if exc_type is None:
             self.pool.close()
@@ -323,55 +379,64 @@ class _Encoder:
             self.pool.terminate()
         self.pool.join()
 
-    def map(self, chunks: Iterator[list[dict]]) -> Iterator[tuple[int, list[dict]]]:
-        """(rows in the chunk, its examples) for each chunk, in order."""
+    def map(self, chunks: Iterator[list[int]]) -> Iterator[tuple[int, Any, int]]:
+        """(rows in the chunk, its record batch or None, its tokens) for each chunk, in order."""
         if self.pool is None:
             for chunk in chunks:
-                yield len(chunk), _encode_spooled(chunk)
+                yield len(chunk), *_encode_spooled(chunk)
             return
         pending: deque = deque()
         for chunk in chunks:
             pending.append((len(chunk), self.pool.apply_async(_encode_spooled, (chunk,))))
             if len(pending) >= 2 * self.workers:
                 size, result = pending.popleft()
-                yield size, result.get()
+                yield size, *result.get()
         while pending:
             size, result = pending.popleft()
-            yield size, result.get()
+            yield size, *result.get()
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(config: RunConfig, tokenizer, child: bool = False) -> None:
-    """A worker's config, tokenizer and converters; a child process drops the runner's stop
-    handlers (SIGTERM ends it; SIGINT is the parent's to handle)."""
+def _init_worker(config: RunConfig, tokenizer, spool: Spool, child: bool = False) -> None:
+    """A worker's config, tokenizer, spool and converters; a child process drops the runner's
+    stop handlers (SIGTERM ends it; SIGINT is the parent's to handle)."""
     if child:
         import signal
 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER.update(config=config, tokenizer=tokenizer, converters={})
+    fd = os.open(spool.path, os.O_RDONLY)
+    _WORKER.update(config=config, tokenizer=tokenizer, spool=spool, fd=fd, converters={})
 
 
-def _encode_spooled(chunk: list[dict]) -> list[dict]:
-    """One chunk of spooled rows converted and encoded as encode.encode_rows encodes a chunk."""
-    config, tokenizer = _WORKER["config"], _WORKER["tokenizer"]
-    conversations = [c for c in (_conversation(row) for row in chunk) if c is not None]
-    return encode._encode_chunk(conversations, config, tokenizer)
+def _close_worker() -> None:
+    if "fd" in _WORKER:
+        os.close(_WORKER.pop("fd"))
+    _WORKER.clear()
 
 
-def _conversation(row: dict):
-    if row["value"] is None:
+def _encode_spooled(indices: list[int]) -> tuple[Any, int]:
+    """One chunk of spooled rows converted and encoded as encode.encode_rows encodes a chunk:
+    (its record batch or None, its tokens)."""
+    config, tokenizer, spool = _WORKER["config"], _WORKER["tokenizer"], _WORKER["spool"]
+    rows = spool.read(_WORKER["fd"], indices)
+    conversations = [c for c in (_conversation(*row) for row in rows) if c is not None]
+    examples = encode._encode_chunk(conversations, config, tokenizer)
+    if not examples:
+        return None, 0
+    return _record_batch(examples), sum(encode._token_count(e) for e in examples)
+
+
+def _conversation(dataset: str, path: str, row: int, value: Any):
+    if value is None:
         return None
     converters = _WORKER["converters"]
-    if row["dataset"] not in converters:
+    if dataset not in converters:
         info = load_dataset_info(_WORKER["config"].dataset_dir)
-        converters[row["dataset"]] = converter_for(info.get(row["dataset"]), info.data_dir)
-    value = pickle.loads(row["value"])
-    conversation, _ = converters[row["dataset"]].convert(
-        value, RowLocation(row["path"], row["row"])
-    )
+        converters[dataset] = converter_for(info.get(dataset), info.data_dir)
+    conversation, _ = converters[dataset].convert(value, RowLocation(path, row))
     return conversation
 
 
@@ -461,17 +526,6 @@ def _offsets(lengths: list[int]) -> list[int]:
         offsets.append(total)
         total += length
     return offsets
-
-
-def _batched(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
-    batch: list[tuple] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _silent(*_args: Any, **_kwargs: Any) -> None:

@@ -91,18 +91,21 @@ def render(
     enable_thinking: bool | None = True,
     stage: str | None = None,
     today: _dt.date | None = None,
+    explain: bool = True,
 ) -> Rendered:
     """Render one conversation as training sees it.
 
     `stage` "pt" forces pre-training text; otherwise the kind follows the row (one response:
     SFT, two: ranking or KTO, none: pre-training text). `today` pins llama3's tool-prompt date.
+    `explain` False gives the ids and labels only (what training needs): no segments, and
+    truncation counted without decoding the removed text.
     """
     tpl = resolve_template(template, tokenizer)
     if train_on_prompt and tpl.efficient_eos:
         raise TemplateError(f"template '{tpl.name}' does not support train_on_prompt")
     if train_on_prompt and mask_history:
         raise TemplateError("mask_history cannot be combined with train_on_prompt")
-    job = _Job(tpl, tokenizer, enable_thinking, today)
+    job = _Job(tpl, tokenizer, enable_thinking, today, explain)
     if stage == "pt" or not conversation.response:
         return job.pretrain(conversation, cutoff_len)
     if len(conversation.prompt) % 2 != 1:
@@ -121,9 +124,12 @@ def render(
 class _Job:
     """One render call: the template, the tokenizer (or None for text only) and the options."""
 
-    def __init__(self, template: Template, tokenizer: Any, thinking: bool | None, today):
+    def __init__(
+        self, template: Template, tokenizer: Any, thinking: bool | None, today, explain: bool
+    ):
         self.t = template
         self.tok = tokenizer
+        self.explain = explain
         self.messages = MessageBuilder(template, thinking, today)
 
     # -- the four preprocessing paths -------------------------------------------------------
@@ -154,12 +160,12 @@ class _Job:
         original = sum(len(s) + len(g) for s, g, _ in pairs) + total
         for order, (source, target, turn) in enumerate(pairs):
             if total >= cutoff:
-                cuts += _cut(self.tok, turn, "prompt", source, 0)
-                cuts += _cut(self.tok, turn, "response", target, 0)
+                cuts += self._cut(turn, "prompt", source, 0)
+                cuts += self._cut(turn, "response", target, 0)
                 continue
             s_len, t_len = infer_seqlen(len(source), len(target), cutoff - total)
-            cuts += _cut(self.tok, turn, "prompt", source, s_len)
-            cuts += _cut(self.tok, turn, "response", target, t_len)
+            cuts += self._cut(turn, "prompt", source, s_len)
+            cuts += self._cut(turn, "response", target, t_len)
             source, target = source[:s_len], target[:t_len]
             total += s_len + t_len
             if on_prompt:
@@ -223,7 +229,7 @@ class _Job:
         full = "".join(s.text for s in segs)
         ids = self.tok(full, add_special_tokens=False)["input_ids"]
         kept = ids[:cutoff]
-        cuts = _cut(self.tok, 0, "text", ids, len(kept))
+        cuts = self._cut(0, "text", ids, len(kept))
         return Rendered(
             segments=tuple(segs),
             input_ids=kept,
@@ -252,9 +258,8 @@ class _Job:
     def _pair_ids(self, side: _Side, answer_len_for_split: int, cutoff: int, kind: str):
         prompt_ids, answer_ids = side.prompt_ids, side.answer_ids
         s_len, t_len = infer_seqlen(len(prompt_ids), answer_len_for_split, cutoff)
-        cuts = _cut(self.tok, 0, "prompt", prompt_ids, s_len) + _cut(
-            self.tok, 0, "response", answer_ids, t_len
-        )
+        cuts = self._cut(0, "prompt", prompt_ids, s_len)
+        cuts += self._cut(0, "response", answer_ids, t_len)
         p, a = prompt_ids[:s_len], answer_ids[:t_len]
         return Rendered(
             segments=side.segments,
@@ -263,6 +268,9 @@ class _Job:
             truncated=_truncation(len(prompt_ids) + len(answer_ids), len(p) + len(a), cutoff, cuts),
             kind=kind,
         )
+
+    def _cut(self, turn: int, part: str, ids: list[int], kept: int) -> list[dict]:
+        return _cut(self.tok if self.explain else None, turn, part, ids, kept)
 
     def _tokenize(self, messages: list[MessageElements]) -> list[list[int]]:
         """Each message's ids: its text elements encoded in one batch call, one text each,
@@ -307,6 +315,8 @@ class _Job:
         return Segment("assistant", self._special_text(special), True, "template")
 
     def _segments(self, encoded: list[MessageElements], trainable: dict[int, bool], tail: list):
+        if not self.explain:
+            return ()
         segs: list[Segment] = []
         for i, message in enumerate(encoded):
             train = trainable.get(i, False)
@@ -377,6 +387,7 @@ def _append(segs: list[Segment], seg: Segment) -> None:
 
 
 def _cut(tok, turn: int, part: str, ids: list[int], kept: int) -> list[dict]:
+    """What truncation removed from one part; its text decoded when `tok` is given."""
     if kept >= len(ids):
         return []
     removed = ids[kept:]
@@ -385,7 +396,7 @@ def _cut(tok, turn: int, part: str, ids: list[int], kept: int) -> list[dict]:
             "turn": turn,
             "part": part,
             "removed_tokens": len(removed),
-            "removed_text": tok.decode(removed, skip_special_tokens=False),
+            "removed_text": tok.decode(removed, skip_special_tokens=False) if tok else None,
         }
     ]
 
