@@ -252,3 +252,39 @@ async def test_the_engine_field_llamafactory_clears_the_builtin_not_served_probl
         command = str(screen.query_one("#launch-command", Static).render())
         assert "'engine=\"llamafactory\"'" in command.replace("\n", "")  # the command names it
         assert screen.check.config.engine == "llamafactory"
+
+
+async def test_the_quantize_form_runs_through_the_engine_its_field_names(
+    tiny_model,  # noqa: F811
+    reference_python,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    from textual.widgets import TabbedContent
+
+    from tunedeck.core.engines.llamafactory_host import all_keys, find_install
+
+    monkeypatch.setenv("TUNEDECK_LLAMAFACTORY", str(reference_python.parent.parent))
+    all_keys(find_install())  # LLaMA-Factory's keys read once, as the check will read them
+    app = TunedeckApp(EXAMPLE_DATA)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await _open_launch(pilot, app)
+        screen.query_one("#launch-kind", TabbedContent).active = "quantize"
+        screen.query_one("#quantize-model_name_or_path", Input).value = str(tiny_model)
+        screen.query_one("#quantize-export_dir", Input).value = str(tmp_path / "gptq")
+        engine = screen.query_one("#quantize-engine", Select)
+        assert engine.value == "builtin"
+        engine.value = "llamafactory"
+
+        await wait_until(
+            pilot,
+            lambda: (
+                getattr(screen.check, "config", None) is not None
+                and screen.check.config.engine == "llamafactory"
+            ),
+            "the export checked for LLaMA-Factory",
+            timeout=180,
+        )
+        await pilot.pause()
+        text = screen_text(app)
+        assert "tunedeck quantize" in text and "engine: llamafactory" in text  # command, YAML

@@ -100,6 +100,7 @@ QUANTIZE_FIELDS = (
     Field("export_quantization_maxlen", "maxlen", None, "1024"),
     Field("template", "template", "templates", "default"),
     Field("host", "host", "hosts", "local"),
+    Field("engine", "engine", ENGINES, BUILTIN),
 )
 NOT_CONFIG_KEYS = {"config", "method", "host", "gpu_mem"}
 MULTIPLE_KEYS = {f.key for f in (*TRAIN_FIELDS, *QUANTIZE_FIELDS) if f.multiple}
