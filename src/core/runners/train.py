@@ -34,6 +34,7 @@ from tunedeck.core.runners.common import (
 )
 from tunedeck.core.runners.encode import EncodedData
 from tunedeck.core.runners.prepared import prepare_dataset
+from tunedeck.core.runners.unused_packages import hide_unused_packages
 
 MODULE = "tunedeck.core.runners.train"
 
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_argv(MODULE, argv)
     if isinstance(config, int):
         return config
+    hide_unused_packages(config)  # before transformers is imported; this process is one run
     nproc = torchrun_nproc(config.nproc_per_node)
     if nproc:
         args = list(sys.argv[1:] if argv is None else argv)
