@@ -14,7 +14,7 @@ from tunedeck.core.datasets.conversation import Conversation, Message
 from tunedeck.core.errors import TemplateError
 from tunedeck.core.templates.elements import MessageBuilder, MessageElements
 from tunedeck.core.templates.registry import Special, Template, get_template
-from tunedeck.core.templates.tokenizer import resolve_template
+from tunedeck.core.templates.tokenizer import encode_texts, resolve_template
 
 IGNORE_INDEX = -100  # the label of a token left out of the loss (LLaMA-Factory's and torch's)
 NO_CUTOFF = 1 << 30  # a cutoff_len no row reaches: render whole, truncate nothing
@@ -277,7 +277,7 @@ class _Job:
         and its special tokens added by id."""
         texts = [[e.text for e in m.elements] for m in messages]
         batch = [text for row in texts for text in row if text]
-        encoded = iter(self.tok(batch, add_special_tokens=False)["input_ids"] if batch else ())
+        encoded = iter(encode_texts(self.tok, batch) if batch else ())
         out = []
         for message, row in zip(messages, texts, strict=True):
             ids: list[int] = []

@@ -37,6 +37,35 @@ def load_tokenizer(path: str | Path, template: str | Template | None = None) -> 
     return tokenizer
 
 
+def encode_texts(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Each text's ids without special tokens: `tokenizer(texts, add_special_tokens=False)`.
+
+    A fast tokenizer in its plain state (no truncation, padding or special-token splitting set
+    on its Rust backend, and transformers' own encoding path) gets the same ids from the Rust
+    backend straight, without transformers' per-call work (a third of a short row's time)."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if _plain_fast(tokenizer, backend):
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+        return [encoding.ids for encoding in encode(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def _plain_fast(tokenizer: Any, backend: Any) -> bool:
+    try:
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:  # another transformers layout: its own path
+        return False
+    return (
+        isinstance(tokenizer, TokenizersBackend)
+        and type(tokenizer)._encode_plus is TokenizersBackend._encode_plus
+        and backend is not None
+        and backend.truncation is None
+        and backend.padding is None
+        and not backend.encode_special_tokens
+        and not tokenizer.split_special_tokens
+    )
+
+
 def resolve_template(template: str | Template | None, tokenizer: Any | None) -> Template:
     """The concrete template to render with; fixes `tokenizer` for it (once) when one is given."""
     if template is None:
