@@ -330,12 +330,25 @@ def _record_batch(examples: list[dict[str, Any]]):
     """Examples as one Arrow record batch: token lists as list<int32>, kto's label as bool."""
     import pyarrow as pa
 
-    columns, fields = [], []
+    columns = {}
     for key in examples[0]:
-        kind = pa.bool_() if key == "label" else pa.list_(pa.int32())
-        columns.append(pa.array([example[key] for example in examples], type=kind))
-        fields.append(pa.field(key, kind))
-    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields))
+        values = [example[key] for example in examples]
+        columns[key] = pa.array(values, type=pa.bool_()) if key == "label" else _int32_lists(values)
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def _int32_lists(values: list[list[int]]):
+    """list<int32> from lists of ints, through flat C arrays (twice as fast as pa.array)."""
+    import pyarrow as pa
+
+    flat, offsets = array("i"), array("i", [0])
+    for ids in values:
+        flat.extend(ids)
+        offsets.append(len(flat))
+    return pa.ListArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets)]),
+        pa.Array.from_buffers(pa.int32(), len(flat), [None, pa.py_buffer(flat)]),
+    )
 
 
 def _write_empty(target: Path) -> None:
