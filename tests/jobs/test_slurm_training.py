@@ -30,6 +30,9 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "examples" / "workspace" / "data"
+# A requeued job started again in the second Slurm revoked its first credential is killed
+# ("Job credential revoked"): Slurm's own hold avoids it, and so does a start 2 s on.
+RESTART_SOON = "StartTime=now+2"
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +150,7 @@ def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_complet
     assert backend.status([job.id])[0].state is JobState.QUEUED
     assert len(list(out.glob("checkpoint-*"))) == 1, "no checkpoint saved at the signal"
     # Its time back for the rest; Slurm would hold a requeued job two minutes (BeginTime).
-    slurm_cluster.run("scontrol", "update", f"JobId={sid}", "TimeLimit=30", "StartTime=now")
+    slurm_cluster.run("scontrol", "update", f"JobId={sid}", "TimeLimit=30", RESTART_SOON)
     ended = final(backend, job, timeout=600)
     log = backend.read_log(ended).data.decode()
     assert (ended.state, ended.scheduler_state, ended.exit_code) == (
@@ -230,7 +233,7 @@ def test_a_term_to_every_process_saves_one_checkpoint_then_the_job_requeues_and_
     assert "stopped at once" not in first_run, first_run[-2000:]
     assert len(list(out.glob("checkpoint-*"))) == 1, first_run[-2000:]
     wait_until_pending(slurm_cluster, sid)
-    slurm_cluster.run("scontrol", "update", f"JobId={sid}", "StartTime=now")
+    slurm_cluster.run("scontrol", "update", f"JobId={sid}", RESTART_SOON)
     ended = final(backend, job, timeout=600)
     log = backend.read_log(ended).data.decode()
     assert (ended.state, ended.exit_code) == (JobState.SUCCEEDED, 0), (ended, log[-2000:])
