@@ -116,9 +116,10 @@ def test_time_limit_stops_with_a_checkpoint_then_requeues_and_resumes_to_complet
     # The runner is told 90 s before its limit. Once it trains it is frozen (SIGSTOP) and its
     # limit brought within those 90 s (and beyond 30, Slurm's check interval): Slurm's own
     # signal comes at its next check and waits, pending, on the frozen runner, which is then
-    # let go. Freezing stands in for a long run, so a few steps are enough on any machine.
+    # let go. Freezing stands in for a long run; the steps are enough that the runner, a few ms
+    # a step, is still training when it is frozen, even on a loaded machine.
     add_host(replace(slurm_host, env={**slurm_host.env, SIGNAL_LEAD_ENV: "90"}))
-    steps = 12
+    steps = 300
     config = load_config(train_config_file(tmp_path, tiny_model, max_steps=steps))
     out = Path(config.output_dir)
     backend = get_backend(CLUSTER_NAME)
@@ -209,7 +210,7 @@ def test_a_term_to_every_process_saves_one_checkpoint_then_the_job_requeues_and_
 ):
     # What a preemption does to a job: TERM to the batch script and to every process of it
     # (the runner gets it from Slurm and once more from the script).
-    steps = 40
+    steps = 300  # still training when the TERM lands, even on a loaded machine
     config = load_config(train_config_file(tmp_path, tiny_model, max_steps=steps))
     out = Path(config.output_dir)
     backend = get_backend(CLUSTER_NAME)

@@ -450,7 +450,7 @@ class SlurmBackend:
         if job.cancel_requested_at or why == "cancel":
             state = JobState.CANCELLED
         message = WHY_MESSAGES.get(slurm_state)
-        if why == "timelimit":
+        if why == "timelimit" and code != 0:
             message = "stopped by Slurm's signal (time limit or preemption); checkpoint saved"
         progress = metrics.read_job_progress(job)
         return {

@@ -147,7 +147,8 @@ def _run_lines(options: ScriptOptions) -> list[str]:
         'wait "$CHILD"; CODE=$?',
         'WHY=""',
         'if [ -e "$TUNEDECK_CANCEL" ]; then WHY=cancel; elif [ -n "$STOPPED" ]; then WHY=timelimit; fi',
-        f'if [ "$WHY" = timelimit ] && [ {requeue} = 1 ]; then',
+        # (a run that finished its last step as the signal came is done: no requeue)
+        f'if [ "$WHY" = timelimit ] && [ "$CODE" != 0 ] && [ {requeue} = 1 ]; then',
         '  if scontrol requeue "$SLURM_JOB_ID"; then',
         '    echo "tunedeck: stopped by Slurm (time limit or preemption); requeued to resume"',
         "    exit 0",

@@ -77,7 +77,7 @@ def run_training(config: RunConfig, stop: StopRequest) -> int:
         stop.stoppable = True
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         stop.stoppable = False
-        if stop.requested:
+        if stop.requested and not _trained_to_the_end(trainer.state):
             step = trainer.state.global_step
             status("cancelled", f"stopped at step {step}; checkpoint saved", current_steps=step)
             return stop.exit_code
@@ -97,6 +97,11 @@ def run_training(config: RunConfig, stop: StopRequest) -> int:
         traceback.print_exc()
         status("failed", f"{type(exc).__name__}: {exc}")
         return progress.EXIT_FAILED
+
+
+def _trained_to_the_end(state) -> bool:
+    """Whether every step was taken: a stop asked for during the last one ends a finished run."""
+    return bool(state.max_steps) and state.global_step >= state.max_steps
 
 
 # --- model -------------------------------------------------------------------------------------
