@@ -55,6 +55,16 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def leave_process_group() -> None:
+    """Every rank done (a barrier), then the process group closed: a rank leaving while rank 0
+    still saves would tear its communication threads down mid-use (SIGABRT at exit)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def rank_line() -> str:
     """Where this rank runs, for its log: global and local rank, node rank, node name."""
     node = os.environ.get("SLURMD_NODENAME") or os.uname().nodename

@@ -27,6 +27,7 @@ from tunedeck.core.runners.common import (
     config_from_argv,
     install_stop_handlers,
     is_main_process,
+    leave_process_group,
     rank_line,
     run_under_torchrun,
     torchrun_nproc,
@@ -83,6 +84,7 @@ def run_training(config: RunConfig, stop: StopRequest) -> int:
             return stop.exit_code
         status("saving", f"saving to {out}")
         save_outputs(config, trainer, tokenizer, result.metrics, data)
+        leave_process_group()
         status(
             "done",
             f"finished {trainer.state.global_step} steps",
