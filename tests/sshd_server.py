@@ -175,7 +175,12 @@ def _box_python(box_account: pwd.struct_passwd) -> str:
     package = site_dir / "tunedeck"
     shutil.rmtree(package, ignore_errors=True)
     for name, source in (("core", "src/core"), ("tui", "src/tui"), ("themes", "themes")):
-        shutil.copytree(REPO / source, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(  # over what a box process left behind mid-removal, if any
+            REPO / source,
+            package / name,
+            ignore=shutil.ignore_patterns("__pycache__"),
+            dirs_exist_ok=True,
+        )
     ours = sysconfig.get_paths()["purelib"]  # third-party only: its .pth files are not run
     (site_dir / "tunedeck-tests.pth").write_text(f"import sys; sys.path.append({ours!r})\n")
     subprocess.run(["chown", "-R", f"{BOX_USER}:", str(venv)], check=True)
