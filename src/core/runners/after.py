@@ -1,10 +1,11 @@
 """Start a command once earlier jobs on this box have ended: one sweep point after the other.
 
 `python -m tunedeck.core.runners.after JOB_ID[,JOB_ID...] -- ARGV...` runs as a job itself. It
-waits until every JOB_ID (the points before it: one cancelled while it waited still leaves the
-earlier ones to wait for, so no two points ever run at once) is final in this box's registry (succeeded, failed, cancelled or lost: a failed point does
-not stop the rest), showing itself as queued meanwhile, then execs ARGV in its own process, so
-the job's pid, group, log and cancel stay the same. A SIGTERM while waiting ends it at once.
+waits until every JOB_ID (all the points before it, so that one cancelled while it waited still
+leaves the earlier ones to wait for and no two points ever run at once) is final in this box's
+registry (succeeded, failed, cancelled or lost: a failed point does not stop the rest), showing
+itself as queued meanwhile, then execs ARGV in its own process, so the job's pid, group, log and
+cancel stay the same. A SIGTERM while waiting ends it at once.
 """
 
 from __future__ import annotations

@@ -82,11 +82,12 @@ def prepare_dataset(config: RunConfig, tokenizer, status: Status | None = None) 
     say = status or _silent
     key = cache_key(config, tokenizer)
     folder = Path(config.tokenized_path) if config.tokenized_path else cache_root() / key
+    expected = None if config.tokenized_path else key  # a tokenized_path folder is taken as it is
     if _local_rank() > 0:
-        meta = _wait_for_build(folder, None if config.tokenized_path else key, config, say)
+        meta = _wait_for_build(folder, expected, config, say)
         return _loaded(folder, meta, from_cache=True)
     if not config.overwrite_cache:
-        meta = read_meta(folder, None if config.tokenized_path else key)
+        meta = read_meta(folder, expected)
         if meta is not None:
             say(
                 "tokenizing", f"prepared data read from {folder} ({meta['rows']['train']} examples)"
