@@ -17,7 +17,9 @@ and answers JSON lines on stdout. Tokenizers stay loaded between requests. The a
   {"op": "launch_data", "config": RunConfig.to_dict()}  ->  streamed: {"progress": [stage,
                                            name, done, total]}, then {"ok": true,
                                            "check": LaunchDataCheck.to_dict()}
-  {"op": "batches", "config": path, "count"}  ->  {"ok": true, "preview": BatchPreview.to_dict()}
+  {"op": "batches", "config": path, "count"}  ->  streamed: {"progress": [rows done, rows total]}
+                                           while the data is prepared, then {"ok": true,
+                                           "preview": BatchPreview.to_dict()}
   {"op": "validate", "data_dir"}       ->  streamed: {"progress": [name, done, total]},
                                            {"report": DatasetReport.to_dict()} and
                                            {"failed": [name, error]} lines, then
@@ -155,12 +157,16 @@ class SidecarClient:
             elif "check" in message:
                 yield LaunchDataCheck.from_dict(message["check"])
 
-    def batches(self, config: str, count: int) -> BatchPreview:
-        """A run config's first `count` training batches, each row's source (core batch_sources)."""
+    def batches(self, config: str, count: int) -> Iterator[tuple[int, int] | BatchPreview]:
+        """A run config's first `count` training batches, each row's source (core batch_sources):
+        (rows done, rows total) while its data is prepared, then the BatchPreview."""
         from tunedeck.core.runners.batch_sources import BatchPreview
 
-        answer = self._request(op="batches", config=config, count=count)
-        return BatchPreview.from_dict(answer["preview"])
+        for message in self._stream(op="batches", config=config, count=count, keep_last=True):
+            if "progress" in message:
+                yield tuple(message["progress"])
+            elif "preview" in message:
+                yield BatchPreview.from_dict(message["preview"])
 
     def close(self) -> None:
         process, self._process = self._process, None
@@ -340,7 +346,11 @@ def _batches(request: dict) -> dict:
     from tunedeck.core.config import load_config
     from tunedeck.core.runners.batch_sources import batch_preview
 
-    preview = batch_preview(load_config(request["config"]), int(request["count"]))
+    def status(_stage: str, _message: str, rows_done: int = 0, rows_total: int = 0, **_) -> None:
+        if rows_total:  # prepare_dataset's meter speaks every few seconds
+            _send({"progress": [rows_done, rows_total]})
+
+    preview = batch_preview(load_config(request["config"]), int(request["count"]), status)
     return {"ok": True, "preview": preview.to_dict()}
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from tunedeck.core.config import RunConfig
 from tunedeck.core.datasets import get_row, load_dataset_info
-from tunedeck.core.runners.batch_sources import BatchPreview, batch_preview, example_sources
+from tunedeck.core.runners.batch_sources import (
+    BatchPreview,
+    RowSource,
+    batch_preview,
+    example_sources,
+)
 from tunedeck.core.runners.batches import preview_batches
 from tunedeck.core.runners.encode import encode_conversation, encode_dataset
 from tunedeck.core.runners.train import load_tokenizer
@@ -77,3 +82,13 @@ def test_a_packed_run_has_no_single_source_row():
     assert preview.packed and preview.sources == ()
     assert preview.source(preview.batches[0].rows[0].example) is None
     assert preview.cutoff_len == 63  # packing sets one token aside
+
+
+def test_the_preview_prepares_the_data_the_run_then_reads(tmp_path):
+    from tunedeck.core.runners.prepared import prepare_dataset
+
+    config = _config(_data_with_a_bad_row(tmp_path), dataset="rows", preprocessing_num_workers=2)
+    preview = batch_preview(config, 1)
+    prepared = prepare_dataset(config, load_tokenizer(config))
+    assert prepared.from_cache
+    assert preview.sources == tuple(RowSource("rows", n) for n in range(12) if n != 1)

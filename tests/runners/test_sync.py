@@ -212,6 +212,19 @@ def test_a_config_error_found_on_the_host_is_located_there_and_creates_no_job(re
     assert jobs_here() == []
 
 
+def test_an_output_dir_the_box_cannot_write_is_located_at_its_key_and_no_job(remote_box, laptop):
+    private = laptop / "private"  # this account's: the box's account cannot enter it
+    private.mkdir(mode=0o700)
+    done = tunedeck(laptop, "train", "run.yaml", f"output_dir={private}/out", "--host", "box")
+    assert done.returncode != 0
+    assert f"on box: cannot write {private}/out" in done.stderr, done.stderr
+    assert (
+        "'output_dir'" in done.stderr and "relative one is under the host's workdir" in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+    assert jobs_here() == []
+
+
 def test_no_sync_sends_nothing_and_the_host_says_its_paths_are_missing(remote_box, laptop):
     done = tunedeck(laptop, "train", "run.yaml", "--host", "box", "--no-sync")
     assert done.returncode != 0

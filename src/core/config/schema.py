@@ -72,7 +72,7 @@ class RunConfig:
     enable_thinking: bool | None = True  # reasoning templates: train the thought or not
     mix_strategy: str = "concat"
     interleave_probs: str | None = None  # comma list of floats, one per dataset
-    preprocessing_num_workers: int | None = None  # processes tokenizing; None: one, as LLaMA-Factory
+    preprocessing_num_workers: int | None = None  # processes tokenizing; None: just one
     tokenized_path: str | None = None  # prepared data saved there, or loaded when it exists
     overwrite_cache: bool = False  # prepare the data again even when a cached copy matches
     # output

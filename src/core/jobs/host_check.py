@@ -21,18 +21,12 @@ def check_here(purpose: str, settings: Mapping[str, Any], min_free: int | None) 
     from tunedeck.core.jobs.store import human_bytes
 
     overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+    key = "output_dir" if purpose == "train" else "export_dir"
+    folder = settings.get(key)
     try:
         check = check_config(None, overrides, purpose=purpose, check_files=True)
     except OSError as error:  # a path this account may not read
-        problem = ConfigProblem(
-            None,
-            f"cannot read {error.filename}: {error.strerror}",
-            Location(file=str(error.filename)),
-            hint="sync the run's files (drop --no-sync) or give the host's account access",
-        )
-        return ConfigCheck(None, (problem,)).to_dict()
-    key = "output_dir" if purpose == "train" else "export_dir"
-    folder = settings.get(key)
+        return ConfigCheck(None, (_unreadable(error, key, folder),)).to_dict()
     if folder and min_free:
         probe = Path(os.path.expanduser(str(folder))).absolute()
         while not probe.exists() and probe != probe.parent:
@@ -48,6 +42,30 @@ def check_here(purpose: str, settings: Mapping[str, Any], min_free: int | None) 
             )
             check = ConfigCheck(None, (*check.problems, problem), check.path)
     return check.to_dict()
+
+
+def _unreadable(error: OSError, key: str, folder: Any):
+    """The problem of a path this account may not read: at the outputs' key when it is on the
+    way to (or inside) the output folder, else at the file."""
+    from tunedeck.core.config import ConfigProblem
+
+    path = Path(str(error.filename))
+    if folder:
+        out = Path(os.path.expanduser(str(folder))).absolute()
+        if path == out or path in out.parents or out in path.parents:
+            return ConfigProblem(
+                key,
+                f"cannot write {folder}: {error.strerror} ({path})",
+                Location(file=str(path), column=key),
+                hint=f"give {key} a folder this host's account can write "
+                "(a relative one is under the host's workdir)",
+            )
+    return ConfigProblem(
+        None,
+        f"cannot read {path}: {error.strerror}",
+        Location(file=str(path)),
+        hint="sync the run's files (they are unless --no-sync) or give the host's account access",
+    )
 
 
 def llamafactory_report() -> dict | None:

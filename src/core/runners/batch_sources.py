@@ -1,10 +1,9 @@
 """Which dataset row each example of a run's first batches comes from, for a row browser.
 
-The batches themselves are `preview_batches`' (the engine's order, padding and labels); this
-module adds their provenance: the rows walk the same max_samples, mix_strategy and val_size
-steps as `encode_dataset` (the same functions, over (dataset, row) tags), and a row is an
-example when the runner's `encode_rows` keeps it. Packed runs mix rows into each example, so
-their rows have no single source.
+The batches themselves are `preview_batches`' (the engine's order, padding and labels, from the
+runner's prepared data); this module adds their provenance, which the prepared data records: the
+run's row order less the rows its build dropped. Packed runs mix rows into each example, so their
+rows have no single source.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunedeck.core.config import RunConfig
-from tunedeck.core.runners.batches import Batch, preview_batches
+from tunedeck.core.runners.batches import Batch, prepared_batches
 
 
 @dataclass(frozen=True)
@@ -65,16 +64,16 @@ class BatchPreview:
         )
 
 
-def batch_preview(config: RunConfig, count: int) -> BatchPreview:
+def batch_preview(config: RunConfig, count: int, status=None) -> BatchPreview:
     """The first `count` batches of a run config with the dataset row of each example."""
     from tunedeck.core.runners.encode import data_cutoff
 
-    batches = preview_batches(config, count)
-    packed = bool(config.effective_packing)
+    batches, prepared = prepared_batches(config, count, status)
+    rows = prepared.example_rows(config)
     return BatchPreview(
         batches=tuple(batches),
-        sources=() if packed else tuple(example_sources(config)),
-        packed=packed,
+        sources=() if rows is None else tuple(RowSource(*row) for row in rows),
+        packed=rows is None,
         template=config.template,
         tokenizer=str(config.model_name_or_path),  # the runner's load_tokenizer reads it there
         cutoff_len=data_cutoff(config),
@@ -84,24 +83,11 @@ def batch_preview(config: RunConfig, count: int) -> BatchPreview:
 
 def example_sources(config: RunConfig) -> list[RowSource]:
     """For an unpacked run, the source row of each training example, in example order."""
-    from tunedeck.core.datasets import load_dataset_info
-    from tunedeck.core.runners.encode import dataset_rows, encode_rows, mixed_rows, split_rows
+    from tunedeck.core.runners.prepared import prepare_dataset
     from tunedeck.core.runners.train import load_tokenizer
 
-    info = load_dataset_info(config.dataset_dir)
-    parts = [dataset_rows(info, name, config.max_samples) for name in config.datasets]
-    tags = [
-        [RowSource(name, i) for i in range(len(p))]
-        for name, p in zip(config.datasets, parts, strict=True)
-    ]
-    rows, _ = split_rows(mixed_rows(config, parts), config.val_size, config.seed)
-    sources, _ = split_rows(mixed_rows(config, tags), config.val_size, config.seed)
-    tokenizer = load_tokenizer(config)
-    return [
-        source
-        for row, source in zip(rows, sources, strict=True)
-        if row is not None and encode_rows([row], config, tokenizer)
-    ]
+    rows = prepare_dataset(config, load_tokenizer(config)).example_rows(config)
+    return [RowSource(*row) for row in rows or ()]
 
 
 def _batch_from_json(doc: dict[str, Any]) -> Batch:

@@ -135,10 +135,16 @@ def _mt19937(seed: int) -> Iterator[int]:
             yield y ^ (y >> 18)
 
 
-def preview_batches(config: RunConfig, count: int) -> list[Batch]:
-    """The first `count` training batches of a run config, from the runner's own encoding."""
+def preview_batches(config: RunConfig, count: int, status=None) -> list[Batch]:
+    """The first `count` training batches of a run config, from the runner's own prepared data
+    (built, or read from its cache: the run that follows reads the same)."""
+    return prepared_batches(config, count, status)[0]
+
+
+def prepared_batches(config: RunConfig, count: int, status=None):
+    """(the first `count` batches, the prepared data they come from)."""
     from tunedeck.core.errors import UsageError
-    from tunedeck.core.runners.encode import encode_dataset
+    from tunedeck.core.runners.prepared import prepare_dataset
     from tunedeck.core.runners.train import load_tokenizer
 
     if config.stage not in ("sft", "pt"):
@@ -147,5 +153,5 @@ def preview_batches(config: RunConfig, count: int) -> list[Batch]:
             hint="preview a row without --batch",
         )
     tokenizer = load_tokenizer(config)
-    examples = encode_dataset(config, tokenizer).train
-    return first_batches(examples, config, tokenizer.pad_token_id, count)
+    prepared = prepare_dataset(config, tokenizer, status)
+    return first_batches(prepared.train, config, tokenizer.pad_token_id, count), prepared

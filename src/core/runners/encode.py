@@ -138,23 +138,27 @@ def encode_rows(rows: list[Row], config: RunConfig, tokenizer) -> list[dict[str,
     """Rows to examples, chunk by chunk as LLaMA-Factory's batched preprocessing does."""
     examples: list[dict[str, Any]] = []
     for start in range(0, len(rows), PREPROCESSING_BATCH):
-        chunk = [row for row in rows[start : start + PREPROCESSING_BATCH] if row is not None]
-        examples += _encode_chunk(chunk, config, tokenizer)
+        examples += encode_chunk(rows[start : start + PREPROCESSING_BATCH], config, tokenizer)[0]
     return examples
 
 
-def _encode_chunk(chunk: list[Conversation], config: RunConfig, tokenizer) -> list[dict]:
+def encode_chunk(
+    chunk: list[Conversation | None], config: RunConfig, tokenizer
+) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """One chunk's examples, and the positions in the chunk of the rows dropped (None for a packed
+    run, whose examples mix rows). A None conversation is an unreadable row: dropped."""
+    kept = [c for c in chunk if c is not None]
     if config.stage == "pt" and config.effective_packing:
-        return chunk_examples(
-            [_pretrain_ids(c, config, tokenizer) for c in chunk], data_cutoff(config), tokenizer
-        )
-    encoded = [encode_conversation(c, config, tokenizer) for c in chunk]
-    kept = [e for e in encoded if e is not None]
+        ids = [_pretrain_ids(c, config, tokenizer) for c in kept]
+        return chunk_examples(ids, data_cutoff(config), tokenizer), None
     if config.stage == "sft" and config.effective_packing:
-        return pack_examples(
-            kept, data_cutoff(config), tokenizer.pad_token_id, neat=config.neat_packing
-        )
-    return kept
+        encoded = [encode_conversation(c, config, tokenizer) for c in kept]
+        examples = [e for e in encoded if e is not None]
+        cutoff, pad = data_cutoff(config), tokenizer.pad_token_id
+        return pack_examples(examples, cutoff, pad, neat=config.neat_packing), None
+    encoded = [None if c is None else encode_conversation(c, config, tokenizer) for c in chunk]
+    dropped = [i for i, e in enumerate(encoded) if e is None]
+    return [e for e in encoded if e is not None], dropped
 
 
 def encode_conversation(

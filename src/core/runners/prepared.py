@@ -7,9 +7,10 @@ memory: the rows are spooled to one file (pickled values, found by offset), and
 it and send back one Arrow record batch, appended in order to train.arrow / eval.arrow. The
 folder is keyed by the data files (size, mtime, content hash), their dataset_info entries, the
 template, the tokenizer, cutoff, stage, masking and packing flags and this code; a second run with
-the same inputs reads it. meta.json is written last and lists the files' sizes and row counts: a
-folder without it, or that disagrees with it, is rebuilt. Under torchrun the first rank of each
-node builds it and the node's other ranks wait for it.
+the same inputs reads it. meta.json is written last and lists the files' sizes and row counts,
+and for an unpacked run the rows dropped (so each example's source row is known without encoding
+again): a folder without it, or that disagrees with it, is rebuilt. Under torchrun the first rank
+of each node builds it and the node's other ranks wait for it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pickle
 import shutil
 import time
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from tunedeck.core.errors import TunedeckError
 from tunedeck.core.locations import cache_dir
 from tunedeck.core.runners import encode
 
-FORMAT = 1
+FORMAT = 2
 META_FILE = "meta.json"
 SPOOL_FILE = "rows.spool"
 PARTS = ("train", "eval")
@@ -75,6 +77,25 @@ class PreparedData:
     tokens: int  # training tokens in one pass over `train`
     folder: Path
     from_cache: bool
+    meta: dict[str, Any]
+
+    def example_rows(self, config: RunConfig) -> list[tuple[str, int]] | None:
+        """(dataset, row) of each training example of an unpacked run, in example order: the
+        run's training order (spool indices) less the positions its build dropped. None for a
+        packed run, or a folder that does not say."""
+        dropped, lengths = self.meta.get("dropped"), self.meta.get("lengths")
+        if dropped is None or lengths is None or dropped.get("train") is None:
+            return None
+        order, _ = row_orders(config, lengths["train"], lengths["eval"])
+        names = list(config.datasets)
+        starts = _offsets(lengths["train"])
+        skip = set(dropped["train"])
+        rows = []
+        for position, index in enumerate(order):
+            if position not in skip:
+                block = bisect_right(starts, index) - 1
+                rows.append((names[block], index - starts[block]))
+        return rows
 
 
 def prepare_dataset(config: RunConfig, tokenizer, status: Status | None = None) -> PreparedData:
@@ -92,6 +113,7 @@ def prepare_dataset(config: RunConfig, tokenizer, status: Status | None = None) 
             say(
                 "tokenizing", f"prepared data read from {folder} ({meta['rows']['train']} examples)"
             )
+            _mark_used(folder)
             return _loaded(folder, meta, from_cache=True)
     meta = build(config, tokenizer, folder, key, say)
     return _loaded(folder, meta, from_cache=False)
@@ -122,6 +144,14 @@ def _process_start() -> float:
         return 0.0  # no /proc: any complete build counts
     started_ago = uptime - ticks / os.sysconf("SC_CLK_TCK")
     return time.time() - started_ago - PROCESS_START_MARGIN_S
+
+
+def _mark_used(folder: Path) -> None:
+    """Stamp the folder as read by a run now (meta.json's mtime: what `data prepared` shows)."""
+    try:
+        os.utime(folder / META_FILE)
+    except OSError:
+        pass  # a read-only tokenized_path: nothing to stamp
 
 
 def cache_root() -> Path:
@@ -183,21 +213,36 @@ def build(config: RunConfig, tokenizer, folder: Path, key: str, say: Status) -> 
     folder.mkdir(parents=True)
     spool = _spool_rows(config, folder / SPOOL_FILE)
     train_order, eval_order = row_orders(config, spool.train_lengths, spool.eval_lengths)
-    rows, sizes, tokens = {}, {}, 0
+    rows, sizes, dropped, tokens = {}, {}, {}, 0
     with _Encoder(config, tokenizer, spool) as encoder:
         for part, order in zip(PARTS, (train_order, eval_order), strict=True):
             if part == "eval" and not order:
                 continue
-            count, part_tokens = _write_part(folder / f"{part}.arrow", order, encoder, say)
-            rows[part], sizes[part] = count, (folder / f"{part}.arrow").stat().st_size
+            written = _write_part(folder / f"{part}.arrow", order, encoder, say)
+            rows[part], part_tokens, dropped[part] = written
+            sizes[part] = (folder / f"{part}.arrow").stat().st_size
             tokens = part_tokens if part == "train" else tokens
     spool.path.unlink()
+    lengths = {"train": spool.train_lengths, "eval": spool.eval_lengths}
     meta = {"format": FORMAT, "key": key, "rows": rows, "sizes": sizes, "tokens": tokens,
-            "built_at": time.time()}  # fmt: skip
+            "lengths": lengths, "dropped": dropped, "built_at": time.time(),
+            "about": _about(config)}  # fmt: skip
     (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     _replace_folder(folder, target)
     say("tokenizing", f"prepared {rows['train']} examples into {target}")
     return meta
+
+
+def _about(config: RunConfig) -> dict[str, Any]:
+    """What made the folder, in words a listing shows."""
+    return {
+        "datasets": list(config.datasets),
+        "eval_datasets": list(config.eval_datasets or ()),
+        "template": config.template,
+        "model": str(config.model_name_or_path),
+        "stage": config.stage,
+        "cutoff_len": config.cutoff_len,
+    }
 
 
 def _replace_folder(built: Path, target: Path) -> None:
@@ -297,19 +342,28 @@ def _raw_rows(info, name: str, limit: int | None) -> Iterator[tuple[str, int, An
             yield str(path), row, None if error is not None else value
 
 
-def _write_part(target: Path, order: list[int], encoder: _Encoder, say: Status) -> tuple[int, int]:
-    """Encode the spooled rows in `order`, chunk by chunk, appending them to `target`."""
+def _write_part(
+    target: Path, order: list[int], encoder: _Encoder, say: Status
+) -> tuple[int, int, list[int] | None]:
+    """Encode the spooled rows in `order`, chunk by chunk, appending them to `target`: (examples,
+    tokens, positions in `order` of the rows dropped, or None when packed)."""
     import pyarrow as pa
 
     chunks = (
         order[start : start + encode.PREPROCESSING_BATCH]
         for start in range(0, len(order), encode.PREPROCESSING_BATCH)
     )
-    writer, sink, count, tokens = None, None, 0, 0
+    writer, sink, count, tokens, seen = None, None, 0, 0, 0
+    dropped: list[int] | None = []
     meter = _Meter(len(order), say, target.stem)
     try:
-        for done, batch, batch_tokens in encoder.map(chunks):
-            meter.advance(done)
+        for size, batch, batch_tokens, chunk_dropped in encoder.map(chunks):
+            if chunk_dropped is None:
+                dropped = None
+            elif dropped is not None:
+                dropped += [seen + i for i in chunk_dropped]
+            seen += size
+            meter.advance(size)
             if batch is None:
                 continue
             if writer is None:
@@ -324,7 +378,7 @@ def _write_part(target: Path, order: list[int], encoder: _Encoder, say: Status) 
             sink.close()
     if writer is None:
         _write_empty(target)
-    return count, tokens
+    return count, tokens, dropped
 
 
 def _record_batch(examples: list[dict[str, Any]]):
@@ -339,17 +393,23 @@ def _record_batch(examples: list[dict[str, Any]]):
 
 
 def _int32_lists(values: list[list[int]]):
-    """list<int32> from lists of ints, through flat C arrays (twice as fast as pa.array)."""
+    """list<int32> from lists of ints: joined into one list, then one numpy conversion (faster
+    than extending a C array list by list, or pa.array on the lists)."""
+    import numpy as np
     import pyarrow as pa
 
-    flat, offsets = array("i"), array("i", [0])
+    flat: list[int] = []
     for ids in values:
-        flat.extend(ids)
-        offsets.append(len(flat))
-    return pa.ListArray.from_arrays(
-        pa.Array.from_buffers(pa.int32(), len(offsets), [None, pa.py_buffer(offsets)]),
-        pa.Array.from_buffers(pa.int32(), len(flat), [None, pa.py_buffer(flat)]),
-    )
+        flat += ids
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum([len(ids) for ids in values], out=offsets[1:])
+    return pa.ListArray.from_arrays(_int32_array(offsets), _int32_array(np.array(flat, np.int32)))
+
+
+def _int32_array(values):
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
 
 
 def _write_empty(target: Path) -> None:
@@ -393,8 +453,9 @@ class _Encoder:
             self.pool.terminate()
         self.pool.join()
 
-    def map(self, chunks: Iterator[list[int]]) -> Iterator[tuple[int, Any, int]]:
-        """(rows in the chunk, its record batch or None, its tokens) for each chunk, in order."""
+    def map(self, chunks: Iterator[list[int]]) -> Iterator[tuple[int, Any, int, Any]]:
+        """(rows in the chunk, its record batch or None, its tokens, the positions it dropped)
+        for each chunk, in order."""
         if self.pool is None:
             for chunk in chunks:
                 yield len(chunk), *_encode_spooled(chunk)
@@ -431,16 +492,15 @@ def _close_worker() -> None:
     _WORKER.clear()
 
 
-def _encode_spooled(indices: list[int]) -> tuple[Any, int]:
+def _encode_spooled(indices: list[int]) -> tuple[Any, int, list[int] | None]:
     """One chunk of spooled rows converted and encoded as encode.encode_rows encodes a chunk:
-    (its record batch or None, its tokens)."""
+    (its record batch or None, its tokens, the positions in the chunk it dropped)."""
     config, tokenizer, spool = _WORKER["config"], _WORKER["tokenizer"], _WORKER["spool"]
     rows = spool.read(_WORKER["fd"], indices)
-    conversations = [c for c in (_conversation(*row) for row in rows) if c is not None]
-    examples = encode._encode_chunk(conversations, config, tokenizer)
+    examples, dropped = encode.encode_chunk([_conversation(*r) for r in rows], config, tokenizer)
     if not examples:
-        return None, 0
-    return _record_batch(examples), sum(encode._token_count(e) for e in examples)
+        return None, 0, dropped
+    return _record_batch(examples), sum(encode._token_count(e) for e in examples), dropped
 
 
 def _conversation(dataset: str, path: str, row: int, value: Any):
@@ -495,6 +555,7 @@ def _loaded(folder: Path, meta: dict[str, Any], from_cache: bool) -> PreparedDat
         tokens=meta["tokens"],
         folder=folder,
         from_cache=from_cache,
+        meta=meta,
     )
 
 

@@ -109,7 +109,8 @@ def _print_batches(config_path: Path, count: int, as_json: bool) -> None:
     from tunedeck.core.runners.batches import preview_batches
     from tunedeck.tui.console import out, print_json
 
-    batches = preview_batches(load_config(config_path), count)
+    with _RowsProgress() as progress:
+        batches = preview_batches(load_config(config_path), count, progress.update)
     if as_json:
         print_json({"config": str(config_path), "batches": [b.to_json() for b in batches]})
         return
@@ -117,6 +118,44 @@ def _print_batches(config_path: Path, count: int, as_json: bool) -> None:
         out.print(f"[bold]batch {b.step}[/]  {len(b.rows)} rows x {b.rows[0].padded} tokens")
         for r in b.rows:
             out.print(f"  example {r.example:>6}  tokens {r.tokens:>6}  trained {r.trained:>6}")
+
+
+class _RowsProgress:
+    """A transient bar on stderr while a run's data is prepared, only when stderr is a terminal
+    (the status callback of prepare_dataset: its meter speaks every few seconds)."""
+
+    def __init__(self) -> None:
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> _RowsProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, _stage: str, _message: str, rows_done: int = 0, rows_total: int = 0, **_):
+        from tunedeck.tui.console import err
+
+        if not rows_total or not err.is_terminal:
+            return
+        if self.progress is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("preparing the data"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), console=err, transient=True,
+            )  # fmt: skip
+            self.progress.start()
+            self.task = self.progress.add_task("rows", total=rows_total)
+        self.progress.update(self.task, completed=rows_done, total=rows_total)
 
 
 def _media_warnings(conversation: Any, template: str) -> list[dict]:

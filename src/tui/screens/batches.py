@@ -113,8 +113,13 @@ class BatchesScreen(DeckScreen):
 
     @work(thread=True, exclusive=True, group="batches-load", exit_on_error=False)
     def load_batches(self, config: str, count: int) -> None:
-        preview = self._sidecar.batches(config, count)
-        self.from_thread(self._show, config, preview)
+        for answer in self._sidecar.batches(config, count):
+            if isinstance(answer, BatchPreview):
+                self.from_thread(self._show, config, answer)
+            else:
+                done, total = answer
+                note = f"preparing the data of {inert(config)}: {done:,}/{total:,} rows…"
+                self.from_thread(self._status, Text(note, style="dim"))
 
     def worker_failed(self, group: str, error: BaseException) -> None:
         if group != "batches-load":
