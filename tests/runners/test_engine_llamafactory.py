@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "config"))
+import sshd_server  # noqa: E402
 from llamafactory_examples import DATA, EXAMPLES, localised  # noqa: E402
 from slurm_nodes import slurm_two_nodes  # noqa: E402,F401 - fixture
 
@@ -33,6 +34,8 @@ from tunedeck.core.jobs.slurm import SlurmBackend  # noqa: E402
 from tunedeck.core.runners.launch import launch_run, prepare_run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+fresh_account = sshd_server.fresh_account
+fresh_host = sshd_server.fresh_host
 SHORT = [
     "bf16=false", "max_steps=2", "logging_steps=1", "save_steps=100", "cutoff_len=64",
     "max_samples=8", "per_device_train_batch_size=1", "gradient_accumulation_steps=1",
@@ -329,3 +332,38 @@ def test_llamafactory_trains_across_two_slurm_nodes_one_cli_per_node(
     logged = [json.loads(line) for line in lines if "loss" in json.loads(line)]
     assert [record["current_steps"] for record in logged] == [1, 2]  # rank 0 alone writes
     assert logged[0]["epoch"] == pytest.approx(0.125)  # 2 of 16 rows a step: a world of two
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_hosts_setup_installs_llamafactory_on_a_fresh_box_and_a_run_trains_there(
+    fresh_host, tmp_path, tiny_model
+):
+    from tunedeck.core.jobs.setup import local_wheel
+
+    wheel = local_wheel(tmp_path / "wheels")
+    setup = ("hosts", "setup", "fresh", "--extras", "llamafactory", "--wheel", str(wheel))
+    done = tunedeck(*setup, timeout=2000)  # from the index: LLaMA-Factory, torch and the rest
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "installing LLaMA-Factory 0.9.5" in done.stderr
+    checked = json.loads(tunedeck("hosts", "check", "fresh", "--json").stdout)
+    found = checked["agent"]["llamafactory"]
+    assert found["version"] == "0.9.5"
+    assert (
+        found["cli"]
+        == f"{Path(fresh_host.workdir).parents[1]}/.cache/tunedeck/lf-0.9.5/bin/llamafactory-cli"
+    )
+
+    config = localised(
+        EXAMPLES / "train_lora/qwen3_lora_sft.yaml", tmp_path, tiny_model, tiny_model
+    )
+    argv = ["train", str(config), *SHORT, "output_dir=saves/lf-box", "--engine", "llamafactory"]
+    started = tunedeck(*argv, "--host", "fresh", "--detach")  # data and model synced there
+    assert started.returncode == 0, started.stderr
+    assert "synced:" in started.stderr
+    job_id = started.stderr.split("job ", 1)[1].split()[0]
+    waited = tunedeck("runs", "wait", job_id)
+    logs = tunedeck("runs", "logs", job_id).stdout
+    assert waited.returncode == 0, logs[-3000:]
+    assert (_job(job_id).state, _job(job_id).exit_code) == ("succeeded", 0)
+    assert logs.count("{'loss': ") == 2  # LLaMA-Factory's own step lines, from the box
