@@ -212,6 +212,26 @@ def test_a_config_error_found_on_the_host_is_located_there_and_creates_no_job(re
     assert jobs_here() == []
 
 
+def test_the_data_a_box_run_prepared_is_listed_and_cleared_from_here(remote_box, laptop):
+    done = tunedeck(laptop, "train", "run.yaml", "--host", "box")
+    assert done.returncode == 0, done.stderr[-3000:]
+    here = json.loads(tunedeck(laptop, "data", "prepared", "--json").stdout)
+    assert here["prepared"] == []  # prepared on the box, in the box's cache
+
+    listed = json.loads(tunedeck(laptop, "data", "prepared", "--host", "box", "--json").stdout)
+    assert listed["host"] == "box"
+    assert listed["folder"].startswith(remote_box.env["TUNEDECK_HOME"])
+    sky = [e for e in listed["prepared"] if e["about"]["datasets"] == ["sky"]]
+    assert len(sky) == 1 and sky[0]["examples"] == 8
+    assert sky[0]["about"]["model"].startswith(remote_box.workdir)  # the store's copy there
+
+    cleared = tunedeck(laptop, "data", "prepared", "--host", "box", "--clear")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "prepared data folder(s) from box:" in cleared.stdout
+    left = json.loads(tunedeck(laptop, "data", "prepared", "--host", "box", "--json").stdout)
+    assert left["prepared"] == []
+
+
 def test_an_output_dir_the_box_cannot_write_is_located_at_its_key_and_no_job(remote_box, laptop):
     private = laptop / "private"  # this account's: the box's account cannot enter it
     private.mkdir(mode=0o700)

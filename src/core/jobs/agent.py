@@ -210,6 +210,14 @@ class _Handler:
 
         return check_here(request["purpose"], request["settings"], request.get("min_free"))
 
+    def op_prepared(self, request: dict) -> dict:
+        """This box's prepared-data cache: listed, or the asked part removed."""
+        from tunedeck.core.jobs.prepared_cache import prepared_here
+
+        return prepared_here(
+            request.get("remove"), request.get("older_than_s"), bool(request.get("clear"))
+        )
+
     def _job(self, request: dict) -> Job:
         return self.backend.registry.find(str(request["id"]))
 

@@ -35,11 +35,10 @@ from tunedeck.core.datasets.conversation import RowLocation
 from tunedeck.core.datasets.convert import converter_for
 from tunedeck.core.datasets.readers import data_files, read_file_rows
 from tunedeck.core.errors import TunedeckError
-from tunedeck.core.locations import cache_dir
+from tunedeck.core.jobs.prepared_cache import META_FILE, cache_root
 from tunedeck.core.runners import encode
 
 FORMAT = 2
-META_FILE = "meta.json"
 SPOOL_FILE = "rows.spool"
 PARTS = ("train", "eval")
 _OWN_FILES = {META_FILE, SPOOL_FILE, "train.arrow", "eval.arrow"}
@@ -152,10 +151,6 @@ def _mark_used(folder: Path) -> None:
         os.utime(folder / META_FILE)
     except OSError:
         pass  # a read-only tokenized_path: nothing to stamp
-
-
-def cache_root() -> Path:
-    return cache_dir() / "prepared"
 
 
 def cache_key(config: RunConfig, tokenizer) -> str:

@@ -1,4 +1,5 @@
-"""`tunedeck data validate|show|stats`: check a dataset_info.json and look at its rows."""
+"""`tunedeck data validate|show|stats|prepared`: check a dataset_info.json, look at its rows, and
+the data runs prepared from them."""
 
 from __future__ import annotations
 
@@ -106,6 +107,61 @@ def stats_command(
         _print_first_issue(stats)
     if not stats.usable_rows:
         raise typer.Exit(1)
+
+
+@app.command("prepared")
+def prepared_command(
+    remove: Annotated[
+        list[str] | None,
+        typer.Option("--rm", help="Remove this one (its key or the key's start; repeatable)."),
+    ] = None,
+    older_than: Annotated[
+        float | None,
+        typer.Option("--older-than", min=0, help="Remove those no run read for DAYS days."),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove them all.")] = False,
+    host: Annotated[
+        str | None, typer.Option("--host", help="A host's cache (hosts.toml or ssh name).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """The data runs prepared (tokenized, cached): list it, or remove some to free the disk."""
+    from tunedeck.core.jobs.prepared_cache import prepared_on
+    from tunedeck.tui.console import print_json
+
+    days = None if older_than is None else older_than * 86400
+    folder, entries, removed = prepared_on(host, remove or None, days, clear)
+    where = f"{host}:{folder}" if host else folder
+    if as_json:
+        key = "removed" if removed else "prepared"
+        print_json({"host": host or "local", "folder": folder, key: [e.to_dict() for e in entries]})
+    elif removed:
+        from tunedeck.core.jobs.store import human_bytes
+        from tunedeck.tui.console import out
+
+        freed = human_bytes(sum(e.size for e in entries))
+        out.print(
+            f"removed {len(entries)} prepared data folder(s) from {where}, {freed} freed",
+            soft_wrap=True,
+        )
+    else:
+        _print_prepared(entries, where)
+
+
+def _print_prepared(entries: list, where: str) -> None:
+    import time
+
+    from tunedeck.core.jobs.prepared_cache import CELLS
+    from tunedeck.core.jobs.store import human_bytes
+    from tunedeck.tui.console import note, print_table
+
+    if not entries:
+        note(f"no prepared data in {where}")
+        return
+    now = time.time()
+    print_table(CELLS, [e.cells(now) for e in entries], squeeze=3)
+    total = human_bytes(sum(e.size for e in entries))
+    note(f"{len(entries)} in {where}, {total}; --rm KEY, --older-than DAYS or --clear")
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -1,6 +1,7 @@
 """Hosts: this box and the configured SSH hosts, whether they answer, and their GPUs (a Slurm
 host: its partitions, nodes and GPUs in use);
-`s` sets the selected host up (tunedeck installed there) with a progress bar."""
+`s` sets the selected host up (tunedeck installed there) with a progress bar; `p` shows the data
+its runs prepared (tokenized, cached), to free its disk."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ class HostsScreen(DeckScreen):
     BINDINGS = [
         Binding("r", "refresh_hosts", "Refresh", id="hosts.refresh"),
         Binding("s", "setup_host", "Set up", id="hosts.setup"),
+        Binding("p", "prepared", "Prepared data", id="hosts.prepared"),
     ]
 
     def __init__(self) -> None:
@@ -117,6 +119,12 @@ class HostsScreen(DeckScreen):
         self.query_one("#setup-line", Static).update(plain(f"{name}: setting up…"))
         self.query_one("#setup-bar", ProgressBar).update(total=None, progress=0)
         self.run_setup(name, self.setup_options)
+
+    def action_prepared(self) -> None:
+        """The selected host's prepared-data cache (what its runs tokenized), to free its disk."""
+        from tunedeck.tui.screens.prepared import PreparedScreen
+
+        self.app.push_screen(PreparedScreen(None if self.selected == LOCAL_HOST else self.selected))
 
     # Workers: they post what they found ---------------------------------------------------
 
