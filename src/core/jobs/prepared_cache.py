@@ -2,8 +2,8 @@
 removing it, here or on a host through its agent.
 
 Each folder under cache_root() is one set of inputs (its key); meta.json says what made it and
-its mtime when a run last read it (prepare_dataset stamps it). A build a killed run left half-done (`.KEY.PID.partial`, its
-process gone) is listed as partial and removed with the rest.
+its mtime when a run last read it (prepare_dataset stamps it). A build a killed run left
+half-done (`.KEY.PID.partial`, its process gone) is listed as partial and removed with the rest.
 """
 
 from __future__ import annotations
