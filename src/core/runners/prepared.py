@@ -15,6 +15,7 @@ of each node builds it and the node's other ranks wait for it.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -491,11 +493,27 @@ def _encode_spooled(indices: list[int]) -> tuple[Any, int, list[int] | None]:
     """One chunk of spooled rows converted and encoded as encode.encode_rows encodes a chunk:
     (its record batch or None, its tokens, the positions in the chunk it dropped)."""
     config, tokenizer, spool = _WORKER["config"], _WORKER["tokenizer"], _WORKER["spool"]
-    rows = spool.read(_WORKER["fd"], indices)
-    examples, dropped = encode.encode_chunk([_conversation(*r) for r in rows], config, tokenizer)
-    if not examples:
-        return None, 0, dropped
-    return _record_batch(examples), sum(encode._token_count(e) for e in examples), dropped
+    with _collector_paused():
+        rows = spool.read(_WORKER["fd"], indices)
+        conversations = [_conversation(*row) for row in rows]
+        examples, dropped = encode.encode_chunk(conversations, config, tokenizer)
+        if not examples:
+            return None, 0, dropped
+        return _record_batch(examples), sum(encode._token_count(e) for e in examples), dropped
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused for one chunk: its rows make many small containers and no
+    cycles, and the collections they set off cost a tenth of the time. Anything cyclic left is
+    collected once it runs again, after the chunk."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _conversation(dataset: str, path: str, row: int, value: Any):
