@@ -95,7 +95,10 @@ def prepared_on(
 
         backend = get_backend(host)
     if backend is not None and hasattr(backend, "request"):
-        answer = backend.request("prepared", **ask)
+        try:
+            answer = backend.request("prepared", **ask)
+        finally:
+            backend.close()
     else:  # this box, or a Slurm login node that is this box
         answer = prepared_here(**ask)
     entries = [CachedData.from_dict(doc) for doc in answer["entries"]]
