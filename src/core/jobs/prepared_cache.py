@@ -2,7 +2,7 @@
 removing it, here or on a host through its agent.
 
 Each folder under cache_root() is one set of inputs (its key); meta.json says what made it and
-its mtime when a run last read it (prepare_dataset stamps it). A build a killed run left
+its mtime when a run last read it (mark_used). A build a killed run left
 half-done (`.KEY.PID.partial`, its process gone) is listed as partial and removed with the rest.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.core.errors import UsageError
+from tunedeck.core.jobs import procs
 from tunedeck.core.jobs.store import human_bytes
 from tunedeck.core.locations import cache_dir
 
@@ -150,6 +151,14 @@ def remove_prepared(
     return chosen
 
 
+def mark_used(folder: Path) -> None:
+    """Stamp a folder as read by a run now (meta.json's mtime, the listing's `used`)."""
+    try:
+        os.utime(folder / META_FILE)
+    except OSError:
+        pass  # a read-only tokenized_path: nothing to stamp
+
+
 def _named(entries: list[CachedData], key: str) -> CachedData:
     matches = [e for e in entries if e.key.startswith(key)] if len(key) >= MIN_PREFIX else []
     if len(matches) == 1:
@@ -190,21 +199,11 @@ def _partial(path: Path) -> CachedData | None:
         pid = int(path.name.rsplit(".", 2)[-2])
     except ValueError:
         return None
-    if _alive(pid):
+    if procs.is_alive(pid, None):
         return None
     mtime = path.stat().st_mtime
     key = path.name[1:].split(".", 1)[0]
     return CachedData(key, path, _size(path), 0, 0, mtime, mtime, {}, partial=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _size(folder: Path) -> int:

@@ -37,7 +37,7 @@ from tunedeck.core.datasets.conversation import RowLocation
 from tunedeck.core.datasets.convert import converter_for
 from tunedeck.core.datasets.readers import data_files, read_file_rows
 from tunedeck.core.errors import TunedeckError
-from tunedeck.core.jobs.prepared_cache import META_FILE, cache_root
+from tunedeck.core.jobs.prepared_cache import META_FILE, cache_root, mark_used
 from tunedeck.core.runners import encode
 
 FORMAT = 2
@@ -114,7 +114,7 @@ def prepare_dataset(config: RunConfig, tokenizer, status: Status | None = None) 
             say(
                 "tokenizing", f"prepared data read from {folder} ({meta['rows']['train']} examples)"
             )
-            _mark_used(folder)
+            mark_used(folder)
             return _loaded(folder, meta, from_cache=True)
     meta = build(config, tokenizer, folder, key, say)
     return _loaded(folder, meta, from_cache=False)
@@ -145,14 +145,6 @@ def _process_start() -> float:
         return 0.0  # no /proc: any complete build counts
     started_ago = uptime - ticks / os.sysconf("SC_CLK_TCK")
     return time.time() - started_ago - PROCESS_START_MARGIN_S
-
-
-def _mark_used(folder: Path) -> None:
-    """Stamp the folder as read by a run now (meta.json's mtime: what `data prepared` shows)."""
-    try:
-        os.utime(folder / META_FILE)
-    except OSError:
-        pass  # a read-only tokenized_path: nothing to stamp
 
 
 def cache_key(config: RunConfig, tokenizer) -> str:
@@ -507,12 +499,12 @@ def _collector_paused() -> Iterator[None]:
     """Python's cycle collector paused for one chunk: its rows make many small containers and no
     cycles, and the collections they set off cost a tenth of the time. Anything cyclic left is
     collected once it runs again, after the chunk."""
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 

@@ -82,10 +82,11 @@ class PreparedScreen(DeckScreen):
     @work(thread=True, exclusive=True, group="prepared", exit_on_error=False)
     def ask(self, **ask) -> None:
         folder, entries, removed = prepared_on(self.host, **ask)
-        if removed:
+        if removed:  # the listing less what went: no second round trip to the host
             freed = human_bytes(sum(e.size for e in entries))
             self.from_thread(self.notify, f"removed {len(entries)} folder(s), {freed} freed")
-            folder, entries, _ = prepared_on(self.host)
+            gone = {e.key for e in entries}
+            entries = [e for e in self.entries if e.key not in gone]
         self.from_thread(self._show, folder, entries)
 
     def worker_failed(self, group: str, error: BaseException) -> None:
