@@ -66,8 +66,12 @@ async def test_a_big_model_is_asked_about_and_no_makes_no_job(remote_box, tmp_pa
         await _form_on_box(pilot, app, model, "out/big")
         await pilot.press("ctrl+s")
         await wait_until(
-            pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question", timeout=60
+            pilot,
+            lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query(Static),
+            "the question shown",
+            timeout=60,
         )
+        await wait_until(pilot, lambda: getattr(app.focused, "id", None) == "no", "no focused")
         question = str(app.screen.query(Static).first().render())
         assert f"send the model {model} (1.1 GB) to box?" in question
         await pilot.press("n")

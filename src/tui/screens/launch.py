@@ -690,7 +690,8 @@ class LaunchScreen(DeckScreen):
         return f" ({', '.join(said)})" if said else ""
 
     def ask_from_worker(self, question: str) -> bool:
-        """Ask a yes/no question in a dialog from a worker thread; wait for the answer."""
+        """Ask a yes/no question in a dialog from a worker thread; wait for the answer. No
+        answer counts as no once the screen or the app is gone (the worker must not outlive it)."""
         answered = threading.Event()
         answer: list[bool] = []
 
@@ -699,8 +700,10 @@ class LaunchScreen(DeckScreen):
             answered.set()
 
         dialog = ConfirmScreen(question, "it is sent once; later runs reuse it", yes="Send")
-        self.app.call_from_thread(self.app.push_screen, dialog, done)
-        answered.wait()
+        self.from_thread(self.app.push_screen, dialog, done)
+        while not answered.wait(0.25):
+            if not (self.is_attached and self.app.is_running):
+                return False
         return answer[0]
 
     def sync_progress(self, progress: Any) -> None:
