@@ -18,7 +18,9 @@ from tunedeck.core.templates import IGNORE_INDEX
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("count", "seed"), [(1, 42), (2, 42), (91, 42), (1000, 43), (7, 0)])
+@pytest.mark.parametrize(
+    ("count", "seed"), [(0, 42), (1, 42), (2, 42), (91, 42), (1000, 43), (7, 0), (200_000, 5)]
+)
 def test_epoch_order_is_torch_randperm_of_seed_plus_epoch(count, seed):
     import torch
 

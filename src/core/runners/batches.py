@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from tunedeck.core.config import RunConfig
@@ -50,12 +51,24 @@ class Batch:
 
 def epoch_order(count: int, seed: int, epoch: int = 0) -> list[int]:
     """Example indices in the order the Trainer's sampler draws them in `epoch`."""
-    order = list(range(count))
+    return list(drawn_order(count, seed, epoch))
+
+
+def drawn_order(count: int, seed: int, epoch: int = 0) -> Iterator[int]:
+    """`epoch_order` drawn lazily: the shuffle swaps position i with a later one and never
+    touches it again, so the first batches cost their own draws only (a dict holds the moved)."""
     draw = _mt19937(seed + epoch)
+    moved: dict[int, int] = {}
     for i in range(count - 1):
         j = i + next(draw) % (count - i)
-        order[i], order[j] = order[j], order[i]
-    return order
+        here = moved.pop(i, i)
+        if j == i:
+            yield here
+        else:
+            yield moved.get(j, j)
+            moved[j] = here
+    if count:
+        yield moved.get(count - 1, count - 1)
 
 
 def pad_multiple(config: RunConfig) -> int | None:
@@ -113,9 +126,9 @@ def _batch_indices(count: int, size: int, seed: int) -> Iterator[list[int]]:
         return
     epoch = 0
     while True:
-        order = epoch_order(count, seed, epoch)
-        for start in range(0, count, size):
-            yield order[start : start + size]
+        order = drawn_order(count, seed, epoch)
+        while batch := list(islice(order, size)):
+            yield batch
         epoch += 1
 
 
