@@ -1,5 +1,5 @@
 """The Launch screen sends what a run reads to a box apart: a big model is asked about in a
-dialog (no sends nothing, no job), a small one goes without asking and the run names the
+dialog (no sends nothing, no job; yes sends it), a small one goes without asking and the run names the
 box's synced paths."""
 
 from __future__ import annotations
