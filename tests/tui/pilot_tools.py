@@ -83,9 +83,12 @@ async def settle_until(
 
 
 async def wait_until(pilot, predicate: Callable[[], bool], what: str, timeout: float = 30.0):
-    """Let the app run until `predicate()` holds (for processes outside the app: jobs, logs)."""
+    """Let the app run until `predicate()` holds (for processes outside the app: jobs, logs);
+    fails at once if the app itself failed meanwhile."""
     waited = 0.0
     while not predicate():
+        if pilot.app._exception is not None:
+            raise AssertionError(f"the app failed before: {what}") from pilot.app._exception
         if waited > timeout:
             said = [str(n.message) for n in pilot.app._notifications][-5:]
             raise AssertionError(f"the app never reached: {what} (its last notices: {said})")
