@@ -72,8 +72,10 @@ def write_slurm_conf(
     cluster_name: str = "tunedeck",
     ctld_port: int | None = None,
     extra: Sequence[str] = (),
+    partitions: Sequence[str] = (),
 ) -> Path:
-    """A slurm.conf for daemons that keep everything under `root` (state, spool, pids, logs)."""
+    """A slurm.conf for daemons that keep everything under `root` (state, spool, pids, logs);
+    `partitions` are more PartitionName lines' options (each over every node)."""
     root.mkdir(parents=True, exist_ok=True)
     for sub in ("state", "spool"):
         (root / sub).mkdir(exist_ok=True)
@@ -117,6 +119,9 @@ def write_slurm_conf(
         )
     names = ",".join(node.name for node in nodes)
     lines.append(f"PartitionName={partition} Nodes={names} Default=YES MaxTime=INFINITE State=UP")
+    lines += [
+        f"PartitionName={options} Nodes={names} MaxTime=INFINITE State=UP" for options in partitions
+    ]
     conf = root / "slurm.conf"
     conf.write_text("\n".join(lines) + "\n")
     return conf

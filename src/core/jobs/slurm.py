@@ -451,7 +451,8 @@ class SlurmBackend:
             state = JobState.CANCELLED
         message = WHY_MESSAGES.get(slurm_state)
         if why == "timelimit" and code != 0:
-            message = "stopped by Slurm's signal (time limit or preemption); checkpoint saved"
+            cause = message or "stopped by Slurm's signal (time limit or preemption)"
+            message = f"{cause}; checkpoint saved: `tunedeck runs resume {job.id}` goes on from it"
         progress = metrics.read_job_progress(job)
         return {
             "state": state,

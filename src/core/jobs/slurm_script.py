@@ -149,10 +149,14 @@ def _run_lines(options: ScriptOptions) -> list[str]:
         'if [ -e "$TUNEDECK_CANCEL" ]; then WHY=cancel; elif [ -n "$STOPPED" ]; then WHY=timelimit; fi',
         # (a run that finished its last step as the signal came is done: no requeue)
         f'if [ "$WHY" = timelimit ] && [ "$CODE" != 0 ] && [ {requeue} = 1 ]; then',
-        '  if scontrol requeue "$SLURM_JOB_ID"; then',
+        # (a preemption in PreemptMode=REQUEUE has Slurm requeue it itself: "Job is pending
+        # execution", Slurm's ESLURM_JOB_PENDING, means it is in the queue already)
+        '  if REFUSED="$(scontrol requeue "$SLURM_JOB_ID" 2>&1)" \\',
+        '      || [[ "$REFUSED" == *"pending execution"* ]]; then',
         '    echo "tunedeck: stopped by Slurm (time limit or preemption); requeued to resume"',
         "    exit 0",
         "  fi",
+        '  echo "$REFUSED"',
         '  echo "tunedeck: stopped by Slurm; it refused the requeue: resume with tunedeck runs resume"',
         "fi",
         'echo "$CODE $WHY" > "$TUNEDECK_EXIT"',
