@@ -54,23 +54,35 @@ def _jobs() -> list:
         registry.close()
 
 
-@pytest.mark.slow
-async def test_a_big_model_is_asked_about_and_no_makes_no_job(remote_box, tmp_path):  # noqa: F811
+BIG = (1 << 30) + 1  # bytes: over the size that asks before sending
+
+
+def _big_model(tmp_path: Path) -> Path:
     model = tmp_path / "bigmodel"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with open(model / "weights.bin", "wb") as handle:
-        handle.truncate((1 << 30) + 1)  # sparse
+        handle.truncate(BIG)  # sparse
+    return model
+
+
+async def _submit_and_see_the_question(pilot, app, model: Path, output: str) -> None:
+    await _form_on_box(pilot, app, model, output)
+    await pilot.press("ctrl+s")
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query(Static),
+        "the question shown",
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+async def test_a_big_model_is_asked_about_and_no_makes_no_job(remote_box, tmp_path):  # noqa: F811
+    model = _big_model(tmp_path)
     app = TunedeckApp(EXAMPLE_DATA)
     async with app.run_test(size=(140, 45)) as pilot:
-        await _form_on_box(pilot, app, model, "out/big")
-        await pilot.press("ctrl+s")
-        await wait_until(
-            pilot,
-            lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query(Static),
-            "the question shown",
-            timeout=60,
-        )
+        await _submit_and_see_the_question(pilot, app, model, "out/big")
         await wait_until(pilot, lambda: getattr(app.focused, "id", None) == "no", "no focused")
         question = str(app.screen.query(Static).first().render())
         assert f"send the model {model} (1.1 GB) to box?" in question
@@ -86,30 +98,18 @@ async def test_a_big_model_is_asked_about_and_no_makes_no_job(remote_box, tmp_pa
 
 @pytest.mark.slow
 async def test_a_big_model_is_sent_on_yes_and_the_run_names_its_copy(remote_box, tmp_path):  # noqa: F811
-    model = tmp_path / "bigmodel"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    size = (1 << 30) + 1
-    with open(model / "weights.bin", "wb") as handle:
-        handle.truncate(size)  # sparse
+    model = _big_model(tmp_path)
     posted = Posted()
     app = TunedeckApp(EXAMPLE_DATA)
     async with app.run_test(size=(140, 45), message_hook=posted) as pilot:
-        await _form_on_box(pilot, app, model, "out/big-yes")
-        await pilot.press("ctrl+s")
-        await wait_until(
-            pilot,
-            lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query(Static),
-            "the question shown",
-            timeout=60,
-        )
+        await _submit_and_see_the_question(pilot, app, model, "out/big-yes")
         await pilot.press("y")
         await wait_until(pilot, lambda: posted.of(JobSubmitted), "the job submitted", timeout=180)
     (job,) = [j for j in _jobs() if j.id == posted.last(JobSubmitted).job_id]
     settings = dict(item.split("=", 1) for item in job.argv[4:])
     copy = Path(json.loads(settings["model_name_or_path"]))
     assert copy.is_relative_to(Path(remote_box.workdir) / INPUTS_DIR)
-    assert (copy / "weights.bin").stat().st_size == size
+    assert (copy / "weights.bin").stat().st_size == BIG
 
 
 @pytest.mark.slow
