@@ -33,7 +33,7 @@ def main() -> int:
         batches = first_batches(examples, config, 0, args.batches)
         lazy.append(time.perf_counter() - start)
         start = time.perf_counter()
-        order = epoch_order(args.examples, config.seed)[:wanted]
+        order = list(epoch_order(args.examples, config.seed))[:wanted]
         whole.append(time.perf_counter() - start)
         assert [r.example for b in batches for r in b.rows] == order
     fast, slow = statistics.median(lazy), statistics.median(whole)

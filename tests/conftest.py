@@ -67,7 +67,7 @@ def _busy_threads() -> list[threading.Thread]:
     busy = []
     for thread in threading.enumerate():
         frame = frames.get(thread.ident)
-        if thread is threading.main_thread() or frame is None or frame.f_code.co_name == "_worker":
+        if thread is threading.main_thread() or frame is None or _worker_loop(frame):
             continue
         if not thread.daemon or _in_executor(frame):
             busy.append(thread)
@@ -76,7 +76,12 @@ def _busy_threads() -> list[threading.Thread]:
 
 def _in_executor(frame) -> bool:
     while frame is not None:
-        if frame.f_code.co_name == "_worker" and "concurrent" in frame.f_code.co_filename:
+        if _worker_loop(frame):
             return True
         frame = frame.f_back
     return False
+
+
+def _worker_loop(frame) -> bool:
+    """A concurrent.futures worker's own loop (not the work it runs)."""
+    return frame.f_code.co_name == "_worker" and "concurrent" in frame.f_code.co_filename

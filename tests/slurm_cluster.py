@@ -236,18 +236,23 @@ CLUSTER_NAME = "cluster"
 TEST_SIGNAL_LEAD = "35"  # seconds before the time limit the runner is told (the default is 120)
 
 
-@pytest.fixture
-def slurm_local_host(slurm_cluster) -> Host:
-    """hosts.toml 'cluster': this machine as the cluster's login node (target `local`)."""
+def add_login_host(cluster: SlurmCluster) -> Host:
+    """hosts.toml 'cluster': this machine as `cluster`'s login node (target `local`)."""
     return add_host(
         Host(
             name=CLUSTER_NAME,
             target=THIS_MACHINE,
-            env={**slurm_cluster.env, SIGNAL_LEAD_ENV: TEST_SIGNAL_LEAD},
+            env={**cluster.env, SIGNAL_LEAD_ENV: TEST_SIGNAL_LEAD},
             scheduler="slurm",
-            partition=slurm_cluster.partition,
+            partition=cluster.partition,
         )
     )
+
+
+@pytest.fixture
+def slurm_local_host(slurm_cluster) -> Host:
+    """The session cluster's login node on this machine."""
+    return add_login_host(slurm_cluster)
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from jobs_helpers import cli_json, wait_for
 from slurm_cluster import (
+    CLUSTER_NAME,
     SlurmCluster,
     SlurmNode,
+    add_login_host,
     free_port,
     start_cluster,
     stop_cluster,
@@ -33,13 +35,12 @@ from test_slurm_training import (
 from tunedeck.core.config import load_config
 from tunedeck.core.jobs import JobState, get_backend
 from tunedeck.core.jobs.backend import Resources
-from tunedeck.core.jobs.hosts import THIS_MACHINE, Host, add_host
+from tunedeck.core.jobs.hosts import Host
 from tunedeck.core.runners.launch import launch_run
 
 pytestmark = pytest.mark.slow
 
 LOW, URGENT = "low", "urgent"
-CLUSTER_NAME = "cluster"
 # Many steps (a few ms each): still training when the preemption comes, even on a loaded box.
 STEPS = 3000
 
@@ -65,25 +66,13 @@ def preempting_cluster(tmp_path_factory) -> Iterator[SlurmCluster]:
 
 @pytest.fixture
 def low_host(preempting_cluster) -> Host:
-    return add_host(
-        Host(
-            name=CLUSTER_NAME,
-            target=THIS_MACHINE,
-            env=preempting_cluster.env,
-            scheduler="slurm",
-            partition=LOW,
-        )
-    )
+    return add_login_host(preempting_cluster)  # its partition: low
 
 
-def preempt(cluster: SlurmCluster, tmp_path: Path) -> None:
-    """A job of the urgent partition that needs the whole node."""
-    argv = ["sbatch", "--parsable", "-p", URGENT, "-c", "2", "-o", str(tmp_path / "urgent.out")]
-    done = cluster.run(*argv, "--wrap", "sleep 3")
-    assert done.returncode == 0, done.stderr
-
-
-def start_training(backend, model: Path, tmp_path: Path, requeue: bool):
+def train_then_preempt(cluster: SlurmCluster, model: Path, tmp_path: Path, requeue: bool):
+    """A run in the low partition; once it has logged two steps, a job of the urgent partition
+    that needs the whole node. (backend, job, output folder)"""
+    backend = get_backend(CLUSTER_NAME)
     config = load_config(train_config_file(tmp_path, model, max_steps=STEPS))
     out = Path(config.output_dir)
     resources = Resources(requeue=requeue, cpus_per_task=2)
@@ -94,7 +83,10 @@ def start_training(backend, model: Path, tmp_path: Path, requeue: bool):
         interval=0.1,
         what="two logged steps",
     )
-    return job, out
+    argv = ["sbatch", "--parsable", "-p", URGENT, "-c", "2", "-o", str(tmp_path / "urgent.out")]
+    done = cluster.run(*argv, "--wrap", "sleep 3")
+    assert done.returncode == 0, done.stderr
+    return backend, job, out
 
 
 @pytest.mark.timeout(900)
@@ -104,9 +96,7 @@ def test_a_preempted_run_saves_a_checkpoint_is_requeued_and_resumes_to_the_end(
     tiny_model,  # noqa: F811
     tmp_path,
 ):
-    backend = get_backend(CLUSTER_NAME)
-    job, out = start_training(backend, tiny_model, tmp_path, requeue=True)
-    preempt(preempting_cluster, tmp_path)
+    backend, job, out = train_then_preempt(preempting_cluster, tiny_model, tmp_path, True)
     wait_until_pending(preempting_cluster, job.scheduler_id)
     first_run = backend.read_log(job).data.decode()
     assert "DUE TO PREEMPTION" in first_run and "requeued to resume" in first_run, first_run[-2000:]
@@ -130,9 +120,7 @@ def test_a_preempted_run_without_requeue_ends_with_its_checkpoint_and_resumes_fr
     tiny_model,  # noqa: F811
     tmp_path,
 ):
-    backend = get_backend(CLUSTER_NAME)
-    job, out = start_training(backend, tiny_model, tmp_path, requeue=False)
-    preempt(preempting_cluster, tmp_path)
+    backend, job, out = train_then_preempt(preempting_cluster, tiny_model, tmp_path, False)
     ended = final(backend, job, timeout=300)
     assert (ended.state, ended.scheduler_state, ended.exit_code) == (
         JobState.FAILED,

@@ -27,7 +27,8 @@ def test_epoch_order_is_torch_randperm_of_seed_plus_epoch(count, seed):
     generator = torch.Generator()
     generator.manual_seed(seed)
     assert (
-        epoch_order(count, seed - 1, epoch=1) == torch.randperm(count, generator=generator).tolist()
+        list(epoch_order(count, seed - 1, epoch=1))
+        == torch.randperm(count, generator=generator).tolist()
     )
 
 
@@ -96,7 +97,7 @@ def test_preview_batch_prints_the_first_batches_of_a_config(tmp_path, tiny_model
     done = subprocess.run([*command, "--json"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     batches = json.loads(done.stdout)["batches"]
-    order = epoch_order(10, 42)
+    order = list(epoch_order(10, 42))
     assert [[r["example"] for r in b["rows"]] for b in batches] == [order[0:2], order[2:4]]
     first = batches[0]
     assert len(first["input_ids"][0]) % 8 == 0

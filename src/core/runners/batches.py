@@ -49,14 +49,10 @@ class Batch:
         }
 
 
-def epoch_order(count: int, seed: int, epoch: int = 0) -> list[int]:
-    """Example indices in the order the Trainer's sampler draws them in `epoch`."""
-    return list(drawn_order(count, seed, epoch))
-
-
-def drawn_order(count: int, seed: int, epoch: int = 0) -> Iterator[int]:
-    """`epoch_order` drawn lazily: the shuffle swaps position i with a later one and never
-    touches it again, so the first batches cost their own draws only (a dict holds the moved)."""
+def epoch_order(count: int, seed: int, epoch: int = 0) -> Iterator[int]:
+    """Example indices in the order the Trainer's sampler draws them in `epoch`, drawn lazily:
+    the shuffle swaps position i with a later one and never touches it again, so the first
+    batches cost their own draws only (a dict holds the moved indices)."""
     draw = _mt19937(seed + epoch)
     moved: dict[int, int] = {}
     for i in range(count - 1):
@@ -126,7 +122,7 @@ def _batch_indices(count: int, size: int, seed: int) -> Iterator[list[int]]:
         return
     epoch = 0
     while True:
-        order = drawn_order(count, seed, epoch)
+        order = epoch_order(count, seed, epoch)
         while batch := list(islice(order, size)):
             yield batch
         epoch += 1
